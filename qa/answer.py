@@ -1,0 +1,167 @@
+"""PRESENT: the answer sentence, the supporting sentence of each passage, the "not found"
+decision, and the one renderer of an `Answer` for the terminal, JSON and HTML.
+
+Corpus text is always quoted as it stands, with its citation; nothing is paraphrased.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import textwrap
+from dataclasses import replace
+
+from .schema import Answer, Hit, Span
+
+ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
+RANK_PENALTY = 0.02  # per rank below the first, taken off a sentence's cosine when choosing
+
+
+def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answer:
+    """Mark each hit's best sentence, pick the answer sentence and decide `found`.
+
+    Args:
+        hits: ranked hits from `Searcher.search_with_scores`.
+        parts: its score parts (the per-sentence cosines are used here).
+        searcher: the `Searcher`, for sentence spans and passages.
+    """
+    sentence_cos = parts["sentence"]
+    spans = searcher.data.sentence_spans
+    marked: list[Hit] = []
+    best: tuple[float, int, int] | None = None  # (choice score, hit index, sentence id)
+    for h, hit in enumerate(hits):
+        row = searcher.row_of(hit)
+        ids = searcher.sentences_of(row)
+        if not ids:
+            marked.append(hit)
+            continue
+        top = max(ids, key=lambda j: sentence_cos[j])
+        _, start, end = spans[top]
+        marked.append(replace(hit, sentence_start=start, sentence_end=end))
+        if h < ANSWER_FROM_TOP:
+            choice = float(sentence_cos[top]) - RANK_PENALTY * h
+            if best is None or choice > best[0]:
+                best = (choice, h, top)
+    found = bool(hits) and _supported(hits, parts, searcher)
+    answer = None
+    if best is not None:
+        hit = marked[best[1]]
+        _, start, end = spans[best[2]]
+        text = hit.text[start - hit.start_char : end - hit.start_char]
+        first = hit.start_line + hit.text.count("\n", 0, start - hit.start_char)
+        answer = Span(
+            text=text,
+            source=hit.source,
+            start_line=first,
+            end_line=first + text.count("\n"),
+            start_char=start,
+            end_char=end,
+        )
+    return Answer(question=question, passages=marked, answer=answer, found=found)
+
+
+def _supported(hits: list[Hit], parts: dict, searcher) -> bool:
+    """Whether the best passage is close enough to the question to count as an answer."""
+    return float(hits[0].dense or 0.0) >= searcher.params.found_threshold
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def to_json(answer: Answer) -> str:
+    """The `qa ask --json` document: one JSON object."""
+    return json.dumps(answer.to_dict(), ensure_ascii=False, indent=2)
+
+
+def _score_line(hit: Hit) -> str:
+    parts = [f"score {hit.score:.4f}"]
+    if hit.dense is not None:
+        parts.append(f"dense {hit.dense:.3f}" + (f" (#{hit.dense_rank})" if hit.dense_rank else ""))
+    if hit.bm25 is not None:
+        parts.append(f"bm25 {hit.bm25:.2f}" + (f" (#{hit.bm25_rank})" if hit.bm25_rank else ""))
+    return ", ".join(parts)
+
+
+def citation(hit_or_span) -> str:
+    """`source:Lstart-Lend` (or `source:Ln` for one line)."""
+    a, b = hit_or_span.start_line, hit_or_span.end_line
+    return f"{hit_or_span.source}:L{a}" + (f"-L{b}" if b != a else "")
+
+
+def render_text(answer: Answer, color: bool = False, width: int = 100) -> str:
+    """The terminal form: the answer sentence with its citation, then the numbered passages,
+    each with citation, section and score parts, its supporting sentence emphasised."""
+    bold = ("\033[1m", "\033[0m") if color else ("", "")
+    mark = ("\033[1;4m", "\033[0m") if color else ("", "")
+    out = []
+    if not answer.passages:
+        return "No passages: the index is empty.\n"
+    if answer.found and answer.answer:
+        out.append(f"{bold[0]}Answer{bold[1]} ({citation(answer.answer)}):")
+        out.append(textwrap.indent(textwrap.fill(answer.answer.text, width - 2), "  "))
+        out.append("")
+        out.append("Passages:")
+    else:
+        out.append("Not found: no passage of the corpus clearly answers this question.")
+        out.append("Closest passages:")
+    for hit in answer.passages:
+        section = f" — {hit.section}" if hit.section else ""
+        out.append(f"\n[{hit.rank}] {bold[0]}{citation(hit)}{bold[1]}{section}  ({_score_line(hit)})")
+        text = hit.text
+        if color and hit.sentence_start is not None:
+            a, b = hit.sentence_start - hit.start_char, hit.sentence_end - hit.start_char
+            text = text[:a] + mark[0] + text[a:b] + mark[1] + text[b:]
+        for para in text.split("\n"):
+            if para.strip():
+                out.append(textwrap.indent(textwrap.fill(para, width - 4), "    "))
+    return "\n".join(out) + "\n"
+
+
+_MARKDOWN_SPECIALS = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_{}[]()#+-.!|~<>&\"'"})
+
+
+def escape(text: str) -> str:
+    """Text made inert for an HTML-and-Markdown renderer: every character that either language
+    treats specially becomes a numeric entity, so corpus text shows exactly as written."""
+    return text.translate(_MARKDOWN_SPECIALS).replace("\n", "<br>")
+
+
+def render_html(answer: Answer, link: callable = None) -> str:
+    """The web chat's reply. `link(hit)` may return a URL for the citation (source viewer)."""
+    out = []
+    if answer.found and answer.answer:
+        out.append(
+            '<div class="qa-answer"><div class="qa-label">Answer</div>'
+            f"<blockquote>{escape(answer.answer.text)}</blockquote>"
+            f'<div class="qa-cite">{escape(citation(answer.answer))}</div></div>'
+        )
+        cards = "".join(_card(h, link) for h in answer.passages)
+        out.append(f'<div class="qa-sources">{cards}</div>')
+    else:
+        out.append(
+            '<div class="qa-notfound">Not found: no passage of the corpus clearly answers this question.</div>'
+        )
+        if answer.passages:
+            cards = "".join(_card(h, link) for h in answer.passages)
+            out.append(f'<details class="qa-closest"><summary>Closest passages ({len(answer.passages)})</summary>{cards}</details>')
+    return "".join(out)
+
+
+def _card(hit: Hit, link) -> str:
+    text = hit.text
+    if hit.sentence_start is not None:
+        a, b = hit.sentence_start - hit.start_char, hit.sentence_end - hit.start_char
+        body = f"{escape(text[:a])}<mark>{escape(text[a:b])}</mark>{escape(text[b:])}"
+    else:
+        body = escape(text)
+    cite = escape(citation(hit))
+    url = link(hit) if link else None
+    if url:
+        cite = f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener">{cite}</a>'
+    section = f' · <span class="qa-section">{escape(hit.section)}</span>' if hit.section else ""
+    return (
+        f'<div class="qa-card"><div class="qa-head"><span class="qa-num">[{hit.rank}]</span> '
+        f"{cite}{section}"
+        f' <span class="qa-score">{escape(_score_line(hit))}</span></div>'
+        f'<div class="qa-text">{body}</div></div>'
+    )

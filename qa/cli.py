@@ -1,0 +1,214 @@
+"""The `qa` command: parse arguments, call `api`, print. Errors become messages and exit codes:
+1 for a failure, 2 for bad usage or input; never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import Settings
+from .errors import QAError
+
+log = logging.getLogger("qa")
+
+EPILOG = """examples:
+  qa index                          build index/ from corpus/
+  qa ask "Who leads the NCRI?"      answer in the terminal, with citations
+  qa ask "Who leads the NCRI?" --json
+  qa serve                          web chat on http://127.0.0.1:7860
+
+environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them)."""
+
+
+def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
+    if corpus:
+        parser.add_argument("--corpus", metavar="DIR", help="documents folder (env QA_CORPUS_DIR, default corpus/)")
+    parser.add_argument("--index", metavar="DIR", help="index folder (env QA_INDEX_DIR, default index/)")
+    parser.add_argument("--model", metavar="NAME", help="sentence-transformers model name or path (env QA_MODEL)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa",
+        description="Ask questions of your documents; every answer is a cited passage.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qa {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="(re)build the index from the corpus")
+    _common(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="answer one question in the terminal")
+    p.add_argument("question", help="the question (quote it)")
+    p.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--source", action="append", metavar="PATTERN", help="only files matching (glob or part of the path); repeatable")
+    _common(p)
+
+    p = sub.add_parser("serve", help="web chat (Gradio) on localhost")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
+    _common(p)
+
+    p = sub.add_parser("status", help="which index is there, and whether the corpus changed since")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _common(p)
+    return parser
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(
+        corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None), model=args.model
+    )
+
+
+def _progress(quiet: bool):
+    """A tqdm bar on stderr as a progress callback (none when quiet or not a terminal's job)."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _summary(report) -> str:
+    lines = [
+        f"Indexed {report.files} file{'s' * (report.files != 1)}: {report.passages} passages, "
+        f"{report.sentences} sentences, in {report.seconds:.1f} s with {report.model} → {report.index_path}"
+    ]
+    if report.skipped:
+        lines.append(f"Skipped {len(report.skipped)} file{'s' * (len(report.skipped) != 1)}:")
+        lines += [f"  {path}: {reason}" for path, reason in report.skipped]
+    return "\n".join(lines)
+
+
+def cmd_index(args) -> int:
+    from .api import build_index
+
+    settings = _settings(args)
+    update, close = _progress(args.quiet)
+    try:
+        report = build_index(settings, progress=update)
+    finally:
+        close()
+    print(_summary(report))
+    return 0
+
+
+def _ensure(settings: Settings) -> None:
+    from .api import ensure_index
+
+    update, close = _progress(not sys.stderr.isatty())
+    try:
+        report = ensure_index(settings, progress=update, say=_say)
+    finally:
+        close()
+    if report:
+        _say(_summary(report))
+
+
+def cmd_ask(args) -> int:
+    from .answer import render_text, to_json
+    from .api import Retriever, check_k, check_question
+
+    question = check_question(args.question)
+    k = check_k(args.k)
+    settings = _settings(args)
+    _ensure(settings)
+    retriever = Retriever.load(settings.index_dir, model=settings.model)
+    answer = retriever.ask(question, k, sources=args.source)
+    if args.json:
+        print(to_json(answer))
+    else:
+        sys.stdout.write(render_text(answer, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .web import serve
+
+    settings = _settings(args)
+    auth = args.auth or os.environ.get("QA_AUTH") or None
+    _ensure(settings)
+    serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
+    return 0
+
+
+def cmd_status(args) -> int:
+    import json
+
+    from .api import index_state
+    from .store import current_generation, read_manifest
+
+    settings = _settings(args)
+    manifest = read_manifest(settings.index_dir)
+    state = index_state(settings)
+    info = {
+        "index_dir": str(settings.index_dir),
+        "state": state,
+        "generation": str(current_generation(settings.index_dir) or ""),
+        "model": manifest.get("model") if manifest else None,
+        "passages": manifest.get("passages") if manifest else 0,
+        "files": len(manifest.get("files", {})) if manifest else 0,
+        "built_at": manifest.get("built_at") if manifest else None,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    meaning = {
+        "ok": "up to date with the corpus",
+        "stale": f"{settings.corpus_dir}/ changed since the build: run `qa index`",
+        "missing": "no index: run `qa index`",
+        "model": f"built with another model than {settings.model!r}: run `qa index`",
+    }[state]
+    print(f"index:    {info['generation'] or settings.index_dir}")
+    if manifest:
+        print(f"model:    {info['model']}")
+        print(f"passages: {info['passages']} from {info['files']} files")
+        print(f"built:    {info['built_at']}")
+    print(f"state:    {state} ({meaning})")
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return COMMANDS[args.command](args)
+    except QAError as exc:
+        print(f"qa: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("qa: interrupted", file=sys.stderr)
+        return 130

