@@ -1,0 +1,35 @@
+# make run   create .venv, install, build the index if missing or stale, serve http://127.0.0.1:7860
+# make test  create .venv, install, run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+TORCH   = torch==2.13.0
+
+.PHONY: install run test test-fast index bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# CPU torch first: the project's own range would otherwise pull a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	HF_HUB_OFFLINE=1 $(BIN)/qa serve
+
+index: install
+	HF_HUB_OFFLINE=1 $(BIN)/qa index
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not model"
+
+clean:
+	rm -rf $(VENV) index/CURRENT index/gen-* index/.lock
