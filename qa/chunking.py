@@ -62,10 +62,9 @@ def _is_txt_heading(line: str, before_blank: bool, after_blank: bool) -> bool:
     )
 
 
-def find_sections(document: Document) -> list[Section]:
-    """Split a document into sections by its headings; text before the first heading has title ""."""
-    text = document.text
-    lines = list(_lines(text))
+def find_headings(document: Document) -> list[tuple[int, int, str]]:
+    """Heading lines as (line start, line end, section title), in order."""
+    lines = list(_lines(document.text))
     headings: list[tuple[int, int, str]] = []  # (line start, line end, title)
     if document.format == "md":
         in_fence = False
@@ -85,9 +84,15 @@ def find_sections(document: Document) -> list[Section]:
             after = i == len(lines) - 1 or not lines[i + 1][2].strip()
             if _is_txt_heading(line, before, after):
                 headings.append((start, end, line.strip()))
+    return headings
+
+
+def find_sections(document: Document) -> list[Section]:
+    """Split a document into sections by its headings; text before the first heading has title ""."""
+    text = document.text
     sections = []
     body_start, title = 0, ""
-    for start, end, heading in headings:
+    for start, end, heading in find_headings(document):
         sections.append(Section(title, body_start, start))
         body_start, title = end, heading
     sections.append(Section(title, body_start, len(text)))
