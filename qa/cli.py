@@ -71,19 +71,24 @@ def _settings(args) -> Settings:
 
 
 def _progress(quiet: bool):
-    """A tqdm bar on stderr as a progress callback (none when quiet or not a terminal's job)."""
+    """A tqdm bar on stderr as a progress callback, created at the first update; and its closer."""
     if quiet:
         return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+    bars = []
 
     def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            from tqdm import tqdm
 
-    return update, bar.close
+            bars.append(tqdm(total=total, unit="text", desc="embedding", file=sys.stderr, dynamic_ncols=True))
+        bars[0].n = done
+        bars[0].refresh()
+
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return update, close
 
 
 def _say(message: str) -> None:
