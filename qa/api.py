@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_K = 100
 MAX_QUESTION_CHARS = 4000  # longer questions are accepted; only this much is searched with
-ENCODE_BLOCK = 256
+ENCODE_BLOCK = 128
 
 Progress = Callable[[int, int], None]
 
@@ -55,6 +55,8 @@ def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress |
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out = None
     done = 0
+    if progress:
+        progress(0, len(texts))
     for start in range(0, len(order), ENCODE_BLOCK):
         block = order[start : start + ENCODE_BLOCK]
         vectors = embedder.encode_documents([texts[i] for i in block])
