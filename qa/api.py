@@ -22,7 +22,7 @@ from .chunking import chunk_document, split_sentences
 from .config import Settings
 from .documents import file_hashes, load_corpus
 from .embedding import Embedder, get_embedder
-from .errors import BadInput, EmptyQuestion, IndexMismatch, IndexMissing
+from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexMismatch, IndexMissing
 from .schema import Answer, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text
 from .store import FORMAT_VERSION, IndexData, build_lock, load_index, read_manifest, write_index
@@ -154,7 +154,7 @@ def index_state(settings: Settings) -> str:
         return "stale"
     try:
         current = file_hashes(settings.corpus_dir)
-    except Exception:  # a missing corpus folder: the index is what there is
+    except CorpusEmpty:  # no corpus folder here: the index is all there is to use
         return "ok"
     return "ok" if current == manifest.get("files") else "stale"
 
@@ -200,12 +200,14 @@ def check_question(question) -> str:
 
 def check_k(k) -> int:
     """k as an int in 1..MAX_K. Raises BadInput for anything else."""
+    message = f"k must be a whole number from 1 to {MAX_K}, not {k!r}."
     try:
         value = int(k)
     except (TypeError, ValueError):
-        raise BadInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}.") from None
-    if value != k and not isinstance(k, str) or not 1 <= value <= MAX_K:
-        raise BadInput(f"k must be a whole number from 1 to {MAX_K}, not {k!r}.")
+        raise BadInput(message) from None
+    is_whole = isinstance(k, str) or value == k  # "5" and 5.0 are fine, 2.5 is not
+    if not is_whole or not 1 <= value <= MAX_K:
+        raise BadInput(message)
     return value
 
 
