@@ -57,7 +57,7 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
             start_char=start,
             end_char=end,
             page=hit.page,
-            locator=hit.locator if hit.page is not None else "",
+            locator=hit.locator,
         )
     return Answer(question=question, passages=marked, answer=answer, found=found)
 

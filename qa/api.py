@@ -234,8 +234,12 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
                 texts.setdefault((source, start, end), p.text[a:b])
         fresh[source] = (passages, spans)
     keys = list(texts)
-    vectors = encode_sorted(embedder, passage_texts + [texts[k] for k in keys], progress)
-    dim = int(vectors.shape[1]) if len(vectors) else int(reuse.passage_vectors.shape[1]) if reuse else embedder.dim
+    to_embed = passage_texts + [texts[k] for k in keys]
+    if to_embed or reuse is None:
+        vectors = encode_sorted(embedder, to_embed, progress)
+    else:  # only deletions or renames: no need to load the model at all
+        vectors = np.zeros((0, reuse.passage_vectors.shape[1]), dtype=np.float32)
+    dim = int(vectors.shape[1])
     key_row = {key: len(passage_texts) + i for i, key in enumerate(keys)}
 
     passages: list[Passage] = []
