@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # libraries that set their own logger to DEBUG (bm25s) stay quiet
+    # pypdf logs every oddity of a PDF it can still read; our one warning per skipped file is enough.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     # Library chatter (model-loading bars, parallelism notes) is not the user's business.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
