@@ -497,6 +497,7 @@ class Retriever:
 _default_lock = threading.Lock()
 _default: dict[tuple, Retriever] = {}
 _reloading: set[tuple] = set()
+_failed: dict[tuple, str] = {}  # generation that failed to load, per key: not retried per query
 
 
 def default_retriever(settings: Settings | None = None, build_if_missing: bool = True) -> Retriever:
@@ -514,8 +515,8 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
         retriever = _default.get(key)
         if retriever is not None and (live is None or live == retriever.generation):
             return retriever
-        if retriever is not None and key in _reloading:
-            return retriever  # another thread is loading the new generation
+        if retriever is not None and (key in _reloading or _failed.get(key) == live):
+            return retriever  # another thread is loading the new generation, or it is damaged
         _reloading.add(key)
     try:
         if live is None and retriever is None:
@@ -525,11 +526,13 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
         embedder = retriever.embedder if retriever is not None else None
         try:
             fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=embedder)
-        except QAError:
+        except QAError as exc:
             if retriever is None:
                 raise
-            log.warning("could not load the new index in %s; still answering from %s",
-                        settings.index_dir, retriever.generation, exc_info=True)
+            log.warning("could not load the new index in %s (%s); still answering from %s",
+                        settings.index_dir, exc, retriever.generation)
+            with _default_lock:
+                _failed[key] = live
             return retriever
         with _default_lock:
             _default[key] = fresh

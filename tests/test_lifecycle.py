@@ -335,7 +335,11 @@ def test_damaged_new_generation_is_not_swapped_in(settings, fake_embedder, monke
     with open(report.index_path / "passages.faiss", "r+b") as f:
         f.truncate(10)
     assert default_retriever(settings) is first
-    assert "could not load the new index" in caplog.text
+    assert default_retriever(settings) is first
+    warnings = [r.getMessage() for r in caplog.records if r.name == "qa.api"]
+    assert len(warnings) == 1 and "could not load the new index" in warnings[0] and "passages.faiss" in warnings[0]
+    build_index(settings, embedder=fake_embedder, full=True)  # repaired: swapped in at the next query
+    assert "bees.txt" in default_retriever(settings).sources()
 
 
 # --- filters and status ---------------------------------------------------------------------
@@ -395,3 +399,39 @@ def test_status_text_and_json(settings, fake_embedder, monkeypatch, capsys):
         "  added:   1 (bees.txt)",
         "  changed: 1 (garden.txt)",
     ]
+
+
+def test_queries_during_rebuilds_answer_from_one_whole_index(settings, fake_embedder, monkeypatch):
+    """Threads keep asking through the shared retriever while builds swap indexes: every answer
+    comes from one complete index (its passages are exact spans of a version of the file)."""
+    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    build_index(settings, embedder=fake_embedder)
+    bees = settings.corpus_dir / "bees.txt"
+    versions = {BEES, BEES.replace("three", "four")}
+    errors, answers, done = [], [], threading.Event()
+
+    def ask():
+        while not done.is_set():
+            try:
+                answers.append(default_retriever(settings).search("bees hives honey", k=3))
+            except Exception as exc:  # any failure is what this test looks for
+                errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            bees.write_text(sorted(versions)[i % 2], encoding="utf-8")
+            build_index(settings, embedder=fake_embedder)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert errors == [] and answers
+    for hits in answers:
+        for h in hits:
+            if h.source == "bees.txt":
+                assert any(h.text == v[h.start_char : h.end_char] for v in versions)
+            else:
+                assert h.text == (settings.corpus_dir / h.source).read_text()[h.start_char : h.end_char]
