@@ -401,7 +401,7 @@ class Reusable:
     def of(self, source: str, new_source: str | None = None, row_offset: int = 0):
         """(passages, passage vectors, sentence spans renumbered from `row_offset`, sentence
         vectors) of `source`, relabelled `new_source` when the file was renamed."""
-        a, b = self.rows[source]
+        a, b = self.rows.get(source, (0, 0))  # a file may have no passage (only a heading)
         passages = self.passages[a:b]
         if new_source and new_source != source:
             passages = [replace(p, source=new_source) for p in passages]

@@ -111,6 +111,16 @@ def test_deleted_file_leaves_faiss_bm25_and_store_together(settings, fake_embedd
     assert {h.source for h in hits} == {"garden.txt"}
 
 
+def test_file_without_passages_is_kept_across_updates(settings, fake_embedder):
+    (settings.corpus_dir / "title.txt").write_text("Only a title\n", encoding="utf-8")
+    build_index(settings, embedder=fake_embedder)
+    (settings.corpus_dir / "bees.txt").write_text(BEES, encoding="utf-8")
+    report = build_index(settings, embedder=fake_embedder)
+    assert (report.mode, report.added, report.reused) == ("incremental", ["bees.txt"], 3)
+    data, rows = stored(settings)
+    assert "title.txt" in data.manifest["files"] and not [r for r in rows if r[0] == "title.txt"]
+
+
 def test_renamed_file_reuses_its_vectors(settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
     os.rename(settings.corpus_dir / "garden.txt", settings.corpus_dir / "park.txt")
