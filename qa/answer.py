@@ -11,7 +11,7 @@ import json
 import textwrap
 from dataclasses import replace
 
-from .schema import Answer, Hit, Span
+from .schema import Answer, Hit, Span, cite
 
 ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
 RANK_PENALTY = 0.02  # per rank below the first, taken off a sentence's cosine when choosing
@@ -56,6 +56,8 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
             end_line=first + text.count("\n"),
             start_char=start,
             end_char=end,
+            page=hit.page,
+            locator=hit.locator,
         )
     return Answer(question=question, passages=marked, answer=answer, found=found)
 
@@ -83,9 +85,8 @@ def _score_line(hit: Hit) -> str:
 
 
 def citation(hit_or_span) -> str:
-    """`source:Lstart-Lend` (or `source:Ln` for one line)."""
-    a, b = hit_or_span.start_line, hit_or_span.end_line
-    return f"{hit_or_span.source}:L{a}" + (f"-L{b}" if b != a else "")
+    """`source:Lstart-Lend` (or `source:Ln` for one line; `source p.N` for a PDF page)."""
+    return cite(hit_or_span)
 
 
 def render_text(answer: Answer, color: bool = False, width: int = 100) -> str:

@@ -20,12 +20,22 @@ from . import __version__
 from .answer import build_answer
 from .chunking import chunk_document, split_sentences
 from .config import Settings
-from .documents import file_hashes, load_corpus
+from .documents import file_hashes, format_of, load_corpus, snapshot
 from .embedding import Embedder, get_embedder
-from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexMismatch, IndexMissing
+from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from .schema import Answer, Hit, Passage
-from .search import SearchParams, Searcher, build_bm25, embedding_text
-from .store import FORMAT_VERSION, IndexData, build_lock, load_index, read_manifest, write_index
+from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
+from .store import (
+    FORMAT_VERSION,
+    IndexData,
+    build_lock,
+    current_generation,
+    generation_id,
+    load_index,
+    read_manifest,
+    read_reusable,
+    write_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +48,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class BuildReport:
-    """What a build did: counts, skipped files (path, reason) and seconds."""
+    """What a build did: counts, skipped files (path, reason) and seconds.
+
+    `mode` is "full", "incremental" or "unchanged" (nothing to do: no new generation written);
+    `reason` says why a build was full; `added` / `changed` / `removed` list sources compared with
+    the previous index; `reused` counts files whose passages and vectors were taken from it and
+    `embedded` the texts (passages and sentences) that were embedded.
+    """
 
     files: int
     passages: int
@@ -47,6 +63,13 @@ class BuildReport:
     index_path: Path
     skipped: list[tuple[str, str]] = field(default_factory=list)
     model: str = ""
+    mode: str = "full"
+    reason: str = ""
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    reused: int = 0
+    embedded: int = 0
 
 
 def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -71,12 +94,46 @@ def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress |
     return out
 
 
+def _settings_key(settings: Settings) -> dict:
+    """What the stored vectors and passages depend on besides a file's bytes: if any of it
+    differs from the live index's manifest, nothing can be reused."""
+    return {
+        "format": FORMAT_VERSION,
+        "qa_version": __version__,
+        "model": settings.model,
+        "chunking": settings.chunking.as_dict(),
+    }
+
+
+def full_rebuild_reason(manifest: dict | None, settings: Settings) -> str:
+    """Why the live index (its manifest) cannot be updated incrementally, or "" if it can."""
+    if manifest is None:
+        return "no index yet"
+    names = {"format": "index format", "qa_version": "qa version", "model": "model", "chunking": "chunking settings"}
+    for key, want in _settings_key(settings).items():
+        have = manifest.get(key)
+        if have != want:
+            if key == "chunking":
+                return f"chunking settings changed ({have} → {want})"
+            return f"{names[key]} changed ({have!r} → {want!r})"
+    return ""
+
+
 def build_index(
     settings: Settings | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> BuildReport:
-    """Read `settings.corpus_dir`, chunk, embed and write a new index into `settings.index_dir`.
+    """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`.
+
+    Incremental by default: a file whose bytes (sha256) are already in the live index, built
+    with the same model, chunking settings, index format and qa version, keeps its passages and
+    vectors (read from the live index, not re-embedded, even if it was renamed); new and changed
+    files are read, chunked and embedded; deleted files drop out. A complete new generation is
+    written either way (BM25 is rebuilt over all passages), so FAISS, BM25 and the passage store
+    always hold the same passages. When nothing changed, nothing is written (`mode`
+    "unchanged"). A changed model or chunking, or `full=True`, rebuilds everything (`reason`).
 
     The new index replaces the old one atomically; a failed or killed build leaves the old one.
 
@@ -89,74 +146,160 @@ def build_index(
     embedder = embedder or get_embedder(settings.model)
     started = time.perf_counter()
     with build_lock(settings.index_dir):
-        report = load_corpus(settings.corpus_dir)
-        passages: list[Passage] = []
-        for document in report.documents:
-            passages.extend(chunk_document(document, settings.chunking))
-        # Sentences of each passage, grouped by passage in order; each distinct span embedded once.
-        sentence_spans: list[tuple[int, int, int]] = []
-        texts: dict[tuple[str, int, int], str] = {}
-        for row, p in enumerate(passages):
-            for a, b in split_sentences(p.text):
-                start, end = p.start_char + a, p.start_char + b
-                sentence_spans.append((row, start, end))
-                texts.setdefault((p.source, start, end), p.text[a:b])
-        keys = list(texts)
-        passage_texts = [embedding_text(p) for p in passages]
-        vectors = encode_sorted(embedder, passage_texts + [texts[k] for k in keys], progress)
-        passage_vectors = vectors[: len(passages)]
-        key_row = {key: len(passages) + i for i, key in enumerate(keys)}
-        sentence_vectors = vectors[[key_row[(passages[r].source, a, b)] for r, a, b in sentence_spans]]
-        manifest = {
-            "format": FORMAT_VERSION,
-            "qa_version": __version__,
-            "model": settings.model,
-            "dim": int(vectors.shape[1]),
+        reason = "--full" if full else ""
+        live: dict | None = None
+        if not full:
+            try:
+                live = read_manifest(settings.index_dir)
+            except IndexCorrupt as exc:
+                reason = f"the previous index is unreadable ({exc})"
+            else:
+                reason = full_rebuild_reason(live, settings)
+        old_files: dict[str, str] = dict(live.get("files", {})) if live and not reason else {}
+        known = {(sha, format_of(src)): src for src, sha in old_files.items()}
+
+        def have(source: str, digest: str) -> bool:
+            return (digest, format_of(source)) in known
+
+        report = load_corpus(settings.corpus_dir, have if old_files else None)
+        old_skipped = (live or {}).get("skipped_hashes", {})
+        if old_files and report.all_hashes == {**old_files, **old_skipped} and not report.documents:
+            # Nothing changed: the live index is the answer.
+            return BuildReport(
+                files=len(old_files), passages=int(live["passages"]), sentences=int(live["sentences"]),
+                seconds=time.perf_counter() - started, index_path=current_generation(settings.index_dir),
+                skipped=report.skipped, model=settings.model, mode="unchanged", reused=len(old_files),
+            )
+        reuse = None
+        if old_files and len(report.documents) < len(report.hashes):
+            try:
+                reuse = read_reusable(settings.index_dir)
+            except IndexCorrupt as exc:
+                # Cannot trust the stored vectors: read every file again and embed it all.
+                log.warning("%s; building in full", exc)
+                reason = f"the previous index is unreadable ({exc})"
+                old_files, known = {}, {}
+                report = load_corpus(settings.corpus_dir)
+        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress)
+        skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
+        data.manifest = {
+            **_settings_key(settings),
+            "dim": int(data.passage_vectors.shape[1]),
             "normalize": True,
-            "chunking": settings.chunking.as_dict(),
             "files": report.hashes,
             "skipped": [list(s) for s in report.skipped],
-            "passages": len(passages),
-            "sentences": len(sentence_spans),
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "skipped_hashes": skipped_hashes,
+            "passages": len(data.passages),
+            "sentences": len(data.sentence_spans),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "build": "full" if reason else "incremental",
         }
-        seconds = time.perf_counter() - started
-        manifest["build_seconds"] = round(seconds, 3)
-        data = IndexData(
-            manifest=manifest,
-            passages=passages,
-            passage_vectors=passage_vectors,
-            sentence_spans=sentence_spans,
-            sentence_vectors=sentence_vectors,
-            bm25=build_bm25(passages),
-        )
+        data.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
         path = write_index(settings.index_dir, data)
     return BuildReport(
-        files=len(report.documents),
-        passages=len(passages),
-        sentences=len(sentence_spans),
+        files=len(report.hashes),
+        passages=len(data.passages),
+        sentences=len(data.sentence_spans),
         seconds=time.perf_counter() - started,
         index_path=path,
         skipped=report.skipped,
         model=settings.model,
+        mode="full" if reason else "incremental",
+        reason=reason,
+        added=sorted(s for s in report.hashes if s not in old_files) if old_files else [],
+        changed=sorted(s for s, h in report.hashes.items() if s in old_files and old_files[s] != h),
+        removed=sorted(s for s in old_files if s not in report.hashes),
+        reused=reused,
+        embedded=embedded,
     )
 
 
+def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[IndexData, int, int]:
+    """The passages, vectors and BM25 of the new generation, in corpus order: reused files'
+    parts copied from `reuse`, the others chunked and embedded (each distinct span once).
+    Returns (data, texts embedded, files reused)."""
+    documents = {d.source: d for d in report.documents}
+    # Chunk the new documents and list what must be embedded.
+    fresh: dict[str, tuple[list[Passage], list[tuple[int, int, int]]]] = {}
+    texts: dict[tuple[str, int, int], str] = {}
+    passage_texts: list[str] = []
+    for source, document in documents.items():
+        passages = chunk_document(document, settings.chunking)
+        spans = []
+        for row, p in enumerate(passages):
+            passage_texts.append(embedding_text(p))
+            for a, b in split_sentences(p.text):
+                start, end = p.start_char + a, p.start_char + b
+                spans.append((row, start, end))
+                texts.setdefault((source, start, end), p.text[a:b])
+        fresh[source] = (passages, spans)
+    keys = list(texts)
+    to_embed = passage_texts + [texts[k] for k in keys]
+    if to_embed or reuse is None:
+        vectors = encode_sorted(embedder, to_embed, progress)
+    else:  # only deletions or renames: no need to load the model at all
+        vectors = np.zeros((0, reuse.passage_vectors.shape[1]), dtype=np.float32)
+    dim = int(vectors.shape[1])
+    key_row = {key: len(passage_texts) + i for i, key in enumerate(keys)}
+
+    passages: list[Passage] = []
+    passage_vectors, sentence_spans, sentence_vectors = [], [], []
+    next_fresh = 0  # row in `vectors` of the next new passage
+    reused = 0
+    for source, digest in report.hashes.items():
+        if source in fresh:
+            ps, spans = fresh[source]
+            pv = vectors[next_fresh : next_fresh + len(ps)]
+            next_fresh += len(ps)
+            sv = vectors[[key_row[(source, a, b)] for _, a, b in spans]] if spans else np.zeros((0, dim), np.float32)
+            spans = [(r + len(passages), a, b) for r, a, b in spans]
+        else:
+            old_source = known[(digest, format_of(source))]
+            ps, pv, spans, sv = reuse.of(old_source, source, row_offset=len(passages))
+            reused += 1
+        passages.extend(ps)
+        passage_vectors.append(np.asarray(pv, dtype=np.float32))
+        sentence_spans.extend(spans)
+        sentence_vectors.append(np.asarray(sv, dtype=np.float32))
+    data = IndexData(
+        manifest={},
+        passages=passages,
+        passage_vectors=np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dim), np.float32),
+        sentence_spans=sentence_spans,
+        sentence_vectors=np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, dim), np.float32),
+        bm25=build_bm25(passages),
+    )
+    return data, len(passage_texts) + len(keys), reused
+
+
 def index_state(settings: Settings) -> str:
-    """"missing", "stale" (corpus or chunking changed since the build), "model" (built with
-    another model) or "ok"."""
+    """"missing", "stale" (corpus, chunking or index format changed since the build), "model"
+    (built with another model) or "ok"."""
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
         return "missing"
     if manifest.get("model") != settings.model:
         return "model"
-    if manifest.get("chunking") != settings.chunking.as_dict():
+    if full_rebuild_reason(manifest, settings):
         return "stale"
+    changes = corpus_changes(settings, manifest)
+    return "ok" if changes is None or not any(changes.values()) else "stale"
+
+
+def corpus_changes(settings: Settings, manifest: dict | None = None) -> dict[str, list[str]] | None:
+    """Files added, changed and removed in the corpus since the live index was built (sorted
+    lists), or None when there is no corpus folder to compare with (the index is all there is)."""
+    manifest = read_manifest(settings.index_dir) if manifest is None else manifest
     try:
         current = file_hashes(settings.corpus_dir)
-    except CorpusEmpty:  # no corpus folder here: the index is all there is to use
-        return "ok"
-    return "ok" if current == manifest.get("files") else "stale"
+    except CorpusEmpty:
+        return None
+    built = {**(manifest or {}).get("files", {}), **(manifest or {}).get("skipped_hashes", {})}
+    return {
+        "added": sorted(s for s in current if s not in built),
+        "changed": sorted(s for s in current if s in built and built[s] != current[s]),
+        "removed": sorted(s for s in built if s not in current),
+    }
 
 
 def ensure_index(
@@ -189,6 +332,56 @@ def raise_model_mismatch(manifest: dict, settings: Settings):
         f"{settings.model!r}: run `qa index` to rebuild it with {settings.model!r}, "
         f"or set QA_MODEL={manifest.get('model')}."
     )
+
+
+def watch(
+    settings: Settings,
+    embedder: Embedder | None = None,
+    on_build: Callable[[BuildReport], None] = lambda report: None,
+    on_error: Callable[[QAError], None] = lambda exc: log.error("%s", exc),
+    interval: float = 1.0,
+    debounce: float = 2.0,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Keep the index up to date: build now, then rebuild (incrementally) whenever the corpus
+    changes, until `stop` is set (or KeyboardInterrupt, which the caller handles).
+
+    The corpus is polled every `interval` seconds (file list, mtimes and sizes); a rebuild starts
+    once it has been still for `debounce` seconds, so a burst of saves makes one build. A build
+    that fails (e.g. IndexLocked, CorpusEmpty) is reported through `on_error` and tried again at
+    the next change.
+    """
+    stop = stop or threading.Event()
+    embedder = embedder or get_embedder(settings.model)
+
+    def look():
+        try:
+            return snapshot(settings.corpus_dir)
+        except CorpusEmpty:
+            return None
+
+    def build(seen):
+        try:
+            on_build(build_index(settings, embedder, progress))
+        except QAError as exc:
+            on_error(exc)
+        return seen
+
+    seen = build(look())
+    while not stop.wait(interval):
+        now = look()
+        if now == seen:
+            continue
+        # Changed: wait until it stays the same for `debounce` seconds.
+        while not stop.wait(debounce):
+            later = look()
+            if later == now:
+                break
+            now = later
+        if stop.is_set():
+            return
+        seen = build(now)
 
 
 def check_question(question) -> str:
@@ -249,49 +442,104 @@ class Retriever:
     def manifest(self) -> dict:
         return self.data.manifest
 
+    @property
+    def generation(self) -> str:
+        """Name of the index generation this retriever loaded (changes with every build)."""
+        return self.data.path.name if self.data.path else ""
+
+    def sources(self) -> list[str]:
+        """The indexed source files (corpus-relative paths), sorted: what `sources=` filters on."""
+        return sorted({p.source for p in self.data.passages})
+
+    def _check_sources(self, sources):
+        if sources is None:
+            return None
+        if isinstance(sources, str):
+            sources = [sources]
+        patterns = [s for s in sources if s and s.strip()]
+        if not patterns:
+            return None
+        if not source_mask(self.data.passages, patterns).any():
+            known = self.sources()
+            shown = ", ".join(known[:10]) + (f" ... ({len(known)} in all)" if len(known) > 10 else "")
+            raise BadInput(
+                f"No indexed file matches {', '.join(map(repr, patterns))}. "
+                f"Give a glob or part of a path, e.g. one of: {shown}."
+            )
+        return patterns
+
     def search(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:
         """The `k` passages that best answer `question`, best first.
 
         Args:
             question: any text; only its first MAX_QUESTION_CHARS characters are searched with.
             k: how many passages, 1..MAX_K (fewer when the corpus is smaller).
-            sources: optional globs or substrings of source paths to restrict the search to.
+            sources: optional globs or substrings of source paths to restrict the search to
+                (a passage is searched if its source matches any of them).
         Raises:
             EmptyQuestion (a ValueError): the question is empty or whitespace.
-            BadInput (a ValueError): k is not a whole number in range.
+            BadInput (a ValueError): k is not a whole number in range, or no indexed file
+                matches `sources`.
         """
         question = check_question(question)
-        return self.searcher.search(question[:MAX_QUESTION_CHARS], check_k(k), sources)
+        return self.searcher.search(question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources))
 
     def ask(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> Answer:
         """Like `search`, plus the sentence that best answers and whether any passage supports
         an answer (`found`)."""
         question = check_question(question)
-        hits, parts = self.searcher.search_with_scores(question[:MAX_QUESTION_CHARS], check_k(k), sources)
+        hits, parts = self.searcher.search_with_scores(
+            question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources)
+        )
         return build_answer(question, hits, parts, self.searcher)
 
 
 _default_lock = threading.Lock()
 _default: dict[tuple, Retriever] = {}
+_reloading: set[tuple] = set()
+_failed: dict[tuple, str] = {}  # generation that failed to load, per key: not retried per query
 
 
 def default_retriever(settings: Settings | None = None, build_if_missing: bool = True) -> Retriever:
     """The process-wide Retriever for `settings` (default: from the environment), built on first
-    use when there is no index yet, and reloaded when the index on disk was replaced."""
+    use when there is no index yet, and reloaded when a build swapped in a new generation.
+
+    A reload reads the new generation completely before the shared reference is replaced, and
+    while one thread reloads the others keep answering from the index they have; a generation
+    that fails to load is not swapped in (the error is raised only when there is nothing loaded).
+    """
     settings = settings or Settings.from_env()
     key = (str(settings.index_dir), str(settings.corpus_dir), settings.model)
+    live = generation_id(settings.index_dir)
     with _default_lock:
         retriever = _default.get(key)
-        manifest = read_manifest(settings.index_dir)
-        if retriever is not None and manifest is not None and manifest.get("built_at") == retriever.manifest.get("built_at"):
+        if retriever is not None and (live is None or live == retriever.generation):
             return retriever
-        if manifest is None:
+        if retriever is not None and (key in _reloading or _failed.get(key) == live):
+            return retriever  # another thread is loading the new generation, or it is damaged
+        _reloading.add(key)
+    try:
+        if live is None and retriever is None:
             if not build_if_missing:
                 raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
             ensure_index(settings)
-        retriever = Retriever.load(settings.index_dir, model=settings.model)
-        _default[key] = retriever
-        return retriever
+        embedder = retriever.embedder if retriever is not None else None
+        try:
+            fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=embedder)
+        except QAError as exc:
+            if retriever is None:
+                raise
+            log.warning("could not load the new index in %s (%s); still answering from %s",
+                        settings.index_dir, exc, retriever.generation)
+            with _default_lock:
+                _failed[key] = live
+            return retriever
+        with _default_lock:
+            _default[key] = fresh
+        return fresh
+    finally:
+        with _default_lock:
+            _reloading.discard(key)
 
 
 def retrieve(question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:

@@ -66,7 +66,12 @@ def find_headings(document: Document) -> list[tuple[int, int, str]]:
     """Heading lines as (line start, line end, section title), in order."""
     lines = list(_lines(document.text))
     headings: list[tuple[int, int, str]] = []  # (line start, line end, title)
-    if document.format == "md":
+    if document.headings is not None:  # given by the format (html h1-h6, docx heading styles)
+        path: list[tuple[int, str]] = []
+        for start, end, level, title in document.headings:
+            path = [(lv, t) for lv, t in path if lv < level] + [(level, title)]
+            headings.append((start, end, " › ".join(t for _, t in path)))
+    elif document.format == "md":
         in_fence = False
         path: list[tuple[int, str]] = []
         for start, end, line in lines:
@@ -184,12 +189,25 @@ def _group(counts: list[int], settings: ChunkSettings) -> list[tuple[int, int]]:
     return runs
 
 
+def _split_at(sections: list[Section], cuts) -> list[Section]:
+    """Sections cut at the given offsets (page starts), keeping their titles."""
+    out = []
+    for s in sections:
+        inner = [c for c in cuts if s.start < c < s.end]
+        bounds = [s.start, *inner, s.end]
+        out.extend(Section(s.title, a, b) for a, b in zip(bounds, bounds[1:]))
+    return out
+
+
 def chunk_document(document: Document, settings: ChunkSettings = ChunkSettings()) -> list[Passage]:
     """Cut `document` into passages (see module docstring). Pure; order follows the text."""
     text = document.text
     starts = document.line_starts
     passages = []
-    for section in find_sections(document):
+    sections = find_sections(document)
+    if document.unit == "page":  # a passage never spans two PDF pages: each cites one page
+        sections = _split_at(sections, document.units)
+    for section in sections:
         sentences = []
         for span in split_sentences(text, section.start, section.end):
             sentences.extend(_split_long(text, span, settings.max_words))
@@ -205,6 +223,8 @@ def chunk_document(document: Document, settings: ChunkSettings = ChunkSettings()
                     end_line=line_of(starts, b - 1),
                     start_char=a,
                     end_char=b,
+                    page=document.unit_of(a) if document.unit == "page" else None,
+                    locator=document.locator(a, b),
                 )
             )
     return passages

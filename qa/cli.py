@@ -10,12 +10,14 @@ import sys
 
 from . import __version__
 from .config import Settings
-from .errors import QAError
+from .errors import BadInput, QAError
 
 log = logging.getLogger("qa")
 
 EPILOG = """examples:
-  qa index                          build index/ from corpus/
+  qa index                          build or update index/ from corpus/ (--full: from scratch)
+  qa index --watch                  keep it up to date while you edit corpus/
+  qa status                         which index, which model, is it up to date
   qa ask "Who leads the NCRI?"      answer in the terminal, with citations
   qa ask "Who leads the NCRI?" --json
   qa serve                          web chat on http://127.0.0.1:7860
@@ -41,9 +43,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("index", help="(re)build the index from the corpus")
+    p = sub.add_parser(
+        "index",
+        help="build or update the index from the corpus",
+        description="Update the index: new and changed files are embedded, unchanged ones keep "
+        "their vectors, deleted ones drop out. A changed model or chunking rebuilds everything.",
+    )
     _common(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--full", action="store_true", help="rebuild everything, reusing nothing")
+    p.add_argument("--watch", action="store_true", help="keep watching the corpus and re-index when it changes (Ctrl-C stops)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="with --watch: how often to look (default 1)")
 
     p = sub.add_parser("ask", help="answer one question in the terminal")
     p.add_argument("question", help="the question (quote it)")
@@ -95,11 +105,28 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def _summary(report) -> str:
-    lines = [
-        f"Indexed {report.files} file{'s' * (report.files != 1)}: {report.passages} passages, "
-        f"{report.sentences} sentences, in {report.seconds:.1f} s with {report.model} → {report.index_path}"
-    ]
+    if getattr(report, "mode", "full") == "unchanged":
+        lines = [
+            f"Index is up to date: {_plural(report.files, 'file')}, {report.passages} passages "
+            f"({report.index_path}); nothing to do."
+        ]
+    else:
+        lines = [
+            f"Indexed {_plural(report.files, 'file')}: {report.passages} passages, "
+            f"{report.sentences} sentences, in {report.seconds:.1f} s with {report.model} → {report.index_path}"
+        ]
+    if getattr(report, "mode", "full") == "incremental":
+        lines.append(
+            f"Updated: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed; "
+            f"{_plural(report.reused, 'file')} reused, {_plural(report.embedded, 'text')} embedded."
+        )
+    elif getattr(report, "mode", "full") == "full" and getattr(report, "reason", ""):
+        lines.append(f"Full rebuild: {report.reason}.")
     if report.skipped:
         lines.append(f"Skipped {len(report.skipped)} file{'s' * (len(report.skipped) != 1)}:")
         lines += [f"  {path}: {reason}" for path, reason in report.skipped]
@@ -110,12 +137,41 @@ def cmd_index(args) -> int:
     from .api import build_index
 
     settings = _settings(args)
+    if args.watch:
+        return _watch(settings, args)
     update, close = _progress(args.quiet)
     try:
-        report = build_index(settings, progress=update)
+        report = build_index(settings, progress=update, full=args.full)
     finally:
         close()
     print(_summary(report))
+    return 0
+
+
+def _watch(settings: Settings, args) -> int:
+    import threading
+
+    from .api import build_index, watch
+
+    if args.interval <= 0:
+        raise BadInput(f"--interval must be a positive number of seconds, not {args.interval}.")
+    if args.full:
+        print(_summary(build_index(settings, full=True)), flush=True)
+
+    def on_build(report) -> None:
+        if report.mode != "unchanged" or not getattr(on_build, "said", False):
+            print(_summary(report), flush=True)
+        on_build.said = True
+
+    def on_error(exc) -> None:
+        print(f"qa: {exc}", file=sys.stderr, flush=True)
+
+    _say(f"Watching {settings.corpus_dir}/ for changes (Ctrl-C to stop) ...")
+    try:
+        watch(settings, on_build=on_build, on_error=on_error, interval=args.interval,
+              debounce=max(args.interval, 1.0), stop=threading.Event())
+    except KeyboardInterrupt:
+        _say("Stopped watching.")
     return 0
 
 
@@ -161,20 +217,24 @@ def cmd_serve(args) -> int:
 def cmd_status(args) -> int:
     import json
 
-    from .api import index_state
+    from .api import corpus_changes, index_state
     from .store import current_generation, read_manifest
 
     settings = _settings(args)
     manifest = read_manifest(settings.index_dir)
     state = index_state(settings)
+    changes = corpus_changes(settings, manifest) if manifest else None
     info = {
         "index_dir": str(settings.index_dir),
+        "corpus_dir": str(settings.corpus_dir),
         "state": state,
         "generation": str(current_generation(settings.index_dir) or ""),
         "model": manifest.get("model") if manifest else None,
         "passages": manifest.get("passages") if manifest else 0,
         "files": len(manifest.get("files", {})) if manifest else 0,
+        "skipped": len(manifest.get("skipped", [])) if manifest else 0,
         "built_at": manifest.get("built_at") if manifest else None,
+        "changes": changes,
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -188,9 +248,15 @@ def cmd_status(args) -> int:
     print(f"index:    {info['generation'] or settings.index_dir}")
     if manifest:
         print(f"model:    {info['model']}")
-        print(f"passages: {info['passages']} from {info['files']} files")
+        skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
+        print(f"passages: {info['passages']} from {info['files']} files{skipped}")
         print(f"built:    {info['built_at']}")
     print(f"state:    {state} ({meaning})")
+    if changes and any(changes.values()):
+        for kind in ("added", "changed", "removed"):
+            if changes[kind]:
+                shown = ", ".join(changes[kind][:5]) + (" ..." if len(changes[kind]) > 5 else "")
+                print(f"  {kind + ':':9}{len(changes[kind])} ({shown})")
     return 0
 
 
@@ -207,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # libraries that set their own logger to DEBUG (bm25s) stay quiet
+    # pypdf logs every oddity of a PDF it can still read; our one warning per skipped file is enough.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     # Library chatter (model-loading bars, parallelism notes) is not the user's business.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -13,6 +13,27 @@ class Document:
     source: str
     text: str
     format: str = "txt"
+    # For extracted formats (html, pdf, docx) `text` is the extracted text that passages are exact
+    # spans of. `headings` are explicit (start, end, level, title) spans of heading text (html
+    # h1-h6, docx heading styles); None means "find them in the text" (txt, md, pdf).
+    headings: tuple[tuple[int, int, int, str], ...] | None = None
+    # Start offsets of the units a citation names: pages (pdf) or paragraphs (docx), 1-based by
+    # position. `unit` is "page", "paragraph" or "" (cite by line).
+    units: tuple[int, ...] = ()
+    unit: str = ""
+
+    def unit_of(self, offset: int) -> int:
+        """1-based page/paragraph number holding the character at `offset` (0 without units)."""
+        return bisect_right(self.units, offset) if self.units else 0
+
+    def locator(self, start: int, end: int) -> str:
+        """What a citation adds for the span [start, end): "p.3", "¶4-6", or "" (lines suffice)."""
+        if not self.units:
+            return ""
+        a, b = self.unit_of(start), self.unit_of(max(start, end - 1))
+        if self.unit == "page":
+            return f"p.{a}" if a == b else f"pp.{a}-{b}"
+        return f"¶{a}" if a == b else f"¶{a}-{b}"
 
     @property
     def line_starts(self) -> list[int]:
@@ -36,6 +57,10 @@ class Passage:
     """An exact span of a source file: `text == file_text[start_char:end_char]`.
 
     Lines are 1-based and inclusive; `section` is the heading the span sits under ("" before any).
+    For a PDF, DOCX or HTML file the offsets and lines are those of the text extracted from it
+    (`qa.documents.read_document`; for HTML the lines are also the file's own lines); `page` is
+    the PDF page and `locator` what the citation names instead of lines ("p.3" for a PDF page,
+    "¶4-6" for a range of DOCX paragraphs, "" for text files).
     """
 
     text: str
@@ -45,16 +70,27 @@ class Passage:
     end_line: int
     start_char: int
     end_char: int
+    page: int | None = None
+    locator: str = ""
 
     @property
     def citation(self) -> str:
-        """`source:Lstart-Lend`, the form a reader uses to check the passage."""
-        if self.start_line == self.end_line:
-            return f"{self.source}:L{self.start_line}"
-        return f"{self.source}:L{self.start_line}-L{self.end_line}"
+        """`source:Lstart-Lend`, or `source p.N` / `source ¶a-b` for PDF / DOCX: the form a reader
+        uses to check the passage."""
+        return cite(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def cite(span) -> str:
+    """The citation of anything with source, lines and (optionally) a locator."""
+    locator = getattr(span, "locator", "")
+    if locator:
+        return f"{span.source} {locator}"
+    if span.start_line == span.end_line:
+        return f"{span.source}:L{span.start_line}"
+    return f"{span.source}:L{span.start_line}-L{span.end_line}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +123,12 @@ class Span:
     end_line: int
     start_char: int
     end_char: int
+    page: int | None = None
+    locator: str = ""
+
+    @property
+    def citation(self) -> str:
+        return cite(self)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ Layout of `index_dir`:
         manifest.json  format, model, dim, chunking, sha256 per file, counts, build time, version
         passages.sqlite passages and sentence spans (row id i = FAISS vector i = BM25 doc i)
         passages.faiss  inner-product index of passage vectors (normalised: scores are cosines)
+        passages.npy    the passage vectors as float32 rows, kept so that the next incremental
+                        build reuses them whatever kind of index passages.faiss is
         sentences.npy   sentence vectors, float32, row j = sentence j of the SQLite table
         bm25/           bm25s arrays (.npy + JSON, no pickle)
     .lock              held by the build in progress
 
 A build writes a new generation beside the live one and then repoints CURRENT, so a reader sees
 the old index or the new one, never half of one; a killed build leaves only an orphan folder,
-removed by the next build. Vectors are handed in: this module never computes them.
+removed by the next build. The manifest, written last, records every file's size, so a truncated
+file is named before any library reads it. Vectors are handed in: this module never computes them.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +40,16 @@ from .schema import Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: page/locator columns, passages.npy, file sizes in the manifest
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 PASSAGES_DB = "passages.sqlite"
 PASSAGE_VECTORS = "passages.faiss"
 SENTENCE_VECTORS = "sentences.npy"
+STORED_VECTORS = "passages.npy"
 BM25_DIR = "bm25"
 REQUIRED = (MANIFEST, PASSAGES_DB, PASSAGE_VECTORS, SENTENCE_VECTORS, BM25_DIR)
+RERUN = "Run `qa index --full` to rebuild it."
 
 
 def _faiss():
@@ -75,22 +80,78 @@ class IndexData:
 def current_generation(index_dir: Path) -> Path | None:
     """The live generation folder of `index_dir`, or None when there is no index."""
     link = Path(index_dir) / CURRENT
-    if not link.is_symlink() and not link.exists():
+    try:
+        target = Path(index_dir) / os.readlink(link)
+    except OSError:  # no link (no index yet), or not a link
         return None
-    target = Path(index_dir) / os.readlink(link) if link.is_symlink() else link
     return target if target.is_dir() else None
+
+
+def generation_id(index_dir: Path) -> str | None:
+    """The name of the live generation (changes with every build), read without opening a file."""
+    try:
+        return os.readlink(Path(index_dir) / CURRENT)
+    except OSError:
+        return None
+
+
+def read_generation_manifest(gen: Path) -> dict:
+    """The manifest of generation folder `gen`. Raises IndexCorrupt (naming the file) if unreadable."""
+    path = Path(gen) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexCorrupt(f"Index file {path} is missing. {RERUN}") from exc
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"Index file {path} is not a manifest (not a JSON object). {RERUN}")
+    return manifest
 
 
 def read_manifest(index_dir: Path) -> dict | None:
     """The live manifest, or None when there is no index. Raises IndexCorrupt if unreadable."""
     gen = current_generation(index_dir)
-    if gen is None:
-        return None
-    path = gen / MANIFEST
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexCorrupt(f"{path} is unreadable ({exc}). Run `qa index --full` to rebuild.") from exc
+    return None if gen is None else read_generation_manifest(gen)
+
+
+def _sizes(gen: Path) -> dict[str, int]:
+    """Size of every file of a generation but the manifest, by path relative to it."""
+    return {
+        p.relative_to(gen).as_posix(): p.stat().st_size
+        for p in sorted(gen.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def check_files(gen: Path, manifest: dict) -> None:
+    """Check that the files of generation `gen` are all there with the sizes the manifest
+    recorded (cheap; catches truncated and missing files before a library reads them).
+
+    Raises:
+        IndexCorrupt: the message names the first bad file.
+    """
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexCorrupt(
+            f"Index file {gen / MANIFEST} has format {manifest.get('format')!r}, this qa reads "
+            f"{FORMAT_VERSION}. {RERUN}"
+        )
+    expected = manifest.get("index_files")
+    if not isinstance(expected, dict):
+        raise IndexCorrupt(f"Index file {gen / MANIFEST} lacks its file list. {RERUN}")
+    for name in REQUIRED[1:]:
+        if not (gen / name).exists():
+            raise IndexCorrupt(f"Index file {gen / name} is missing. {RERUN}")
+    for name, size in expected.items():
+        path = gen / name
+        try:
+            actual = path.stat().st_size
+        except OSError:
+            raise IndexCorrupt(f"Index file {path} is missing. {RERUN}") from None
+        if actual != size:
+            raise IndexCorrupt(
+                f"Index file {path} is damaged ({actual} bytes, the build wrote {size}). {RERUN}"
+            )
 
 
 @contextmanager
@@ -125,7 +186,8 @@ def _write_sqlite(path: Path, passages: list[Passage], sentence_spans) -> None:
             CREATE TABLE passages (
                 id INTEGER PRIMARY KEY, source TEXT NOT NULL, section TEXT NOT NULL,
                 start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
-                start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL);
+                start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
+                page INTEGER, locator TEXT NOT NULL DEFAULT '');
             CREATE INDEX passages_source ON passages(source);
             CREATE TABLE sentences (
                 id INTEGER PRIMARY KEY, passage_id INTEGER NOT NULL REFERENCES passages(id),
@@ -133,9 +195,10 @@ def _write_sqlite(path: Path, passages: list[Passage], sentence_spans) -> None:
             """
         )
         con.executemany(
-            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
-                (i, p.source, p.section, p.start_line, p.end_line, p.start_char, p.end_char, p.text)
+                (i, p.source, p.section, p.start_line, p.end_line, p.start_char, p.end_char, p.text,
+                 p.page, p.locator)
                 for i, p in enumerate(passages)
             ),
         )
@@ -174,9 +237,13 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     if len(data.passage_vectors):
         index.add(np.ascontiguousarray(data.passage_vectors, dtype=np.float32))
     faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
+    np.save(tmp / STORED_VECTORS, np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim), allow_pickle=False)
     sentence_vectors = np.asarray(data.sentence_vectors, dtype=np.float32).reshape(-1, dim)
     np.save(tmp / SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
     data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
+    # The manifest last, with the size of every other file: a reader can then tell a complete
+    # generation from a damaged one.
+    data.manifest["index_files"] = _sizes(tmp)
     (tmp / MANIFEST).write_text(json.dumps(data.manifest, indent=2, sort_keys=True), encoding="utf-8")
     _fsync_tree(tmp)
     os.rename(tmp, gen)
@@ -185,60 +252,113 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
         link_tmp.unlink()
     os.symlink(gen.name, link_tmp)
     os.replace(link_tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
     _prune(index_dir, keep={gen.name})
     return gen
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
     """Remove orphaned temporary builds and all but `keep_previous` older generations
-    (a reader that loaded the previous one may still be reading it)."""
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime)
+    (a reader that loaded the previous one may still be reading it). Call under `build_lock`."""
+    for stray in index_dir.glob(f".{CURRENT}.*"):  # a symlink left by a build killed mid-swap
+        stray.unlink(missing_ok=True)
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime_ns)
     finished = [p for p in gens if not p.name.endswith(".tmp")]
     doomed = [p for p in gens if p.name.endswith(".tmp")] + finished[: max(0, len(finished) - keep_previous)]
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
 
 
+_COLUMNS = "text, source, section, start_line, end_line, start_char, end_char, page, locator"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a passage store."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
 def _read_passages(path: Path) -> tuple[list[Passage], list[tuple[int, int, int]]]:
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = _connect(path)
     try:
-        passages = [
-            Passage(text=row[7], source=row[1], section=row[2], start_line=row[3], end_line=row[4],
-                    start_char=row[5], end_char=row[6])
-            for row in con.execute("SELECT * FROM passages ORDER BY id")
-        ]
+        passages = [Passage(*row) for row in con.execute(f"SELECT {_COLUMNS} FROM passages ORDER BY id")]
         spans = [tuple(row) for row in con.execute("SELECT passage_id, start_char, end_char FROM sentences ORDER BY id")]
     finally:
         con.close()
     return passages, spans
 
 
+def _query(index_dir: Path, sql: str, args=()) -> list[tuple]:
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
+    path = gen / PASSAGES_DB
+    try:
+        con = _connect(path)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
+
+
+def list_sources(index_dir: Path) -> list[tuple[str, int]]:
+    """(source, number of passages) of every file in the live index, sorted by source.
+
+    Raises:
+        IndexMissing: no index. IndexCorrupt: the passage store is unreadable.
+    """
+    return _query(index_dir, "SELECT source, COUNT(*) FROM passages GROUP BY source ORDER BY source")
+
+
+def passages_of(index_dir: Path, source: str) -> list[Passage]:
+    """The passages of one source file in the live index, in the order of the text."""
+    rows = _query(index_dir, f"SELECT {_COLUMNS} FROM passages WHERE source = ? ORDER BY id", (source,))
+    return [Passage(*row) for row in rows]
+
+
 def load_index(index_dir: Path) -> IndexData:
     """Read the live generation of `index_dir`, checking that its parts agree.
+
+    The generation is resolved once and read from its own folder, so a build that swaps in a
+    new one meanwhile cannot mix two of them; if the one being read is removed under us (two
+    builds later), the new live one is read instead.
 
     Raises:
         IndexMissing: there is no index.
         IndexCorrupt: a file is missing, truncated or inconsistent (the message names it).
     """
+    index_dir = Path(index_dir)
+    for attempt in range(3):
+        gen = current_generation(index_dir)
+        if gen is None:
+            raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
+        try:
+            return load_generation(gen)
+        except IndexCorrupt:
+            if current_generation(index_dir) == gen or attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def load_generation(gen: Path) -> IndexData:
+    """Read and check one generation folder (see `load_index`)."""
     import bm25s
 
     faiss = _faiss()
-    index_dir = Path(index_dir)
-    gen = current_generation(index_dir)
-    if gen is None:
-        raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
-    manifest = read_manifest(index_dir)
-    if manifest.get("format") != FORMAT_VERSION:
-        raise IndexCorrupt(
-            f"{gen / MANIFEST} has format {manifest.get('format')!r}, this qa reads {FORMAT_VERSION}. "
-            "Run `qa index --full` to rebuild."
-        )
+    manifest = read_generation_manifest(gen)
+    check_files(gen, manifest)
     current = None
     try:
-        for name in REQUIRED:
-            current = gen / name
-            if not current.exists():
-                raise FileNotFoundError(errno.ENOENT, "missing", str(current))
         current = gen / PASSAGES_DB
         passages, spans = _read_passages(current)
         current = gen / PASSAGE_VECTORS
@@ -248,15 +368,12 @@ def load_index(index_dir: Path) -> IndexData:
         current = gen / BM25_DIR
         bm25 = bm25s.BM25.load(str(current), show_progress=False, verbosity=0)
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
-        raise IndexCorrupt(
-            f"Index file {current} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-            "Run `qa index --full` to rebuild."
-        ) from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {first}). {RERUN}") from exc
     counts = (len(passages), passage_index.ntotal, int(bm25.scores["num_docs"]), manifest.get("passages"))
     if len(set(counts)) != 1 or len(spans) != len(sentence_vectors):
         raise IndexCorrupt(
-            f"The index in {gen}/ is inconsistent (passages/vectors/BM25/manifest: {counts}). "
-            "Run `qa index --full` to rebuild."
+            f"The index in {gen}/ is inconsistent (passages/vectors/BM25/manifest: {counts}). {RERUN}"
         )
     return IndexData(
         manifest=manifest,
@@ -267,3 +384,61 @@ def load_index(index_dir: Path) -> IndexData:
         sentence_vectors=sentence_vectors,
         path=gen,
     )
+
+
+@dataclass
+class Reusable:
+    """What an incremental build can take from the live generation: per source file, its
+    passages, their vectors, and their sentences (spans and vectors)."""
+
+    manifest: dict
+    passages: list[Passage]
+    passage_vectors: np.ndarray
+    sentence_spans: list[tuple[int, int, int]]
+    sentence_vectors: np.ndarray
+    rows: dict[str, tuple[int, int]]  # source -> [first, last) passage row
+
+    def of(self, source: str, new_source: str | None = None, row_offset: int = 0):
+        """(passages, passage vectors, sentence spans renumbered from `row_offset`, sentence
+        vectors) of `source`, relabelled `new_source` when the file was renamed."""
+        a, b = self.rows.get(source, (0, 0))  # a file may have no passage (only a heading)
+        passages = self.passages[a:b]
+        if new_source and new_source != source:
+            passages = [replace(p, source=new_source) for p in passages]
+        first = np.searchsorted(self._sentence_rows, a, side="left")
+        last = np.searchsorted(self._sentence_rows, b, side="left")
+        spans = [(r - a + row_offset, s, e) for r, s, e in self.sentence_spans[first:last]]
+        return passages, self.passage_vectors[a:b], spans, self.sentence_vectors[first:last]
+
+    def __post_init__(self):
+        self._sentence_rows = np.fromiter((s[0] for s in self.sentence_spans), dtype=np.int64,
+                                          count=len(self.sentence_spans))
+
+
+def read_reusable(index_dir: Path) -> Reusable | None:
+    """The live generation's passages and vectors for an incremental build (None: no index).
+
+    Raises:
+        IndexCorrupt: a file needed is missing or damaged (the caller then builds in full).
+    """
+    gen = current_generation(index_dir)
+    if gen is None:
+        return None
+    manifest = read_generation_manifest(gen)
+    check_files(gen, manifest)
+    current = gen / PASSAGES_DB
+    try:
+        passages, spans = _read_passages(current)
+        current = gen / STORED_VECTORS
+        passage_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        current = gen / SENTENCE_VECTORS
+        sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # sqlite DatabaseError, numpy ValueError...
+        raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {exc}). {RERUN}") from exc
+    if len(passage_vectors) != len(passages) or len(sentence_vectors) != len(spans):
+        raise IndexCorrupt(f"The index in {gen}/ is inconsistent (vectors and passages differ). {RERUN}")
+    rows: dict[str, tuple[int, int]] = {}
+    for i, p in enumerate(passages):
+        a, _ = rows.get(p.source, (i, i))
+        rows[p.source] = (a, i + 1)
+    return Reusable(manifest, passages, passage_vectors, spans, sentence_vectors, rows)

@@ -79,7 +79,7 @@ def test_empty_corpus_exits_1_naming_the_folder(tmp_path, monkeypatch, capsys, f
     monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
     (tmp_path / "c").mkdir()
     assert main(["index", "-q", "--corpus", str(tmp_path / "c"), "--index", str(tmp_path / "i"), "--model", "fake-embedder"]) == 1
-    assert f"No readable .txt or .md document in {tmp_path / 'c'}/" in capsys.readouterr().err
+    assert f"No readable document (.docx, .html, .md, .pdf, .txt) in {tmp_path / 'c'}/" in capsys.readouterr().err
 
 
 def test_status(fake_env, capsys):
