@@ -25,7 +25,7 @@ from .embedding import Embedder, get_embedder
 from .errors import BadInput, EmptyQuestion, IndexMismatch, IndexMissing
 from .schema import Answer, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text
-from .store import FORMAT_VERSION, IndexData, build_lock, load_index, read_manifest, write_index
+from .store import FORMAT_VERSION, IndexData, build_lock, current_generation, load_index, read_manifest, write_index
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class Retriever:
 
 
 _default_lock = threading.Lock()
-_default: dict[tuple, Retriever] = {}
+_default: dict[tuple, tuple[Path | None, Retriever]] = {}
 
 
 def default_retriever(settings: Settings | None = None, build_if_missing: bool = True) -> Retriever:
@@ -277,16 +277,18 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
     settings = settings or Settings.from_env()
     key = (str(settings.index_dir), str(settings.corpus_dir), settings.model)
     with _default_lock:
-        retriever = _default.get(key)
-        manifest = read_manifest(settings.index_dir)
-        if retriever is not None and manifest is not None and manifest.get("built_at") == retriever.manifest.get("built_at"):
+        # The live generation folder, not built_at: two builds within one second differ too.
+        generation, retriever = _default.get(key, (None, None))
+        live = current_generation(settings.index_dir)
+        if retriever is not None and live is not None and live == generation:
             return retriever
-        if manifest is None:
+        if live is None:
             if not build_if_missing:
                 raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
             ensure_index(settings)
+        live = current_generation(settings.index_dir)
         retriever = Retriever.load(settings.index_dir, model=settings.model)
-        _default[key] = retriever
+        _default[key] = (live, retriever)
         return retriever
 
 
