@@ -345,7 +345,8 @@ def build_app(settings: Settings, retriever=None):
         if not question.strip():
             history.append({
                 "role": "assistant",
-                "content": "Please type a question first, for example: <em>Who leads the NCRI?</em>",
+                "content": '<div class="qa-notice">Please type a question first, for example: '
+                "<em>Who leads the NCRI?</em></div>",
             })
             return "", history
         shown = question.strip()
