@@ -128,24 +128,45 @@ def escape(text: str) -> str:
 
 
 def render_html(answer: Answer, link: callable = None) -> str:
-    """The web chat's reply. `link(hit)` may return a URL for the citation (source viewer)."""
+    """The web chat's reply: the answer sentence with its citation first, then the numbered
+    source cards (citation, section, score parts, text with the supporting sentence marked).
+    Not found: says so, with the closest passages collapsed. `link(hit_or_span)` may return a
+    URL for a citation (the source viewer). Every piece of corpus text is escaped."""
     out = []
+    if not answer.passages:
+        return '<div class="qa-notfound">No passages: the index is empty.</div>'
+    cards = "".join(_card(h, link) for h in answer.passages)
     if answer.found and answer.answer:
+        span = answer.answer
+        rank = next(
+            (h.rank for h in answer.passages
+             if h.source == span.source and h.start_char <= span.start_char and span.end_char <= h.end_char),
+            None,
+        )
+        source = f' <span class="qa-from">(source [{rank}])</span>' if rank else ""
         out.append(
             '<div class="qa-answer"><div class="qa-label">Answer</div>'
-            f"<blockquote>{escape(answer.answer.text)}</blockquote>"
-            f'<div class="qa-cite">{escape(citation(answer.answer))}</div></div>'
+            f"<blockquote>{escape(span.text)}</blockquote>"
+            f'<div class="qa-cite">{_cite(span, link)}{source}</div></div>'
         )
-        cards = "".join(_card(h, link) for h in answer.passages)
-        out.append(f'<div class="qa-sources">{cards}</div>')
+        out.append(f'<div class="qa-sources"><div class="qa-sources-title">Sources</div>{cards}</div>')
     else:
         out.append(
             '<div class="qa-notfound">Not found: no passage of the corpus clearly answers this question.</div>'
         )
-        if answer.passages:
-            cards = "".join(_card(h, link) for h in answer.passages)
-            out.append(f'<details class="qa-closest"><summary>Closest passages ({len(answer.passages)})</summary>{cards}</details>')
+        out.append(
+            f'<details class="qa-closest"><summary>Closest passages ({len(answer.passages)})</summary>{cards}</details>'
+        )
     return "".join(out)
+
+
+def _cite(item, link) -> str:
+    """The citation of a Hit or Span, as a link when `link` gives a URL."""
+    cite = escape(citation(item))
+    url = link(item) if link else None
+    if url:
+        cite = f'<a class="qa-link" href="{html.escape(url, quote=True)}" target="_blank" rel="noopener">{cite}</a>'
+    return cite
 
 
 def _card(hit: Hit, link) -> str:
@@ -155,14 +176,10 @@ def _card(hit: Hit, link) -> str:
         body = f"{escape(text[:a])}<mark>{escape(text[a:b])}</mark>{escape(text[b:])}"
     else:
         body = escape(text)
-    cite = escape(citation(hit))
-    url = link(hit) if link else None
-    if url:
-        cite = f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener">{cite}</a>'
     section = f' · <span class="qa-section">{escape(hit.section)}</span>' if hit.section else ""
     return (
         f'<div class="qa-card"><div class="qa-head"><span class="qa-num">[{hit.rank}]</span> '
-        f"{cite}{section}"
+        f"{_cite(hit, link)}{section}"
         f' <span class="qa-score">{escape(_score_line(hit))}</span></div>'
         f'<div class="qa-text">{body}</div></div>'
     )
