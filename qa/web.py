@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_K = 5
 MAX_UI_K = 20
-# The model is CPU-bound and shared: a few questions at a time use both cores; more only queue
-# up inside torch. Everything else waits in Gradio's queue, which is large enough for 50+
-# concurrent clients (see bench/LOAD.md for the measurement behind these numbers).
-CONCURRENCY = 2
+# The model is CPU-bound and shared (loaded once per process). With 50 clients on 2 cores, 4
+# questions at a time gave the best p50 and p95 (1, 2 and 8 measured too: bench/LOAD.md); the
+# rest wait in Gradio's queue, large enough that none of 50+ concurrent clients is turned away.
+CONCURRENCY = 4
 QUEUE_SIZE = 512
 SHOWN_QUESTION_CHARS = 2000
 
@@ -67,7 +67,13 @@ CSS = """
 .qa-card a:focus, .qa-answer a:focus { outline: 3px solid #f59e0b; outline-offset: 1px; }
 #qa-header h1 { margin-bottom: 0; }
 #qa-header p { margin-top: 0.2rem; color: #4b5563; }
-@media (max-width: 600px) { .qa-card { padding: 0.4rem; } }
+@media (max-width: 600px) {
+  #qa-chat .message-row { padding-left: 4px !important; padding-right: 4px !important; }
+  #qa-chat .message { padding-left: 4px !important; padding-right: 4px !important; }
+  #qa-header h1 { font-size: 1.5rem; }
+  .qa-answer blockquote { font-size: 1em; }
+  .qa-card { padding: 0.4rem; }
+}
 """
 
 
@@ -89,6 +95,12 @@ SCROLL_TO_LAST_QUESTION = """() => {
   };
   setTimeout(go, 150);
 }"""
+
+
+# Page-level CSS that Gradio would scope under `.contain` (and so never match) if given as `css`.
+HEAD = """<style>
+@media (max-width: 600px) { .gradio-container .app { padding-left: 8px !important; padding-right: 8px !important; } }
+</style>"""
 
 
 def _theme():
@@ -185,7 +197,7 @@ def render_source_page(source: str, text: str, lines: tuple[int, int] | None, ma
             f"{number}</a><span class=\"tx\">{body or ' '}</span></div>"
         )
     title = html.escape(source)
-    cited = f"lines {first}–{last}" if lines else "whole file"
+    cited = (f"line {first}" if first == last else f"lines {first}–{last}") if lines else "whole file"
     note = (
         '<p class="warn">This file changed since the index was built: the cited lines may have moved. '
         "Run <code>qa index</code> to refresh.</p>"
@@ -458,6 +470,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
         footer_links=["api"],
         theme=_theme(),
         css=CSS,
+        head=HEAD,
         app_kwargs={"routes": list(getattr(demo, "qa_routes", []))},
         ssr_mode=False,
         pwa=False,
@@ -484,6 +497,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
             + "."
         )
     demo = build_app(settings)
+    from .api import default_retriever
+
+    default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     say(f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
     launch(demo, host=host, port=port, auth=auth, block=True, quiet=True)
