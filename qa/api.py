@@ -20,10 +20,10 @@ from . import __version__
 from .answer import build_answer
 from .chunking import chunk_document, split_sentences
 from .config import Settings
-from .documents import file_hashes, format_of, load_corpus, snapshot
+from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
 from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
-from .schema import Answer, Hit, Passage
+from .schema import Answer, Document, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
 from .store import (
     FORMAT_VERSION,
@@ -540,6 +540,19 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
     finally:
         with _default_lock:
             _reloading.discard(key)
+
+
+def read_source(path: str | Path, source: str) -> Document:
+    """The `Document` of one corpus file as the index sees it: the text its passages' offsets
+    and lines refer to (extracted text for html/pdf/docx). For the web app's source viewer.
+
+    Raises:
+        BadInput: the file cannot be read (the message says why).
+    """
+    try:
+        return read_document(Path(path), source)
+    except Unreadable as exc:
+        raise BadInput(f"{source} cannot be shown: {exc}") from None
 
 
 def retrieve(question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:

@@ -250,6 +250,8 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
 
+    from .api import read_source
+
     def page(status: int, message: str, nonce: str = "") -> HTMLResponse:
         return HTMLResponse(
             f"<!doctype html><meta charset='utf-8'><title>qa: {status}</title>"
@@ -267,13 +269,15 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
             files = retriever.manifest.get("files", {})
             path = resolve_source(settings.corpus_dir, files, requested)
             data = path.read_bytes()
-            text = data.decode("utf-8")
+            text = read_source(path, requested).text
         except NotInCorpus as exc:
+            return page(404, str(exc))
+        except BadInput as exc:
             return page(404, str(exc))
         except QAError as exc:
             return page(503, str(exc))
-        except (OSError, UnicodeDecodeError):
-            return page(404, f"{requested!r} cannot be read as UTF-8 text.")
+        except OSError:
+            return page(404, f"{requested!r} cannot be read.")
         changed = files.get(requested) != hashlib.sha256(data).hexdigest()
         nonce = secrets.token_urlsafe(16)
         body = render_source_page(

@@ -380,3 +380,25 @@ def test_real_model_who_leads_the_ncri(default_corpus_index, real_embedder):
     assert "President-elect of the NCRI" in sections[:3]
     cited = next(p for p in result["passages"] if p["section"] == "President-elect of the NCRI")
     assert "The president-elect of the NCRI is Mrs. Maryam Rajavi." in cited["text"]
+
+
+def test_viewer_shows_the_text_the_citations_refer_to_for_html(settings, fake_embedder):
+    (settings.corpus_dir / "bells.html").write_text(
+        "<html><body><h1>Bells</h1>\n<p>The bell rings at noon every day.</p>\n"
+        "<script>alert(5)</script></body></html>\n",
+        encoding="utf-8",
+    )
+    build_index(settings, embedder=fake_embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
+    hit = retriever.ask("When does the bell ring?", 5, sources=["bells.html"]).passages[0]
+    assert hit.source == "bells.html"
+    demo, url = start(settings, retriever)
+    try:
+        page = httpx.get(url + web.source_url(hit).split("#")[0]).text
+    finally:
+        demo.close()
+    body = page.split("<main", 1)[1]
+    assert "<mark>The bell rings at noon every day.</mark>" in body
+    assert "&lt;p&gt;" not in body and "alert(5)" not in body  # extracted text, not the markup
+    highlighted = re.findall(r'<div class="line hl" id="L(\d+)">', page)
+    assert highlighted == [str(n) for n in range(hit.start_line, hit.end_line + 1)]
