@@ -378,8 +378,7 @@ def build_app(settings: Settings, retriever=None):
         return "", history
 
     def refresh_sources():
-        files = sorted(get_retriever().manifest.get("files", {}))
-        return gr.Dropdown(choices=files)
+        return gr.Dropdown(choices=get_retriever().sources())
 
     n_files = len(manifest.get("files", {}))
     n_passages = manifest.get("passages", len(current.data.passages))
@@ -421,7 +420,7 @@ def build_app(settings: Settings, retriever=None):
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
                 sources = gr.Dropdown(
-                    choices=sorted(manifest.get("files", {})),
+                    choices=current.sources(),  # files with passages: what `sources=` can match
                     value=[],
                     multiselect=True,
                     label="Only these documents (empty: all)",
