@@ -68,11 +68,16 @@ def list_files(corpus_dir: Path) -> list[Path]:
             "or point --corpus (QA_CORPUS_DIR) at the folder that holds them."
         )
     files = []
+    root = corpus_dir.resolve()
     for path in sorted(corpus_dir.rglob("*")):
         rel = path.relative_to(corpus_dir)
         if any(part.startswith(".") for part in rel.parts):
             continue
         if path.suffix.lower() in FORMATS and path.is_file():
+            if not path.resolve().is_relative_to(root):
+                # A link out of the corpus would put an outside file's text into answers.
+                log.warning("skipped %s: a link to a file outside %s/", rel.as_posix(), corpus_dir)
+                continue
             files.append(path)
     return files
 

@@ -104,16 +104,22 @@ def ranks_of(order: np.ndarray, n: int) -> np.ndarray:
 
 
 def source_mask(passages: Sequence[Passage], patterns: Sequence[str] | None) -> np.ndarray | None:
-    """Boolean mask of passages whose source matches any glob or substring in `patterns`."""
+    """Boolean mask of passages whose source matches any of `patterns`: a pattern that names a
+    source exactly selects that file only (picking `a.md` must not bring `data.md`); otherwise
+    a glob (`*.md`, `notes/*`), else a part of the path."""
     if not patterns:
         return None
     pats = [p.strip() for p in patterns if p and p.strip()]
-
-    def match(source: str) -> bool:
-        return any(fnmatch.fnmatch(source, p) or p in source for p in pats)
-
     sources = {p.source for p in passages}
-    allowed = {s for s in sources if match(s)}
+
+    def match(source: str, pattern: str) -> bool:
+        if pattern in sources:
+            return source == pattern
+        if any(c in pattern for c in "*?["):
+            return fnmatch.fnmatch(source, pattern)
+        return pattern in source
+
+    allowed = {s for s in sources if any(match(s, p) for p in pats)}
     return np.fromiter((p.source in allowed for p in passages), dtype=bool, count=len(passages))
 
 

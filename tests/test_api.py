@@ -147,3 +147,25 @@ def test_sources_filter(settings, fake_embedder):
     assert hits and {h.source for h in hits} == {"sub/boats.md"}
     hits = retriever.search("boats garden roses race", k=10, sources=["garden"])
     assert {h.source for h in hits} == {"garden.txt"}
+
+
+def test_exact_source_name_selects_only_that_file(settings, fake_embedder):
+    (settings.corpus_dir / "sub" / "oars.md").write_text("# Oars\n\nThe boats use ash oars.\n", encoding="utf-8")
+    (settings.corpus_dir / "boats.md").write_text("# Boats\n\nBoats are painted blue.\n", encoding="utf-8")
+    build_index(settings, embedder=fake_embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
+    assert {h.source for h in retriever.search("boats", k=20, sources=["boats.md"])} == {"boats.md"}
+    assert {h.source for h in retriever.search("boats", k=20, sources=["boats"])} == {"boats.md", "sub/boats.md"}
+    assert {h.source for h in retriever.search("boats", k=20, sources=["sub/*.md"])} == {"sub/boats.md", "sub/oars.md"}
+
+
+def test_links_out_of_the_corpus_are_not_indexed(settings, fake_embedder, tmp_path, caplog):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("The vault code is 4321.\n", encoding="utf-8")
+    (settings.corpus_dir / "link.txt").symlink_to(outside)
+    (settings.corpus_dir / "inside.txt").symlink_to(settings.corpus_dir / "garden.txt")
+    report = build_index(settings, embedder=fake_embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
+    assert "link.txt" not in retriever.manifest["files"] and "inside.txt" in retriever.manifest["files"]
+    assert all("vault" not in p.text for p in retriever.data.passages)
+    assert "link.txt" in caplog.text and report.files == 3
