@@ -261,6 +261,11 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
         passage_vectors.append(np.asarray(pv, dtype=np.float32))
         sentence_spans.extend(spans)
         sentence_vectors.append(np.asarray(sv, dtype=np.float32))
+    if not passages:
+        raise CorpusEmpty(
+            f"No passage text in {settings.corpus_dir}/: its files hold only headings or blank lines. "
+            "Add documents with some body text."
+        )
     data = IndexData(
         manifest={},
         passages=passages,
@@ -396,7 +401,7 @@ def check_k(k) -> int:
     message = f"k must be a whole number from 1 to {MAX_K}, not {k!r}."
     try:
         value = int(k)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
         raise BadInput(message) from None
     is_whole = isinstance(k, str) or value == k  # "5" and 5.0 are fine, 2.5 is not
     if not is_whole or not 1 <= value <= MAX_K:
@@ -497,6 +502,7 @@ class Retriever:
 _default_lock = threading.Lock()
 _default: dict[tuple, Retriever] = {}
 _reloading: set[tuple] = set()
+_first_load = threading.Lock()
 _failed: dict[tuple, str] = {}  # generation that failed to load, per key: not retried per query
 
 
@@ -517,18 +523,26 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
             return retriever
         if retriever is not None and (key in _reloading or _failed.get(key) == live):
             return retriever  # another thread is loading the new generation, or it is damaged
-        _reloading.add(key)
+        if retriever is not None:
+            _reloading.add(key)
+    if retriever is None:
+        # First use: one thread builds/loads, the others wait for it and take its retriever.
+        with _first_load:
+            with _default_lock:
+                if key in _default:
+                    return _default[key]
+            if generation_id(settings.index_dir) is None:
+                if not build_if_missing:
+                    raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
+                ensure_index(settings)
+            fresh = Retriever.load(settings.index_dir, model=settings.model)
+            with _default_lock:
+                _default[key] = fresh
+            return fresh
     try:
-        if live is None and retriever is None:
-            if not build_if_missing:
-                raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
-            ensure_index(settings)
-        embedder = retriever.embedder if retriever is not None else None
         try:
-            fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=embedder)
+            fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=retriever.embedder)
         except QAError as exc:
-            if retriever is None:
-                raise
             log.warning("could not load the new index in %s (%s); still answering from %s",
                         settings.index_dir, exc, retriever.generation)
             with _default_lock:

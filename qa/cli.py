@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 
@@ -153,7 +154,7 @@ def _watch(settings: Settings, args) -> int:
 
     from .api import build_index, watch
 
-    if args.interval <= 0:
+    if not math.isfinite(args.interval) or args.interval <= 0:
         raise BadInput(f"--interval must be a positive number of seconds, not {args.interval}.")
     if args.full:
         print(_summary(build_index(settings, full=True)), flush=True)
@@ -205,10 +206,11 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .web import serve
+    from .web import parse_auth, serve
 
     settings = _settings(args)
     auth = args.auth or os.environ.get("QA_AUTH") or None
+    parse_auth(auth)  # a malformed login is refused before any index work
     _ensure(settings)
     serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
     return 0

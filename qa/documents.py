@@ -74,6 +74,11 @@ def list_files(corpus_dir: Path) -> list[Path]:
         if any(part.startswith(".") for part in rel.parts):
             continue
         if path.suffix.lower() in FORMATS and path.is_file():
+            try:
+                rel.as_posix().encode("utf-8")
+            except UnicodeEncodeError:
+                log.warning("skipped %r: the file name is not valid UTF-8; rename it", rel.as_posix())
+                continue
             if not path.resolve().is_relative_to(root):
                 # A link out of the corpus would put an outside file's text into answers.
                 log.warning("skipped %s: a link to a file outside %s/", rel.as_posix(), corpus_dir)
@@ -335,10 +340,14 @@ def read_document(path: Path, source: str | None = None, data: bytes | None = No
             document = Document(
                 source=source, text=text, format=fmt, headings=headings, units=paragraphs, unit="paragraph"
             )
+    except Unreadable:
+        raise
     except UnicodeDecodeError as exc:
         raise Unreadable(exc.reason if "binary" in str(exc.reason) else "not valid UTF-8") from exc
     except OSError as exc:
         raise Unreadable(str(exc.strerror or exc)) from exc
+    except Exception as exc:  # parsers of damaged pdf/docx raise anything (XMLSyntaxError, NotImplementedError...)
+        raise Unreadable(f"damaged {fmt} file ({type(exc).__name__})") from exc
     if not document.text.strip():
         raise Unreadable("empty")
     return document

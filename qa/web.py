@@ -462,23 +462,26 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
         with `demo.close()`).
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    _, url, _ = demo.launch(
-        server_name=host,
-        server_port=port,
-        auth=parse_auth(auth),
-        share=False,
-        prevent_thread_lock=True,
-        quiet=quiet,
-        show_error=True,
-        footer_links=["api"],
-        theme=_theme(),
-        css=CSS,
-        head=HEAD,
-        app_kwargs={"routes": list(getattr(demo, "qa_routes", []))},
-        ssr_mode=False,
-        pwa=False,
-        mcp_server=False,
-    )
+    try:
+        _, url, _ = demo.launch(
+            server_name=host,
+            server_port=port,
+            auth=parse_auth(auth),
+            share=False,
+            prevent_thread_lock=True,
+            quiet=quiet,
+            show_error=True,
+            footer_links=["api"],
+            theme=_theme(),
+            css=CSS,
+            head=HEAD,
+            app_kwargs={"routes": list(getattr(demo, "qa_routes", []))},
+            ssr_mode=False,
+            pwa=False,
+            mcp_server=False,
+        )
+    except OSError as exc:  # Gradio: "Cannot find empty port ..."
+        raise QAError(f"Cannot serve on {host}:{port} ({exc}). Is another server on that port? Pass --port.") from exc
     if block:
         demo.block_thread()
     return url

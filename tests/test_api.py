@@ -169,3 +169,57 @@ def test_links_out_of_the_corpus_are_not_indexed(settings, fake_embedder, tmp_pa
     assert "link.txt" not in retriever.manifest["files"] and "inside.txt" in retriever.manifest["files"]
     assert all("vault" not in p.text for p in retriever.data.passages)
     assert "link.txt" in caplog.text and report.files == 3
+
+
+def test_threads_using_the_index_for_the_first_time_share_one_build(settings, fake_embedder, monkeypatch):
+    import threading
+
+    import qa.api
+
+    monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("QA_MODEL", fake_embedder.name)
+    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(qa.retrieve("roses watered", k=1)[0].section)
+        except Exception as exc:  # recorded, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == ["Watering"] * 4
+    assert len(list(settings.index_dir.glob("gen-*"))) == 1
+
+
+def test_infinite_k_is_bad_input(settings, fake_embedder):
+    build_index(settings, embedder=fake_embedder)
+    with pytest.raises(BadInput):
+        Retriever.load(settings.index_dir, embedder=fake_embedder).search("garden", k=float("inf"))
+
+
+def test_corpus_of_only_headings_is_a_clear_error(tmp_path, fake_embedder):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "t.txt").write_text("Only a title\n", encoding="utf-8")
+    with pytest.raises(CorpusEmpty, match="No passage text"):
+        build_index(Settings(corpus_dir=corpus, index_dir=tmp_path / "i"), embedder=fake_embedder)
+
+
+def test_undecodable_file_name_and_damaged_docx_are_skipped(settings, fake_embedder, caplog):
+    import os
+    import zipfile
+
+    os.close(os.open(os.path.join(os.fsencode(settings.corpus_dir), b"caf\xe9.txt"), os.O_WRONLY | os.O_CREAT))
+    with zipfile.ZipFile(settings.corpus_dir / "broken.docx", "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<w:document><unclosed>")
+    report = build_index(settings, embedder=fake_embedder)
+    assert report.files == 2
+    assert [s for s, _ in report.skipped] == ["broken.docx"] and "damaged docx" in report.skipped[0][1]
+    assert "file name is not valid UTF-8" in caplog.text
