@@ -19,6 +19,7 @@ from .errors import (  # noqa: E402
     IndexLocked,
     IndexMismatch,
     IndexMissing,
+    IndexUnwritable,
     ModelUnavailable,
     QAError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "IndexLocked",
     "IndexMismatch",
     "IndexMissing",
+    "IndexUnwritable",
     "ModelUnavailable",
     "Passage",
     "QAError",

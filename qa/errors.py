@@ -33,6 +33,10 @@ class IndexCorrupt(QAError):
     """A file of the index is missing, truncated or unreadable."""
 
 
+class IndexUnwritable(QAError):
+    """The index folder cannot be created or written."""
+
+
 class IndexLocked(QAError):
     """Another build holds the index lock."""
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorrupt, IndexLocked, IndexMissing
+from .errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
 from .schema import Passage
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,14 @@ def check_files(gen: Path, manifest: dict) -> None:
 def build_lock(index_dir: Path, wait: bool = False):
     """Hold the index folder's build lock; refuse (IndexLocked) when another build has it."""
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise IndexUnwritable(
+            f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+            "Point --index (QA_INDEX_DIR) at a writable folder."
+        ) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

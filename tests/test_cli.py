@@ -117,3 +117,11 @@ def test_real_model_ask_json_end_to_end(default_corpus_index):
         assert p["source"] == "iranian-resistance-pmoi-ncri.txt"
         assert p["text"] == text[p["start_char"] : p["end_char"]]
     assert "Traceback" not in result.stderr
+
+
+def test_index_folder_that_is_a_file_exits_1(fake_env, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["index", "-q", "--index", str(blocker)]) == 1
+    err = capsys.readouterr().err
+    assert f"Cannot write the index in {blocker}/" in err and "Traceback" not in err
