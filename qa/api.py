@@ -29,6 +29,7 @@ from .store import (
     FORMAT_VERSION,
     IndexData,
     build_lock,
+    cache_dir,
     current_generation,
     generation_id,
     load_index,
@@ -196,6 +197,9 @@ def build_index(
         }
         data.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
         path = write_index(settings.index_dir, data)
+        prepare = getattr(embedder, "prepare_queries", None)
+        if prepare is not None:  # export the fast query encoder now, not at the first question
+            prepare(cache_dir(settings.index_dir))
     return BuildReport(
         files=len(report.hashes),
         passages=len(data.passages),
@@ -441,7 +445,11 @@ class Retriever:
         data = load_index(settings.index_dir)
         if data.manifest.get("model") != settings.model:
             raise_model_mismatch(data.manifest, settings)
-        return cls(data, embedder or get_embedder(settings.model), params)
+        embedder = embedder or get_embedder(settings.model)
+        use_cache = getattr(embedder, "use_cache_dir", None)
+        if use_cache is not None:  # where the fast query encoder is (or gets) exported
+            use_cache(cache_dir(settings.index_dir))
+        return cls(data, embedder, params)
 
     @property
     def manifest(self) -> dict:

@@ -1,7 +1,10 @@
 """EMBED: turn texts into L2-normalised float32 vectors.
 
 `Embedder` is the protocol every stage relies on; `SentenceTransformerEmbedder` is the real one.
-sentence_transformers (and so torch) is imported only when a model is first used.
+sentence_transformers (and so torch) is imported only when documents are embedded. Given a
+`cache_dir`, queries are embedded by the same model exported to ONNX (`qa.onnx_encoder`): no
+torch import on the query path. A model that cannot be exported falls back to torch, with the
+reason logged.
 """
 
 from __future__ import annotations
@@ -74,10 +77,12 @@ class SentenceTransformerEmbedder:
         device: torch device; CPU unless said otherwise.
     """
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu"):
+    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", cache_dir: str | Path | None = None):
         self.name = name
         self.device = device
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._model = None
+        self._query = None  # OnnxEncoder once loaded, False when ONNX is not used
 
     @property
     def model(self):
@@ -102,8 +107,35 @@ class SentenceTransformerEmbedder:
                 ) from exc
         return self._model
 
+    def use_cache_dir(self, cache_dir: str | Path) -> None:
+        """Keep (and look for) the ONNX query encoder in `cache_dir`, unless one was set already:
+        the export is keyed by model identity, so any index folder's copy serves."""
+        if self.cache_dir is None:
+            self.cache_dir = Path(cache_dir)
+
+    def query_encoder(self, cache_dir: str | Path | None = None):
+        """The ONNX query encoder (exported into `cache_dir` or `self.cache_dir` if needed), or
+        None when there is no cache folder or the model cannot be exported (reason logged)."""
+        if cache_dir is not None:
+            self.use_cache_dir(cache_dir)
+        if self._query is None and self.cache_dir is not None:
+            from .onnx_encoder import UnsupportedModel, load_or_export
+
+            try:
+                self._query = load_or_export(self.name, resolve_model(self.name), self.cache_dir, lambda: self.model)
+            except UnsupportedModel as exc:
+                log.warning("Queries for %s are embedded with torch, not ONNX: %s", self.name, exc)
+                self._query = False
+        return self._query or None
+
+    def prepare_queries(self, cache_dir: str | Path) -> None:
+        """Export the query encoder into `cache_dir` now (index time), so the first question is fast."""
+        self.query_encoder(cache_dir)
+
     @property
     def dim(self) -> int:
+        if self._model is None and self.query_encoder() is not None:
+            return self._query.dim
         model = self.model
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
@@ -121,6 +153,9 @@ class SentenceTransformerEmbedder:
         return normalize(vectors)
 
     def encode_queries(self, texts) -> np.ndarray:
+        encoder = self.query_encoder()
+        if encoder is not None:
+            return encoder.encode(list(texts))
         return self.encode_documents(texts, batch_size=32)
 
 

@@ -12,6 +12,7 @@ Layout of `index_dir`:
         sentences.npy   sentence vectors, float32, row j = sentence j of the SQLite table
         bm25/           bm25s arrays (.npy + JSON, no pickle)
     .lock              held by the build in progress
+    .cache/            derived files that outlive a generation (the ONNX query encoder)
 
 A build writes a new generation beside the live one and then repoints CURRENT, so a reader sees
 the old index or the new one, never half of one; a killed build leaves only an orphan folder,
@@ -50,6 +51,12 @@ STORED_VECTORS = "passages.npy"
 BM25_DIR = "bm25"
 REQUIRED = (MANIFEST, PASSAGES_DB, PASSAGE_VECTORS, SENTENCE_VECTORS, BM25_DIR)
 RERUN = "Run `qa index --full` to rebuild it."
+CACHE = ".cache"
+
+
+def cache_dir(index_dir: Path) -> Path:
+    """Folder for derived files kept across generations (e.g. the ONNX query encoder)."""
+    return Path(index_dir) / CACHE
 
 
 def _faiss():
