@@ -145,6 +145,9 @@ def build_index(
     """
     settings = settings or Settings.from_env()
     embedder = embedder or get_embedder(settings.model)
+    use_cache = getattr(embedder, "use_cache_dir", None)
+    if use_cache is not None:  # the ONNX export (made now if needed) embeds the build and queries
+        use_cache(cache_dir(settings.index_dir))
     started = time.perf_counter()
     with build_lock(settings.index_dir):
         reason = "--full" if full else ""
@@ -197,9 +200,6 @@ def build_index(
         }
         data.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
         path = write_index(settings.index_dir, data)
-        prepare = getattr(embedder, "prepare_queries", None)
-        if prepare is not None:  # export the fast query encoder now, not at the first question
-            prepare(cache_dir(settings.index_dir))
     return BuildReport(
         files=len(report.hashes),
         passages=len(data.passages),

@@ -1,10 +1,10 @@
 """EMBED: turn texts into L2-normalised float32 vectors.
 
 `Embedder` is the protocol every stage relies on; `SentenceTransformerEmbedder` is the real one.
-sentence_transformers (and so torch) is imported only when documents are embedded. Given a
-`cache_dir`, queries are embedded by the same model exported to ONNX (`qa.onnx_encoder`): no
-torch import on the query path. A model that cannot be exported falls back to torch, with the
-reason logged.
+Given a `cache_dir` (the index folder's `.cache/`), texts are embedded by the same model exported
+to ONNX (`qa.onnx_encoder`), so neither `qa ask` nor a rebuild imports torch; sentence_transformers
+(and torch) is imported only to export the model once per model version, or for a model that
+cannot be exported (the reason is logged and the torch path is used).
 """
 
 from __future__ import annotations
@@ -128,10 +128,6 @@ class SentenceTransformerEmbedder:
                 self._query = False
         return self._query or None
 
-    def prepare_queries(self, cache_dir: str | Path) -> None:
-        """Export the query encoder into `cache_dir` now (index time), so the first question is fast."""
-        self.query_encoder(cache_dir)
-
     @property
     def dim(self) -> int:
         if self._model is None and self.query_encoder() is not None:
@@ -143,6 +139,9 @@ class SentenceTransformerEmbedder:
     def encode_documents(self, texts, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
+        encoder = self.query_encoder()
+        if encoder is not None:  # same vectors (checked at export), faster than torch, no torch import
+            return encoder.encode(list(texts), batch_size=batch_size)
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,

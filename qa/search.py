@@ -123,19 +123,50 @@ def source_mask(passages: Sequence[Passage], patterns: Sequence[str] | None) -> 
     return np.fromiter((p.source in allowed for p in passages), dtype=bool, count=len(passages))
 
 
+class SentenceScores:
+    """Sentence cosines computed only where asked (approximate indexes): indexable like the
+    full array of the exact path, `scores[j]` is the cosine of the query with sentence j."""
+
+    def __init__(self, vectors, query: np.ndarray, known: dict[int, float]):
+        self._vectors = vectors
+        self._query = query
+        self._known = known
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def __getitem__(self, j):
+        j = int(j)
+        if j not in self._known:
+            self._known[j] = float(np.asarray(self._vectors[j], dtype=np.float32) @ self._query)
+        return self._known[j]
+
+
 class Searcher:
-    """Hybrid search over one loaded index. Build once; `search` is cheap and thread-safe."""
+    """Hybrid search over one loaded index. Build once; `search` is cheap and thread-safe.
+
+    On an exact (flat) index every passage and sentence is scored. On an approximate index
+    (`IndexData.vector_kind` "hnsw" or "ivf-sq8", large corpora) the candidates are the
+    `params.candidates` best passages of the vector index and of BM25 (at least 2·k), their
+    sentences are scored from the memory-mapped sentence vectors, and fusion ranks them alone.
+    """
 
     def __init__(self, data, embedder, params: SearchParams = SearchParams()):
         self.data = data
         self.embedder = embedder
         self.params = params
         self.passages: list[Passage] = data.passages
+        self.exact = getattr(data, "vector_kind", "flat") == "flat"
         spans = data.sentence_spans
         # Sentence rows are grouped by passage, in passage order (see api.build_index).
         self.sentence_passage = np.fromiter((s[0] for s in spans), dtype=np.int64, count=len(spans))
-        self._row = {(p.source, p.start_char, p.end_char): i for i, p in enumerate(self.passages)}
+        self._row = None
         self._first_sentence = np.searchsorted(self.sentence_passage, np.arange(len(self.passages) + 1))
+        self._vectors = None
+        if self.exact and data.passage_index is not None:
+            from .store import flat_vectors
+
+            self._vectors = flat_vectors(data.passage_index)
 
     def sentence_scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of the query with every stored sentence."""
@@ -144,7 +175,9 @@ class Searcher:
         return np.asarray(self.data.sentence_vectors @ query, dtype=np.float32)
 
     def passage_scores(self, query: np.ndarray) -> np.ndarray:
-        """Cosine of the query with every passage vector."""
+        """Cosine of the query with every passage vector (exact index)."""
+        if self._vectors is not None:
+            return np.asarray(self._vectors @ query, dtype=np.float32)
         index = self.data.passage_index
         n = index.ntotal
         scores, ids = index.search(query.reshape(1, -1), n)
@@ -153,24 +186,41 @@ class Searcher:
         out[ids[0][valid]] = scores[0][valid]
         return out
 
-    def score(self, question: str, sources: Sequence[str] | None = None) -> dict:
+    def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, dict[int, float]]:
+        """Best sentence cosine of each passage in `rows` (-1 where it has none), reading only
+        their sentence vectors; and the cosine of each sentence read, by sentence id."""
+        starts, ends = self._first_sentence[rows], self._first_sentence[rows + 1]
+        counts = ends - starts
+        best = np.full(len(rows), -1.0, dtype=np.float32)
+        if not counts.sum():
+            return best, {}
+        ids = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+        cos = np.asarray(self.data.sentence_vectors[ids], dtype=np.float32) @ query
+        has = counts > 0
+        best[has] = np.maximum.reduceat(cos, np.concatenate([[0], np.cumsum(counts)[:-1]])[has])
+        return best, dict(zip(ids.tolist(), cos.tolist()))
+
+    def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0) -> dict:
         """Every score part for every passage (arrays indexed by passage row)."""
+        if not self.exact:
+            return self._score_candidates(question, sources, k)
         p = self.params
         n = len(self.passages)
         query = self.embedder.encode_queries([question])[0]
         passage_cos = self.passage_scores(query)
         sent = self.sentence_scores(query)
         best_sentence = np.full(n, -1.0, dtype=np.float32)
-        if len(sent):
-            np.maximum.at(best_sentence, self.sentence_passage, sent)
+        if len(sent):  # sentences are grouped by passage: one max per passage's run of rows
+            has = np.diff(self._first_sentence) > 0
+            best_sentence[has] = np.maximum.reduceat(sent, self._first_sentence[:-1][has])
         dense = np.maximum(passage_cos, p.sentence_weight * best_sentence)
         bm25 = bm25_scores(self.data.bm25, question)
         mask = source_mask(self.passages, sources)
         allowed = np.ones(n, dtype=bool) if mask is None else mask
-        dense_order = np.array([i for i in np.argsort(-dense, kind="stable") if allowed[i]], dtype=np.int64)
-        bm25_order = np.array(
-            [i for i in np.argsort(-bm25, kind="stable") if allowed[i] and bm25[i] > 0], dtype=np.int64
-        )
+        dense_order = np.argsort(-dense, kind="stable")
+        dense_order = dense_order[allowed[dense_order]].astype(np.int64)
+        bm25_order = np.argsort(-bm25, kind="stable")
+        bm25_order = bm25_order[allowed[bm25_order] & (bm25[bm25_order] > 0)].astype(np.int64)
         fused = rrf([(dense_order, p.dense_weight), (bm25_order, p.bm25_weight)], n, p.rrf_k)
         fused[~allowed] = -np.inf
         return {
@@ -184,16 +234,63 @@ class Searcher:
             "allowed": allowed,
         }
 
+    def _score_candidates(self, question: str, sources, k: int) -> dict:
+        """`score` on an approximate index: only candidates get scores (others: dense -1,
+        fused -inf), ranks are ranks among the candidates."""
+        from .store import search_vectors
+
+        p = self.params
+        n = len(self.passages)
+        c = max(p.candidates, 2 * k)
+        query = self.embedder.encode_queries([question])[0]
+        mask = source_mask(self.passages, sources)
+        ann_ids, ann_cos = search_vectors(self.data.passage_index, query, c, mask)
+        bm25 = bm25_scores(self.data.bm25, question)
+        ok = bm25 > 0 if mask is None else (bm25 > 0) & mask
+        pool = np.flatnonzero(ok)
+        if len(pool) > c:
+            pool = pool[np.argpartition(-bm25[pool], c - 1)[:c]]
+        bm25_order = pool[np.lexsort((pool, -bm25[pool]))].astype(np.int64)
+        rows = np.union1d(ann_ids, bm25_order).astype(np.int64)
+        passage_cos = np.full(len(rows), -1.0, dtype=np.float32)
+        passage_cos[np.searchsorted(rows, ann_ids)] = ann_cos
+        missing = np.setdiff1d(rows, ann_ids)  # BM25 candidates the vector index did not return
+        if len(missing):
+            vectors = np.stack([self.data.passage_index.reconstruct(int(i)) for i in missing])
+            passage_cos[np.searchsorted(rows, missing)] = vectors @ query
+        best, sentence_cos = self.best_sentences(query, rows)
+        cand_dense = np.maximum(passage_cos, p.sentence_weight * best)
+        dense_order = rows[np.lexsort((rows, -cand_dense))]
+        dense = np.full(n, -1.0, dtype=np.float32)
+        dense[rows] = cand_dense
+        fused = np.full(n, -np.inf)
+        fused[rows] = rrf([(dense_order, p.dense_weight), (bm25_order, p.bm25_weight)], n, p.rrf_k)[rows]
+        return {
+            "query": query,
+            "dense": dense,
+            "bm25": bm25,
+            "sentence": SentenceScores(self.data.sentence_vectors, query, sentence_cos),
+            "fused": fused,
+            "dense_rank": ranks_of(dense_order, n),
+            "bm25_rank": ranks_of(bm25_order, n),
+            "allowed": np.ones(n, dtype=bool) if mask is None else mask,
+            "candidates": rows,
+        }
+
     def search(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:
         """The top `k` passages for `question`, best first, each with its score parts."""
         hits, _ = self.search_with_scores(question, k, sources)
         return hits
 
     def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], dict]:
-        parts = self.score(question, sources)
+        parts = self.score(question, sources, k)
         allowed = int(parts["allowed"].sum())
         k = max(0, min(k, allowed))
-        order = np.argsort(-parts["fused"], kind="stable")[:k]
+        if "candidates" in parts:  # approximate index: rank the candidates only
+            rows = parts["candidates"]
+            order = rows[np.lexsort((rows, -parts["fused"][rows]))][:k]
+        else:
+            order = np.argsort(-parts["fused"], kind="stable")[:k]
         hits = []
         for rank, i in enumerate(order, start=1):
             passage = self.passages[i]
@@ -212,6 +309,8 @@ class Searcher:
 
     def row_of(self, hit: Passage) -> int:
         """The store row of a passage returned by this searcher."""
+        if self._row is None:  # built on first use: a large index pays for it only when asked
+            self._row = {(p.source, p.start_char, p.end_char): i for i, p in enumerate(self.passages)}
         return self._row[(hit.source, hit.start_char, hit.end_char)]
 
     def sentences_of(self, row: int) -> list[int]:

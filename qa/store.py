@@ -6,10 +6,12 @@ Layout of `index_dir`:
     gen-<time>-<pid>/  one complete build:
         manifest.json  format, model, dim, chunking, sha256 per file, counts, build time, version
         passages.sqlite passages and sentence spans (row id i = FAISS vector i = BM25 doc i)
-        passages.faiss  inner-product index of passage vectors (normalised: scores are cosines)
+        passages.faiss  inner-product index of passage vectors (normalised: scores are cosines);
+                        its kind follows the corpus size (`index_kind`)
         passages.npy    the passage vectors as float32 rows, kept so that the next incremental
                         build reuses them whatever kind of index passages.faiss is
-        sentences.npy   sentence vectors, float32, row j = sentence j of the SQLite table
+        sentences.npy   sentence vectors, row j = sentence j of the SQLite table; float32 for an
+                        exact (flat) index, float16 above (only candidates' rows are read)
         bm25/           bm25s arrays (.npy + JSON, no pickle)
     .lock              held by the build in progress
     .cache/            derived files that outlive a generation (the ONNX query encoder)
@@ -53,6 +55,118 @@ REQUIRED = (MANIFEST, PASSAGES_DB, PASSAGE_VECTORS, SENTENCE_VECTORS, BM25_DIR)
 RERUN = "Run `qa index --full` to rebuild it."
 CACHE = ".cache"
 
+# Vector index by corpus size (passages), measured in bench/scale.py (see bench/RESULTS.md):
+# up to EXACT_MAX every passage is scored exactly (IndexFlatIP) and results are exact; then an
+# HNSW graph over the float vectors (exact cosines for the candidates it finds); above HNSW_MAX,
+# IVF with 8-bit scalar quantisation (a quarter of the float32 memory, memory-mapped).
+EXACT_MAX = 5_000
+HNSW_MAX = 200_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+IVF_NPROBE_FRACTION = 1 / 64  # of the lists searched per query (at least IVF_NPROBE_MIN)
+IVF_NPROBE_MIN = 16
+IVF_TRAIN_MAX = 100_000  # vectors sampled to train the coarse quantiser and the SQ8 ranges
+
+
+def index_kind(n_passages: int) -> str:
+    """Which vector index a corpus of `n_passages` gets: "flat", "hnsw" or "ivf-sq8"."""
+    if n_passages <= EXACT_MAX:
+        return "flat"
+    return "hnsw" if n_passages <= HNSW_MAX else "ivf-sq8"
+
+
+def sentence_dtype(n_passages: int):
+    """float32 where every sentence is scored (flat), float16 where only candidates' are."""
+    return np.float32 if index_kind(n_passages) == "flat" else np.float16
+
+
+def ivf_lists(n: int) -> int:
+    """Number of IVF lists for n vectors: about 4·sqrt(n), a power of two."""
+    return int(2 ** round(np.log2(max(4 * np.sqrt(max(n, 1)), 16))))
+
+
+def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int = 0):
+    """An inner-product FAISS index of `vectors` (normalised float32 rows) of `kind`
+    (default: `index_kind(len(vectors))`)."""
+    faiss = _faiss()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    kind = kind or index_kind(n)
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    elif kind == "ivf-sq8":
+        nlist = ivf_lists(n)
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        rng = np.random.default_rng(seed)
+        sample = vectors if n <= IVF_TRAIN_MAX else vectors[np.sort(rng.choice(n, IVF_TRAIN_MAX, replace=False))]
+        index.train(sample)
+        index.nprobe = max(IVF_NPROBE_MIN, int(nlist * IVF_NPROBE_FRACTION))
+    else:
+        raise ValueError(f"unknown vector index kind {kind!r}")
+    if n:
+        for start in range(0, n, 65_536):  # in blocks: bounded temporary memory
+            index.add(vectors[start : start + 65_536])
+    return index
+
+
+def vector_kind(index) -> str:
+    """"flat", "hnsw" or "ivf-sq8" for a loaded index."""
+    name = type(index).__name__
+    return "hnsw" if "HNSW" in name else "ivf-sq8" if "IVF" in name else "flat"
+
+
+def read_vector_index(path: Path):
+    """Read a passage index memory-mapped (pages are read as searched, shared between processes)."""
+    faiss = _faiss()
+    try:
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    kind = vector_kind(index)
+    if kind == "hnsw":
+        faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def flat_vectors(index) -> np.ndarray:
+    """The (n, dim) float32 vectors inside a flat index, as a view (no copy)."""
+    faiss = _faiss()
+    n, dim = index.ntotal, index.d
+    if not n:
+        return np.zeros((0, dim), dtype=np.float32)
+    return faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim)
+
+
+def search_vectors(index, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
+    """The `k` best (ids, inner products) of `query` in an approximate `index`, restricted to
+    passages where `allowed` is True (FAISS skips the others while searching)."""
+    faiss = _faiss()
+    k = max(0, min(k, index.ntotal))
+    if not k:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    params = None
+    if allowed is not None:
+        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+        if vector_kind(index) == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+        elif vector_kind(index) == "ivf-sq8":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(index).nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+    elif vector_kind(index) == "hnsw" and k > HNSW_EF_SEARCH:
+        params = faiss.SearchParametersHNSW(efSearch=k)
+    scores, ids = index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
+    keep = ids[0] >= 0
+    return ids[0][keep].astype(np.int64), scores[0][keep]
+
 
 def cache_dir(index_dir: Path) -> Path:
     """Folder for derived files kept across generations (e.g. the ONNX query encoder)."""
@@ -82,6 +196,7 @@ class IndexData:
     bm25: object = None  # a bm25s.BM25
     passage_index: object = None  # faiss index, set when loaded
     path: Path | None = None
+    vector_kind: str = "flat"  # "flat" (exact), "hnsw" or "ivf-sq8"; see index_kind
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -246,12 +361,14 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     tmp.mkdir()
     _write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
     dim = int(data.manifest["dim"])
-    index = faiss.IndexFlatIP(dim)
-    if len(data.passage_vectors):
-        index.add(np.ascontiguousarray(data.passage_vectors, dtype=np.float32))
+    n = len(data.passages)
+    index = build_vector_index(np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim))
+    data.manifest["vector_index"] = vector_kind(index)
     faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
     np.save(tmp / STORED_VECTORS, np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim), allow_pickle=False)
-    sentence_vectors = np.asarray(data.sentence_vectors, dtype=np.float32).reshape(-1, dim)
+    del index
+    sentence_vectors = np.asarray(data.sentence_vectors).reshape(-1, dim)
+    sentence_vectors = sentence_vectors.astype(sentence_dtype(n), copy=False)
     np.save(tmp / SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
     data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
     # The manifest last, with the size of every other file: a reader can then tell a complete
@@ -367,7 +484,6 @@ def load_generation(gen: Path) -> IndexData:
     """Read and check one generation folder (see `load_index`)."""
     import bm25s
 
-    faiss = _faiss()
     manifest = read_generation_manifest(gen)
     check_files(gen, manifest)
     current = None
@@ -375,11 +491,11 @@ def load_generation(gen: Path) -> IndexData:
         current = gen / PASSAGES_DB
         passages, spans = _read_passages(current)
         current = gen / PASSAGE_VECTORS
-        passage_index = faiss.read_index(str(current))
+        passage_index = read_vector_index(current)
         current = gen / SENTENCE_VECTORS
         sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
         current = gen / BM25_DIR
-        bm25 = bm25s.BM25.load(str(current), show_progress=False, verbosity=0)
+        bm25 = bm25s.BM25.load(str(current), mmap=True, show_progress=False, verbosity=0)
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {first}). {RERUN}") from exc
@@ -396,6 +512,7 @@ def load_generation(gen: Path) -> IndexData:
         passage_index=passage_index,
         sentence_vectors=sentence_vectors,
         path=gen,
+        vector_kind=vector_kind(passage_index),
     )
 
 
