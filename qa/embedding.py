@@ -108,23 +108,34 @@ class SentenceTransformerEmbedder:
         return self._model
 
     def use_cache_dir(self, cache_dir: str | Path) -> None:
-        """Keep (and look for) the ONNX query encoder in `cache_dir`, unless one was set already:
-        the export is keyed by model identity, so any index folder's copy serves."""
-        if self.cache_dir is None:
-            self.cache_dir = Path(cache_dir)
+        """Keep (and look for) the ONNX export in `cache_dir`, the index folder's cache. An
+        encoder already loaded from another index's cache is copied there (the export is keyed
+        by model identity, so it is the same file), so that index's `qa ask` finds it."""
+        cache_dir = Path(cache_dir)
+        if self.cache_dir == cache_dir:
+            return
+        self.cache_dir = cache_dir
+        if self._query:
+            from .onnx_encoder import UnsupportedModel, load_or_export
 
-    def query_encoder(self, cache_dir: str | Path | None = None):
-        """The ONNX query encoder (exported into `cache_dir` or `self.cache_dir` if needed), or
-        None when there is no cache folder or the model cannot be exported (reason logged)."""
-        if cache_dir is not None:
-            self.use_cache_dir(cache_dir)
+            try:
+                self._query = load_or_export(
+                    self.name, resolve_model(self.name), cache_dir, lambda: self.model, reuse=self._query.folder
+                )
+            except UnsupportedModel as exc:  # pragma: no cover - it was exported once already
+                log.warning("Texts for %s are embedded with torch, not ONNX: %s", self.name, exc)
+                self._query = False
+
+    def query_encoder(self):
+        """The ONNX encoder (exported into `self.cache_dir` first if needed), or None when there
+        is no cache folder or the model cannot be exported (the reason is logged once)."""
         if self._query is None and self.cache_dir is not None:
             from .onnx_encoder import UnsupportedModel, load_or_export
 
             try:
                 self._query = load_or_export(self.name, resolve_model(self.name), self.cache_dir, lambda: self.model)
             except UnsupportedModel as exc:
-                log.warning("Queries for %s are embedded with torch, not ONNX: %s", self.name, exc)
+                log.warning("Texts for %s are embedded with torch, not ONNX: %s", self.name, exc)
                 self._query = False
         return self._query or None
 

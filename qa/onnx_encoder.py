@@ -358,11 +358,16 @@ def _prune(keep: Path) -> None:
 
 
 def load_or_export(
-    name: str, location: str | Path, cache_dir: str | Path, st_model: Callable[[], object]
+    name: str,
+    location: str | Path,
+    cache_dir: str | Path,
+    st_model: Callable[[], object],
+    reuse: str | Path | None = None,
 ) -> OnnxEncoder:
     """The ONNX encoder of model `name` (files at `location`), exported into `cache_dir` first if
     there is no export for its current identity. `st_model()` returns the loaded
-    SentenceTransformer; it is only called when an export is needed.
+    SentenceTransformer; it is only called when an export is needed. `reuse` is an export folder
+    from another cache: copied instead of exporting again when it is of the same identity.
 
     Raises:
         UnsupportedModel: the model cannot be exported or run this way (message says why).
@@ -374,6 +379,15 @@ def load_or_export(
         raise UnsupportedModel(f"{exc.name} is not installed (`pip install onnxruntime tokenizers`)") from exc
     key = model_key(name, location, cache_dir)  # also refuses a non-local model
     folder = export_dir(name, key, cache_dir)
+    if not (folder / "encoder.json").exists() and reuse is not None and Path(reuse).name == folder.name:
+        if (Path(reuse) / "encoder.json").exists():
+            tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(reuse, tmp)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another process put it there first
+                shutil.rmtree(tmp, ignore_errors=True)
     if not (folder / "encoder.json").exists():
         log.info("Exporting %s to ONNX in %s (once per model version)", name, folder)
         read_model_config(location)  # refuse an unsupported layout before loading torch

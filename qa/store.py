@@ -100,7 +100,7 @@ def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int =
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = HNSW_EF_SEARCH
     elif kind == "ivf-sq8":
-        nlist = ivf_lists(n)
+        nlist = min(ivf_lists(n), max(1, n // 39))  # FAISS wants >= 39 training points per list
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(
             quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
@@ -136,13 +136,21 @@ def read_vector_index(path: Path):
     return index
 
 
+class _IndexView(np.ndarray):
+    """An array viewing memory owned by a FAISS index; keeps the index alive while it lives."""
+
+    owner = None
+
+
 def flat_vectors(index) -> np.ndarray:
     """The (n, dim) float32 vectors inside a flat index, as a view (no copy)."""
     faiss = _faiss()
     n, dim = index.ntotal, index.d
     if not n:
         return np.zeros((0, dim), dtype=np.float32)
-    return faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim)
+    view = faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim).view(_IndexView)
+    view.owner = index
+    return view
 
 
 def search_vectors(index, query: np.ndarray, k: int, allowed: np.ndarray | None = None):

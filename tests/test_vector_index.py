@@ -1,0 +1,101 @@
+"""The passage vector index: its kind follows corpus size, approximate kinds find what exact
+search finds, files load memory-mapped, and search over an approximate index returns the same
+passages as exact search when the candidates cover the corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.api import Retriever, build_index
+
+
+def _clustered(n: int, dim: int = 32, clusters: int = 20, seed: int = 0) -> np.ndarray:
+    """Unit vectors around `clusters` random centres (real embeddings cluster; uniform noise does not)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    x = centres[rng.integers(0, clusters, n)] + 0.35 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_index_kind_follows_corpus_size():
+    assert store.index_kind(0) == store.index_kind(store.EXACT_MAX) == "flat"
+    assert store.index_kind(store.EXACT_MAX + 1) == store.index_kind(store.HNSW_MAX) == "hnsw"
+    assert store.index_kind(store.HNSW_MAX + 1) == store.index_kind(10**7) == "ivf-sq8"
+    assert store.sentence_dtype(store.EXACT_MAX) == np.float32
+    assert store.sentence_dtype(store.EXACT_MAX + 1) == np.float16
+
+
+def test_ivf_lists_is_a_power_of_two_near_four_sqrt_n():
+    assert store.ivf_lists(1_000_000) == 4096
+    assert store.ivf_lists(250_000) == 2048
+    assert store.ivf_lists(10) == 16
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-sq8"])
+def test_approximate_kinds_recall_what_exact_search_finds(tmp_path, kind):
+    vectors, queries = _clustered(4000), _clustered(50, seed=1)
+    exact = store.build_vector_index(vectors, "flat")
+    approx = store.build_vector_index(vectors, kind)
+    assert store.vector_kind(approx) == kind and approx.ntotal == 4000
+    _, truth = exact.search(queries, 10)
+    path = tmp_path / "passages.faiss"
+    store._faiss().write_index(approx, str(path))
+    loaded = store.read_vector_index(path)
+    found = [store.search_vectors(loaded, q, 10)[0] for q in queries]
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+    assert recall >= 0.9, recall
+    # Read back memory-mapped, it answers as the index it was written from.
+    _, before = approx.search(queries[:5], 10)
+    assert [list(f) for f in found[:5]] == before.tolist()
+
+
+def test_flat_vectors_is_a_view_of_the_exact_index(tmp_path):
+    vectors = _clustered(100)
+    index = store.build_vector_index(vectors)
+    assert store.vector_kind(index) == "flat"
+    np.testing.assert_array_equal(store.flat_vectors(index), vectors)
+    path = tmp_path / "flat.faiss"
+    store._faiss().write_index(index, str(path))
+    np.testing.assert_array_equal(store.flat_vectors(store.read_vector_index(path)), vectors)
+
+
+def test_search_vectors_skips_passages_not_allowed():
+    vectors = _clustered(3000)
+    index = store.build_vector_index(vectors, "hnsw")
+    allowed = np.zeros(3000, dtype=bool)
+    allowed[::7] = True
+    ids, scores = store.search_vectors(index, vectors[0], 20, allowed)
+    assert len(ids) == 20 and allowed[ids].all() and ids[0] == 0
+    exact = np.flatnonzero(allowed)[np.argsort(-(vectors[allowed] @ vectors[0]))[:20]]
+    assert len(set(ids) & set(exact)) >= 18
+    np.testing.assert_allclose(scores, vectors[ids] @ vectors[0], rtol=1e-5)
+
+
+def _hits(retriever, question, **kw):
+    return [(h.source, h.start_char, h.end_char, h.dense_rank, h.bm25_rank) for h in retriever.search(question, **kw)]
+
+
+@pytest.mark.parametrize("kind, limits", [("hnsw", (0, 10**6)), ("ivf-sq8", (0, 0))])
+def test_approximate_index_returns_the_exact_results_when_candidates_cover_the_corpus(
+    settings, fake_embedder, monkeypatch, tmp_path, kind, limits
+):
+    from dataclasses import replace
+
+    build_index(settings, embedder=fake_embedder)
+    exact = Retriever.load(settings.index_dir, embedder=fake_embedder)
+    assert exact.data.vector_kind == "flat" and exact.manifest["vector_index"] == "flat"
+    monkeypatch.setattr(store, "EXACT_MAX", limits[0])
+    monkeypatch.setattr(store, "HNSW_MAX", limits[1])
+    other = replace(settings, index_dir=tmp_path / "approx")
+    build_index(other, embedder=fake_embedder)
+    approx = Retriever.load(other.index_dir, embedder=fake_embedder)
+    assert approx.data.vector_kind == kind and approx.manifest["vector_index"] == kind
+    assert approx.data.sentence_vectors.dtype == np.float16
+    for question in ["Guided tours start at the gate", "boats on the lake", "roses"]:
+        assert _hits(approx, question, k=5) == _hits(exact, question, k=5)
+        assert _hits(approx, question, k=3, sources=["sub/*"]) == _hits(exact, question, k=3, sources=["sub/*"])
+    a, e = approx.ask("Guided tours start at the gate", k=2), exact.ask("Guided tours start at the gate", k=2)
+    assert a.answer == e.answer and a.found == e.found
+    assert [h.dense for h in a.passages] == pytest.approx([h.dense for h in e.passages], abs=2e-3)
