@@ -125,21 +125,28 @@ def source_mask(passages: Sequence[Passage], patterns: Sequence[str] | None) -> 
 
 class SentenceScores:
     """Sentence cosines computed only where asked (approximate indexes): indexable like the
-    full array of the exact path, `scores[j]` is the cosine of the query with sentence j."""
+    full array of the exact path, `scores[j]` is the cosine of the query with sentence j.
 
-    def __init__(self, vectors, query: np.ndarray, known: dict[int, float]):
+    Args:
+        vectors: all sentence vectors (memory-mapped); query: the query vector;
+        ids, cosines: sentence ids already scored (ascending) and their cosines.
+    """
+
+    def __init__(self, vectors, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray):
         self._vectors = vectors
         self._query = query
-        self._known = known
+        self._ids = ids
+        self._cos = cosines
 
     def __len__(self) -> int:
         return len(self._vectors)
 
-    def __getitem__(self, j):
+    def __getitem__(self, j) -> float:
         j = int(j)
-        if j not in self._known:
-            self._known[j] = float(np.asarray(self._vectors[j], dtype=np.float32) @ self._query)
-        return self._known[j]
+        at = int(np.searchsorted(self._ids, j))
+        if at < len(self._ids) and self._ids[at] == j:
+            return float(self._cos[at])
+        return float(np.asarray(self._vectors[j], dtype=np.float32) @ self._query)
 
 
 class Searcher:
@@ -166,7 +173,7 @@ class Searcher:
         if self.exact and data.passage_index is not None:
             from .store import flat_vectors
 
-            self._vectors = flat_vectors(data.passage_index)
+            self._vectors = np.array(flat_vectors(data.passage_index))  # small: a plain, fast copy
 
     def sentence_scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of the query with every stored sentence."""
@@ -186,19 +193,20 @@ class Searcher:
         out[ids[0][valid]] = scores[0][valid]
         return out
 
-    def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, dict[int, float]]:
-        """Best sentence cosine of each passage in `rows` (-1 where it has none), reading only
-        their sentence vectors; and the cosine of each sentence read, by sentence id."""
-        starts, ends = self._first_sentence[rows], self._first_sentence[rows + 1]
-        counts = ends - starts
+    def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores]:
+        """Best sentence cosine of each passage in `rows` (ascending; -1 where it has none),
+        reading only their sentence vectors; and those sentences' cosines."""
+        starts = self._first_sentence[rows]
+        counts = self._first_sentence[rows + 1] - starts
         best = np.full(len(rows), -1.0, dtype=np.float32)
-        if not counts.sum():
-            return best, {}
-        ids = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-        cos = np.asarray(self.data.sentence_vectors[ids], dtype=np.float32) @ query
+        offsets = np.cumsum(counts) - counts  # where each passage's sentences start in `ids`
+        total = int(counts.sum())
+        ids = np.repeat(starts - offsets, counts) + np.arange(total)
+        cos = np.asarray(self.data.sentence_vectors[ids], dtype=np.float32) @ query if total else np.zeros(0, np.float32)
         has = counts > 0
-        best[has] = np.maximum.reduceat(cos, np.concatenate([[0], np.cumsum(counts)[:-1]])[has])
-        return best, dict(zip(ids.tolist(), cos.tolist()))
+        if total:
+            best[has] = np.maximum.reduceat(cos, offsets[has])
+        return best, SentenceScores(self.data.sentence_vectors, query, ids, cos)
 
     def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0) -> dict:
         """Every score part for every passage (arrays indexed by passage row)."""
@@ -256,7 +264,7 @@ class Searcher:
         passage_cos[np.searchsorted(rows, ann_ids)] = ann_cos
         missing = np.setdiff1d(rows, ann_ids)  # BM25 candidates the vector index did not return
         if len(missing):
-            vectors = np.stack([self.data.passage_index.reconstruct(int(i)) for i in missing])
+            vectors = self.data.passage_index.reconstruct_batch(missing)
             passage_cos[np.searchsorted(rows, missing)] = vectors @ query
         best, sentence_cos = self.best_sentences(query, rows)
         cand_dense = np.maximum(passage_cos, p.sentence_weight * best)
@@ -269,7 +277,7 @@ class Searcher:
             "query": query,
             "dense": dense,
             "bm25": bm25,
-            "sentence": SentenceScores(self.data.sentence_vectors, query, sentence_cos),
+            "sentence": sentence_cos,
             "fused": fused,
             "dense_rank": ranks_of(dense_order, n),
             "bm25_rank": ranks_of(bm25_order, n),

@@ -7,11 +7,12 @@ Layout of `index_dir`:
         manifest.json  format, model, dim, chunking, sha256 per file, counts, build time, version
         passages.sqlite passages and sentence spans (row id i = FAISS vector i = BM25 doc i)
         passages.faiss  inner-product index of passage vectors (normalised: scores are cosines);
-                        its kind follows the corpus size (`index_kind`)
+                        its kind follows the corpus size (`index_kind`); IVF-SQ8 is memory-mapped
         passages.npy    the passage vectors as float32 rows, kept so that the next incremental
                         build reuses them whatever kind of index passages.faiss is
-        sentences.npy   sentence vectors, row j = sentence j of the SQLite table; float32 for an
-                        exact (flat) index, float16 above (only candidates' rows are read)
+        sentences.npy   sentence vectors, row j = sentence j of the SQLite table; float32, or
+                        float16 above HNSW_MAX; for an approximate index only the candidates'
+                        rows are read, per query (`VectorFile`)
         bm25/           bm25s arrays (.npy + JSON, no pickle)
     .lock              held by the build in progress
     .cache/            derived files that outlive a generation (the ONNX query encoder)
@@ -77,8 +78,9 @@ def index_kind(n_passages: int) -> str:
 
 
 def sentence_dtype(n_passages: int):
-    """float32 where every sentence is scored (flat), float16 where only candidates' are."""
-    return np.float32 if index_kind(n_passages) == "flat" else np.float16
+    """float16 (half the disk and page cache) above HNSW_MAX, where only candidates' sentences
+    are read; float32 below (converting float16 costs ~0.4 ms per 1,000 rows per query)."""
+    return np.float16 if index_kind(n_passages) == "ivf-sq8" else np.float32
 
 
 def ivf_lists(n: int) -> int:
@@ -123,15 +125,14 @@ def vector_kind(index) -> str:
     return "hnsw" if "HNSW" in name else "ivf-sq8" if "IVF" in name else "flat"
 
 
-def read_vector_index(path: Path):
-    """Read a passage index memory-mapped (pages are read as searched, shared between processes)."""
+def read_vector_index(path: Path, kind: str = "flat"):
+    """Read a passage index. An IVF-SQ8 index (large corpora) is memory-mapped: pages are read
+    as lists are searched and shared between processes. Flat and HNSW indexes (<= HNSW_MAX
+    passages) are read into memory: a scan of mapped 4 KiB pages measured several times slower."""
     faiss = _faiss()
-    try:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError:
-        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-    kind = vector_kind(index)
-    if kind == "hnsw":
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if kind == "ivf-sq8" else 0
+    index = faiss.read_index(str(path), flags)
+    if vector_kind(index) == "hnsw":
         faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
     return index
 
@@ -499,9 +500,12 @@ def load_generation(gen: Path) -> IndexData:
         current = gen / PASSAGES_DB
         passages, spans = _read_passages(current)
         current = gen / PASSAGE_VECTORS
-        passage_index = read_vector_index(current)
+        kind = manifest.get("vector_index", "flat")
+        passage_index = read_vector_index(current, kind)
         current = gen / SENTENCE_VECTORS
-        sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        # Exact search reads every sentence vector per query: keep them in memory. Above, only
+        # candidates' rows are read: map the file.
+        sentence_vectors = np.load(current, mmap_mode=None if kind == "flat" else "r", allow_pickle=False)
         current = gen / BM25_DIR
         bm25 = bm25s.BM25.load(str(current), mmap=True, show_progress=False, verbosity=0)
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...

@@ -1,0 +1,1 @@
+"""Speed and scale benchmarks for qa (`make bench`); not part of `make test`."""
