@@ -1,5 +1,6 @@
 # make run   create .venv, install, build the index if missing or stale, serve http://127.0.0.1:7860
 # make test  create .venv, install, run the tests
+# make bench speed and scale benchmarks (~30 min): bench/results/*.json and bench/RESULTS.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -31,5 +32,8 @@ test: install
 test-fast: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not model"
 
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.run_all
+
 clean:
-	rm -rf $(VENV) index/CURRENT index/gen-* index/.lock
+	rm -rf $(VENV) index/CURRENT index/gen-* index/.lock index/.cache

@@ -41,7 +41,7 @@ class RandomEmbedder:
         return self._vectors(list(texts))
 
 
-def build(settings, exact: bool = False):
+def build(settings, exact: bool = False, dim: int = 384):
     """Build the index of `settings` with random vectors (exact=True forces a flat index)."""
     from qa import store
     from qa.api import build_index
@@ -50,7 +50,7 @@ def build(settings, exact: bool = False):
     if exact:
         store.EXACT_MAX = 10**9
     try:
-        return build_index(settings, embedder=RandomEmbedder(settings.model))
+        return build_index(settings, embedder=RandomEmbedder(settings.model, dim))
     finally:
         store.EXACT_MAX = saved
 
@@ -80,7 +80,7 @@ def run(docs: int | None = None, queries: int = 300, work: Path = CACHE / "warm"
     corpus = write_scifact_corpus(work / f"scifact-{docs or 'all'}", docs)
     embedder = embedder or get_embedder()
     settings = Settings(corpus_dir=corpus, index_dir=work / f"index-{docs or 'all'}", model=embedder.name)
-    report = build(settings)
+    report = build(settings, dim=embedder.dim)
     retriever = Retriever.load(settings.index_dir, embedder=embedder)
     questions = scifact_queries(queries)
     result = {
@@ -96,7 +96,7 @@ def run(docs: int | None = None, queries: int = 300, work: Path = CACHE / "warm"
     result["targets"] = [target("warm query: Retriever.search p50 / encode p50", ratio, 1.5)]
     if compare_exact:  # the same corpus with an exact (flat) index: why it is not used at this size
         exact_settings = replace(settings, index_dir=work / f"index-{docs or 'all'}-exact")
-        build(exact_settings, exact=True)
+        build(exact_settings, exact=True, dim=embedder.dim)
         exact = Retriever.load(exact_settings.index_dir, embedder=embedder)
         m = measure(exact, embedder, questions)
         result["exact_index"] = {**m, "ratio": round(m["search"]["p50_ms"] / m["encode"]["p50_ms"], 3)}

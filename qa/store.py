@@ -65,8 +65,8 @@ HNSW_MAX = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-IVF_NPROBE_FRACTION = 1 / 64  # of the lists searched per query (at least IVF_NPROBE_MIN)
-IVF_NPROBE_MIN = 16
+IVF_NPROBE_FRACTION = 1 / 128  # of the lists searched per query (at least IVF_NPROBE_MIN);
+IVF_NPROBE_MIN = 16  # recall@10 0.98 at 1M in bench/scale.py, where the SQ8 codes, not nprobe, limit it
 IVF_TRAIN_MAX = 100_000  # vectors sampled to train the coarse quantiser and the SQ8 ranges
 
 
@@ -84,8 +84,9 @@ def sentence_dtype(n_passages: int):
 
 
 def ivf_lists(n: int) -> int:
-    """Number of IVF lists for n vectors: about 4·sqrt(n), a power of two."""
-    return int(2 ** round(np.log2(max(4 * np.sqrt(max(n, 1)), 16))))
+    """Number of IVF lists for n vectors: about 2·sqrt(n), a power of two (2,048 at 1M: with
+    IVF_TRAIN_MAX training vectors, about 50 per list)."""
+    return int(2 ** round(np.log2(max(2 * np.sqrt(max(n, 1)), 16))))
 
 
 def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int = 0):
@@ -116,6 +117,8 @@ def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int =
     if n:
         for start in range(0, n, 65_536):  # in blocks: bounded temporary memory
             index.add(vectors[start : start + 65_536])
+    if kind == "ivf-sq8":
+        index.make_direct_map()  # id -> (list, offset): scoring a BM25 candidate reads its vector
     return index
 
 
@@ -134,6 +137,10 @@ def read_vector_index(path: Path, kind: str = "flat"):
     index = faiss.read_index(str(path), flags)
     if vector_kind(index) == "hnsw":
         faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
+    elif vector_kind(index) == "ivf-sq8":
+        ivf = faiss.extract_index_ivf(index)
+        if ivf.direct_map.type == faiss.DirectMap.NoMap:  # written by an older build
+            ivf.make_direct_map()
     return index
 
 

@@ -27,9 +27,9 @@ def test_index_kind_follows_corpus_size():
     assert store.sentence_dtype(store.HNSW_MAX + 1) == np.float16
 
 
-def test_ivf_lists_is_a_power_of_two_near_four_sqrt_n():
-    assert store.ivf_lists(1_000_000) == 4096
-    assert store.ivf_lists(250_000) == 2048
+def test_ivf_lists_is_a_power_of_two_near_two_sqrt_n():
+    assert store.ivf_lists(1_000_000) == 2048
+    assert store.ivf_lists(250_000) == 1024
     assert store.ivf_lists(10) == 16
 
 
