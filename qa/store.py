@@ -67,7 +67,7 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 IVF_NPROBE_FRACTION = 1 / 128  # of the lists searched per query (at least IVF_NPROBE_MIN);
 IVF_NPROBE_MIN = 16  # recall@10 0.98 at 1M in bench/scale.py, where the SQ8 codes, not nprobe, limit it
-IVF_TRAIN_MAX = 100_000  # vectors sampled to train the coarse quantiser and the SQ8 ranges
+IVF_TRAIN_PER_LIST = 40  # vectors sampled per list to train the coarse quantiser and SQ8 ranges
 
 
 def index_kind(n_passages: int) -> str:
@@ -84,9 +84,8 @@ def sentence_dtype(n_passages: int):
 
 
 def ivf_lists(n: int) -> int:
-    """Number of IVF lists for n vectors: about 2·sqrt(n), a power of two (2,048 at 1M: with
-    IVF_TRAIN_MAX training vectors, about 50 per list)."""
-    return int(2 ** round(np.log2(max(2 * np.sqrt(max(n, 1)), 16))))
+    """Number of IVF lists for n vectors: about 4·sqrt(n), a power of two (4,096 at 1M)."""
+    return int(2 ** round(np.log2(max(4 * np.sqrt(max(n, 1)), 16))))
 
 
 def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int = 0):
@@ -109,7 +108,8 @@ def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int =
             quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
         rng = np.random.default_rng(seed)
-        sample = vectors if n <= IVF_TRAIN_MAX else vectors[np.sort(rng.choice(n, IVF_TRAIN_MAX, replace=False))]
+        train = IVF_TRAIN_PER_LIST * nlist
+        sample = vectors if n <= train else vectors[np.sort(rng.choice(n, train, replace=False))]
         index.train(sample)
         index.nprobe = max(IVF_NPROBE_MIN, int(nlist * IVF_NPROBE_FRACTION))
     else:
@@ -142,6 +142,56 @@ def read_vector_index(path: Path, kind: str = "flat"):
         if ivf.direct_map.type == faiss.DirectMap.NoMap:  # written by an older build
             ivf.make_direct_map()
     return index
+
+
+class VectorFile:
+    """Rows of a `.npy` matrix read with positional reads, never mapped: only the rows asked for
+    are read (through the page cache), so a long-running process's RSS does not grow toward the
+    file's size as a memory map's would (3 GB of sentence vectors at 1M passages).
+
+    `vectors[j]` is row j; `vectors[ids]` (ascending ids) reads each contiguous run at once.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            self.offset = fh.tell()
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{path}: expected a C-ordered matrix")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
+        self._fd = os.open(self.path, os.O_RDONLY)
+        expected = self.offset + self.shape[0] * self._row_bytes
+        if os.fstat(self._fd).st_size < expected:
+            raise ValueError(f"{path} is truncated")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def _read(self, start: int, count: int) -> np.ndarray:
+        data = os.pread(self._fd, count * self._row_bytes, self.offset + start * self._row_bytes)
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self._read(int(key), 1)[0]
+        ids = np.asarray(key, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.shape[1]), dtype=self.dtype)
+        breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(ids)]])
+        if len(starts) == 1:
+            return self._read(int(ids[0]), len(ids))
+        return np.concatenate([self._read(int(ids[a]), int(b - a)) for a, b in zip(starts, ends)])
 
 
 class _IndexView(np.ndarray):
@@ -511,8 +561,8 @@ def load_generation(gen: Path) -> IndexData:
         passage_index = read_vector_index(current, kind)
         current = gen / SENTENCE_VECTORS
         # Exact search reads every sentence vector per query: keep them in memory. Above, only
-        # candidates' rows are read: map the file.
-        sentence_vectors = np.load(current, mmap_mode=None if kind == "flat" else "r", allow_pickle=False)
+        # candidates' rows are read, on demand.
+        sentence_vectors = np.load(current, allow_pickle=False) if kind == "flat" else VectorFile(current)
         current = gen / BM25_DIR
         bm25 = bm25s.BM25.load(str(current), mmap=True, show_progress=False, verbosity=0)
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...

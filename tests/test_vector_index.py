@@ -27,9 +27,9 @@ def test_index_kind_follows_corpus_size():
     assert store.sentence_dtype(store.HNSW_MAX + 1) == np.float16
 
 
-def test_ivf_lists_is_a_power_of_two_near_two_sqrt_n():
-    assert store.ivf_lists(1_000_000) == 2048
-    assert store.ivf_lists(250_000) == 1024
+def test_ivf_lists_is_a_power_of_two_near_four_sqrt_n():
+    assert store.ivf_lists(1_000_000) == 4096
+    assert store.ivf_lists(250_000) == 2048
     assert store.ivf_lists(10) == 16
 
 
@@ -99,3 +99,19 @@ def test_approximate_index_returns_the_exact_results_when_candidates_cover_the_c
     a, e = approx.ask("Guided tours start at the gate", k=2), exact.ask("Guided tours start at the gate", k=2)
     assert a.answer == e.answer and a.found == e.found
     assert [h.dense for h in a.passages] == pytest.approx([h.dense for h in e.passages], abs=2e-3)
+
+
+def test_vector_file_reads_rows_and_runs_without_mapping(tmp_path):
+    matrix = np.arange(40 * 3, dtype=np.float16).reshape(40, 3)
+    np.save(tmp_path / "m.npy", matrix)
+    vf = store.VectorFile(tmp_path / "m.npy")
+    assert len(vf) == 40 and vf.dtype == np.float16 and vf.shape == (40, 3)
+    np.testing.assert_array_equal(vf[7], matrix[7])
+    ids = np.array([0, 1, 2, 9, 10, 39])
+    np.testing.assert_array_equal(vf[ids], matrix[ids])
+    np.testing.assert_array_equal(vf[np.array([5])], matrix[[5]])
+    assert vf[np.array([], dtype=np.int64)].shape == (0, 3)
+    with open(tmp_path / "m.npy", "r+b") as fh:
+        fh.truncate(200)
+    with pytest.raises(ValueError, match="truncated"):
+        store.VectorFile(tmp_path / "m.npy")
