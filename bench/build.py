@@ -71,20 +71,27 @@ def _python(code: str, *args: str) -> tuple[float, dict]:
     return wall, json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(docs: int = 300, work: Path = CACHE / "build", out_dir=None, first_build: bool = True) -> dict:
+def run(docs: int = 200, work: Path = CACHE / "build", out_dir=None, first_build: bool = True,
+        repeats: int = 2) -> dict:
     work = Path(work)
     corpus = write_scifact_corpus(work / f"scifact-{docs}", docs)
-    _, bare = _python(BARE, str(corpus))
     first = work / "index-first"
     shutil.rmtree(first, ignore_errors=True)
     first_wall, first_run = _python(BUILD, str(corpus), str(first)) if first_build else (None, None)
     if not first_build:
         _python(BUILD, str(corpus), str(first))
-    steady = work / "index-steady"
-    shutil.rmtree(steady, ignore_errors=True)
-    steady.mkdir(parents=True)
-    shutil.copytree(first / ".cache", steady / ".cache")  # the export, as any later build has it
-    wall, build = _python(BUILD, str(corpus), str(steady))
+    # Bare encode and build alternated `repeats` times; the fastest of each is kept (the machine
+    # is shared: the minimum is the run least disturbed by other jobs).
+    bares, builds = [], []
+    for _ in range(repeats):
+        bares.append(_python(BARE, str(corpus))[1])
+        steady = work / "index-steady"
+        shutil.rmtree(steady, ignore_errors=True)
+        steady.mkdir(parents=True)
+        shutil.copytree(first / ".cache", steady / ".cache")  # the export, as any later build has it
+        builds.append(_python(BUILD, str(corpus), str(steady)))
+    bare = min(bares, key=lambda b: b["encode_all_seconds"])
+    wall, build = min(builds, key=lambda b: b[0])
     manifest = json.loads((steady / "CURRENT" / "manifest.json").read_text())
     n = bare["passages"]
     result = {
@@ -92,6 +99,9 @@ def run(docs: int = 300, work: Path = CACHE / "build", out_dir=None, first_build
         "passages": n,
         "sentences": bare["sentences"],
         "texts_embedded": bare["texts"],
+        "repeats": repeats,
+        "all_runs_seconds": {"bare_encode": [round(b["encode_all_seconds"], 2) for b in bares],
+                             "qa_index": [round(b[0], 2) for b in builds]},
         "bare_encode": {
             "seconds": round(bare["encode_all_seconds"], 2),
             "passages_per_s": round(n / bare["encode_all_seconds"], 2),
@@ -117,10 +127,11 @@ def run(docs: int = 300, work: Path = CACHE / "build", out_dir=None, first_build
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--docs", type=int, default=300)
+    parser.add_argument("--docs", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    r = run(args.docs, out_dir=args.out)
+    r = run(args.docs, out_dir=args.out, repeats=args.repeats)
     print(f"build: {r['passages']} passages + {r['sentences']} sentences; qa index {r['qa_index']['wall_seconds']} s "
           f"({r['qa_index']['passages_per_s']} passages/s, peak {r['qa_index']['peak_rss_mb']} MB); bare encode "
           f"{r['bare_encode']['seconds']} s; ratio {r['targets'][0]['value']}")

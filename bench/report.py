@@ -33,6 +33,8 @@ def _details(name: str, r: dict) -> list[str]:
             f"p95 {r['qa_ask']['p95_ms']:.0f} ms over {r['qa_ask']['n']} runs; first run {r['first_run_seconds']['qa_ask']} s",
             f"- `python -c \"import sentence_transformers\"`: p50 {r['import_sentence_transformers']['p50_ms']:.0f} ms, "
             f"first run {r['first_run_seconds']['import_sentence_transformers']} s",
+            f"- `qa serve` path (fresh process: import the web app, build it, load the index, answer once; no torch): "
+            f"p50 {r['serve_app_and_first_answer']['p50_ms']:.0f} ms" if "serve_app_and_first_answer" in r else "",
             f"- heavy modules `qa ask` imported: {', '.join(r['qa_ask_imports']) or 'none of torch, sentence_transformers, transformers, gradio'}",
         ]
     elif name == "warm_query":
@@ -58,6 +60,12 @@ def _details(name: str, r: dict) -> list[str]:
             f = r["first_qa_index_with_export"]
             lines.append(f"- first `qa index` of a model version (ONNX export included): {f['wall_seconds']} s, peak RSS {f['peak_rss_mb']} MB")
     elif name == "scale":
+        if "side_by_side" in r:
+            sb = r["side_by_side"]
+            lines.append(f"- interleaved in one process: vector search p50 {sb['reference']['vector_search']['p50_ms']} ms "
+                         f"({sb['reference']['passages']:,}) vs {sb['large']['vector_search']['p50_ms']} ms ({sb['large']['passages']:,}); "
+                         f"Retriever.search without encoding p50 {sb['reference']['retriever_search_without_encoding']['p50_ms']} ms vs "
+                         f"{sb['large']['retriever_search_without_encoding']['p50_ms']} ms")
         for label in ("reference", "large"):
             s = r[label]
             lines.append(
@@ -70,7 +78,8 @@ def _details(name: str, r: dict) -> list[str]:
                 f"RSS peak {s['rss_mb']['peak']:,} MB (after load {s['rss_mb']['after_load']:,} MB)"
             )
         if r.get("threshold_sweep"):
-            lines += ["", "  Exact-index threshold sweep (Retriever.search p50 without encoding, ms; recall@10 of HNSW):", "",
+            lines += ["", "  Exact-index threshold sweep (Retriever.search p50 without encoding, ms; recall@10 of HNSW)"
+                      + (f" - note: {r['threshold_sweep_note']}" if r.get("threshold_sweep_note") else "") + ":", "",
                       "  | passages | exact (flat) | HNSW | HNSW recall@10 |", "  |---:|---:|---:|---:|"]
             for row in r["threshold_sweep"]:
                 lines.append(f"  | {row['passages']:,} | {row['flat_p50_ms']} | {row['hnsw_p50_ms']} | {row['hnsw_recall_at_10']} |")
@@ -82,9 +91,9 @@ def render(results_dir: Path = RESULTS) -> str:
     results = {}
     for path in sorted(Path(results_dir).glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        results[data["benchmark"]] = data
-    names = [n for n in ORDER if n in results] + [n for n in results if n not in ORDER]
-    machines = {(r["machine"]["cores"], r["machine"]["date"][:10]) for r in results.values()}
+        results[data.get("benchmark", path.stem)] = data
+    names = [n for n in ORDER if n in results]  # others (bench/incremental.py) have their own format
+    machines = {(results[n]["machine"]["cores"], results[n]["machine"]["date"][:10]) for n in names}
     out = ["# Benchmark results", "",
            "Written by `make bench` (`python -m bench.report`). Every ratio is measured side by side in one run.", ""]
     for cores, date in sorted(machines):
@@ -93,6 +102,11 @@ def render(results_dir: Path = RESULTS) -> str:
     for name in names:
         for t in results[name].get("targets", []):
             out.append(f"| {t['name']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['limit'])} | {'PASS' if t['pass'] else 'FAIL'} |")
+    inc = results.get("incremental")
+    if inc and "edit_over_full" in inc and "target_edit_over_full" in inc:  # bench/incremental.py
+        ok = inc["edit_over_full"] <= inc["target_edit_over_full"]
+        out.append(f"| incremental: edit one file / full build (bench/incremental.py, its own run) | "
+                   f"{_fmt(inc['edit_over_full'])} | <= {_fmt(inc['target_edit_over_full'])} | {'PASS' if ok else 'FAIL'} |")
     for name in names:
         r = results[name]
         out += ["", f"## {name} (`{HOW.get(name, name)}`, {r['machine']['date']})", ""] + _details(name, r)

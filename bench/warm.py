@@ -89,9 +89,9 @@ def run(docs: int | None = None, queries: int = 300, work: Path = CACHE / "warm"
         "sentences": report.sentences,
         "vector_index": retriever.data.vector_kind,
         "questions": len(questions),
-        "encoder": type(getattr(embedder, "_query", None) or embedder).__name__,
         **measure(retriever, embedder, questions),
     }
+    result["encoder"] = type(getattr(embedder, "_query", None) or embedder).__name__  # after first use
     ratio = result["search"]["p50_ms"] / result["encode"]["p50_ms"]
     result["targets"] = [target("warm query: Retriever.search p50 / encode p50", ratio, 1.5)]
     if compare_exact:  # the same corpus with an exact (flat) index: why it is not used at this size

@@ -80,6 +80,7 @@ def test_cold_start_bench_at_a_tiny_size(tmp_path):
 def test_build_bench_at_a_tiny_size(tmp_path):
     from bench import build
 
-    result = build.run(docs=3, work=tmp_path / "build", out_dir=tmp_path / "results", first_build=False)
+    result = build.run(docs=3, work=tmp_path / "build", out_dir=tmp_path / "results", first_build=False,
+                       repeats=1)
     assert result["passages"] >= 3 and result["texts_embedded"] == result["passages"] + result["sentences"]
     assert result["qa_index"]["peak_rss_mb"] > 0 and result["bare_encode"]["seconds"] > 0
