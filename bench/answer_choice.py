@@ -25,7 +25,7 @@ for row in rows:
             cov = len(q & set(tokenize(text))) / max(1, len(q))
             items.append((h, float(parts["sentence"][j]), cov, _norm(row["evidence"]) in _norm(text), hit.score))
     cands.append(items)
-for pen in [0, 0.02, 0.05]:
+for pen in [0, 0.05, 0.1, 0.15, 0.2, 1.0]:
     for beta in [0, 0.05, 0.1, 0.2, 0.3]:
         ok = np.mean([max(items, key=lambda t: t[1] - pen * t[0] + beta * t[2])[3] for items in cands])
         print(pen, beta, round(ok, 3))

@@ -15,7 +15,7 @@ from .schema import Answer, Hit, Span, cite
 from .search import bm25_text, tokenize
 
 ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
-RANK_PENALTY = 0.05  # per rank below the first, taken off a sentence's cosine when choosing
+RANK_PENALTY = 0.15  # per rank below the first, taken off a sentence's cosine when choosing
 WORD_BONUS = 0.1  # × the share of the question's words the sentence holds, added when choosing
 
 
