@@ -93,15 +93,15 @@ class SearchParams:
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 0.3
-    sentence_weight: float = 1.1  # dense = max(passage cosine, sentence_weight × best sentence cosine)
+    sentence_weight: float = 1.0  # dense = max(passage cosine, sentence_weight × best sentence cosine)
     sentence_mix: float = 0.0  # > 0: dense = (1 - mix) × passage cosine + mix × best sentence cosine
     neighbour_weight: float = 0.0  # share of the best neighbouring passage's dense score added
     title_weight: float = 0.0  # × cosine of the question with the passage's section title, added
     candidates: int = 1000  # how deep each retriever's list is read before fusing
     prf_weight: float = 0.0  # > 0: second pass with the query moved towards the top passages
     prf_depth: int = 3  # how many top passages feed the second pass
-    found_threshold: float = 0.41  # best dense score of the top passages at or above this: found
-    found_threshold_words: float = 0.33  # ... or at or above this with enough question words:
+    found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
+    found_threshold_words: float = 0.30  # ... or at or above this with enough question words:
     found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
 
 
