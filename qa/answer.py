@@ -12,9 +12,11 @@ import textwrap
 from dataclasses import replace
 
 from .schema import Answer, Hit, Span, cite
+from .search import bm25_text, tokenize
 
 ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
-RANK_PENALTY = 0.02  # per rank below the first, taken off a sentence's cosine when choosing
+RANK_PENALTY = 0.15  # per rank below the first, taken off a sentence's cosine when choosing
+WORD_BONUS = 0.1  # × the share of the question's words the sentence holds, added when choosing
 
 
 def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answer:
@@ -28,6 +30,7 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
     sentence_cos = parts["sentence"]
     spans = searcher.data.sentence_spans
     marked: list[Hit] = []
+    words = set(tokenize(question))
     best: tuple[float, int, int] | None = None  # (choice score, hit index, sentence id)
     for h, hit in enumerate(hits):
         row = searcher.row_of(hit)
@@ -39,14 +42,18 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
         _, start, end = spans[top]
         marked.append(replace(hit, sentence_start=start, sentence_end=end))
         if h < ANSWER_FROM_TOP:
-            choice = float(sentence_cos[top]) - RANK_PENALTY * h
-            if best is None or choice > best[0]:
-                best = (choice, h, top)
-    found = bool(hits) and _supported(hits, parts, searcher)
+            for j in ids:
+                _, a, b = spans[j]
+                held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
+                choice = float(sentence_cos[j]) - RANK_PENALTY * h + WORD_BONUS * held / max(1, len(words))
+                if best is None or choice > best[0]:
+                    best = (choice, h, j)
+    found = bool(hits) and _supported(question, hits, parts, searcher.params)
     answer = None
     if best is not None:
-        hit = marked[best[1]]
         _, start, end = spans[best[2]]
+        # the answer's passage highlights the answer sentence itself
+        hit = marked[best[1]] = replace(marked[best[1]], sentence_start=start, sentence_end=end)
         text = hit.text[start - hit.start_char : end - hit.start_char]
         first = hit.start_line + hit.text.count("\n", 0, start - hit.start_char)
         answer = Span(
@@ -62,9 +69,25 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
     return Answer(question=question, passages=marked, answer=answer, found=found)
 
 
-def _supported(hits: list[Hit], parts: dict, searcher) -> bool:
-    """Whether the best passage is close enough to the question to count as an answer."""
-    return float(hits[0].dense or 0.0) >= searcher.params.found_threshold
+def word_coverage(question: str, hits: list[Hit]) -> float:
+    """The largest share of the question's content words (stemmed, no stop words) that one of
+    `hits` holds in its section title or text; 0.0 for a question without such words."""
+    words = set(tokenize(question, content_only=True))
+    if not words:
+        return 0.0
+    return max((len(words & set(tokenize(bm25_text(h)))) / len(words) for h in hits), default=0.0)
+
+
+def _supported(question: str, hits: list[Hit], parts: dict, params) -> bool:
+    """Whether the corpus supports an answer: the best dense score of any allowed passage
+    clears `found_threshold`, or clears the lower `found_threshold_words` while one of
+    the top 3 passages holds at least `found_coverage` of the question's words (calibrated on
+    dev questions and SQuAD questions asked of the default corpus; see bench/quality.md)."""
+    dense = parts.get("question_dense", parts["dense"])[parts["allowed"]]
+    best = float(dense.max()) if len(dense) else 0.0
+    if best >= params.found_threshold:
+        return True
+    return best >= params.found_threshold_words and word_coverage(question, hits[:3]) >= params.found_coverage
 
 
 # --- rendering -----------------------------------------------------------------------------

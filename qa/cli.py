@@ -22,6 +22,8 @@ EPILOG = """examples:
   qa ask "Who leads the NCRI?"      answer in the terminal, with citations
   qa ask "Who leads the NCRI?" --json
   qa serve                          web chat on http://127.0.0.1:7860
+  qa eval path/to/beir-folder --split test      nDCG@10, Recall@10/100, MRR@10
+  qa eval questions.jsonl           hit@1/3/5, MRR, "not found" rates on the corpus
 
 environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them)."""
 
@@ -67,6 +69,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
+    _common(p)
+
+    p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
+    p.add_argument("dataset", help="BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/SPLIT.tsv) or QA .jsonl")
+    p.add_argument("--split", default="test", help="qrels split of a BEIR folder (default test)")
+    p.add_argument("-k", type=int, default=5, help="passages per question for a QA file (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--cache", metavar="DIR", help="embedding cache folder (default ~/.cache/qa)")
     _common(p)
 
     p = sub.add_parser("status", help="which index is there, and whether the corpus changed since")
@@ -216,6 +226,17 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+
+    from .evaluation import DEFAULT_CACHE, evaluate, format_report
+
+    result = evaluate(args.dataset, split=args.split, k=args.k, settings=_settings(args),
+                      cache_dir=args.cache or DEFAULT_CACHE)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
 def cmd_status(args) -> int:
     import json
 
@@ -262,7 +283,7 @@ def cmd_status(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status}
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

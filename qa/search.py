@@ -6,7 +6,10 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
 - dense: the larger of the passage's cosine and `sentence_weight` × its best sentence's cosine,
   so that one sentence that answers is not drowned by the rest of the passage;
 - bm25: BM25 (Lucene variant, Snowball stemming, English stop words) over section title + text;
-- fused: reciprocal-rank fusion of the two rankings (weights and constant in `SearchParams`).
+- fused ("cosine" fusion): dense + `bm25_weight` × BM25 / the query's best BM25 score, over each
+  retriever's top `candidates`. The cosine keeps one scale on every corpus, so one weight serves
+  a 16-passage corpus and a 13,000-passage one (min-max "convex" fusion and RRF need different
+  weights per corpus size; both remain available in `SearchParams`).
 """
 
 from __future__ import annotations
@@ -38,10 +41,18 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def tokenize(text: str) -> list[str]:
+@lru_cache(maxsize=1)
+def _question_stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return frozenset(STOPWORDS_EN_PLUS) | _stopwords()
+
+
+def tokenize(text: str, content_only: bool = False) -> list[str]:
     """BM25 tokens: lower-cased words, stop words and 1-letter words dropped, Snowball-stemmed.
-    The one tokenizer for indexing and querying."""
-    stop = _stopwords()
+    The one tokenizer for indexing and querying. `content_only` drops the longer stop-word list
+    too (what, who, were, does...): the words that carry a question's content."""
+    stop = _question_stopwords() if content_only else _stopwords()
     words = [w for w in _TOKEN.findall(text.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
     return _stemmer().stemWords(words)
 
@@ -78,12 +89,90 @@ def bm25_scores(bm25, question: str) -> np.ndarray:
 class SearchParams:
     """The knobs of retrieval. Defaults are the configuration chosen in bench/quality.md."""
 
+    fusion: str = "cosine"  # "cosine", "convex" (min-max normalised) or "rrf" (reciprocal ranks)
     rrf_k: int = 60
     dense_weight: float = 1.0
-    bm25_weight: float = 1.0
-    sentence_weight: float = 1.0
-    candidates: int = 100
-    found_threshold: float = 0.35  # best sentence/passage cosine below this: "not found"
+    bm25_weight: float = 0.3
+    sentence_weight: float = 1.0  # dense = max(passage cosine, sentence_weight × best sentence cosine)
+    sentence_mix: float = 0.0  # > 0: dense = (1 - mix) × passage cosine + mix × best sentence cosine
+    neighbour_weight: float = 0.0  # share of the best neighbouring passage's dense score added
+    title_weight: float = 0.0  # × cosine of the question with the passage's section title, added
+    candidates: int = 1000  # how deep each retriever's list is read before fusing
+    ann_candidates: int = 100  # approximate (large) indexes: passages each retriever proposes
+    prf_weight: float = 0.0  # > 0: second pass with the query moved towards the top passages
+    prf_depth: int = 3  # how many top passages feed the second pass
+    found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
+    found_threshold_words: float = 0.30  # ... or at or above this with enough question words:
+    found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
+
+
+def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: SearchParams) -> np.ndarray:
+    """A passage's dense score from its own cosine and its best sentence's cosine. Pure."""
+    if params.sentence_mix > 0:
+        has = best_sentence > -1.0
+        mixed = (1 - params.sentence_mix) * passage_cos + params.sentence_mix * best_sentence
+        return np.where(has, mixed, passage_cos).astype(np.float32)
+    return np.maximum(passage_cos, params.sentence_weight * best_sentence).astype(np.float32)
+
+
+def with_neighbours(scores: np.ndarray, same_source_next: np.ndarray, weight: float) -> np.ndarray:
+    """Add `weight` × the better of the previous and next passage's score (same file only).
+    `same_source_next[i]` says whether passage i+1 is in the same file as passage i. Pure."""
+    if weight == 0 or len(scores) < 2:
+        return scores
+    prev = np.full(len(scores), -np.inf)
+    nxt = np.full(len(scores), -np.inf)
+    link = same_source_next[:-1]
+    prev[1:] = np.where(link, scores[:-1], -np.inf)
+    nxt[:-1] = np.where(link, scores[1:], -np.inf)
+    best = np.maximum(prev, nxt)
+    return np.where(np.isfinite(best), scores + weight * best, scores)
+
+
+def minmax(scores: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Scores of `ids` scaled to [0, 1] over those ids (1 for all when they tie); 0 elsewhere. Pure."""
+    out = np.zeros(n, dtype=np.float64)
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(ids):
+        return out
+    vals = scores[ids].astype(np.float64)
+    lo, hi = vals.min(), vals.max()
+    out[ids] = (vals - lo) / (hi - lo) if hi > lo else 1.0
+    return out
+
+
+def fuse(dense: np.ndarray, bm25: np.ndarray, dense_order: np.ndarray, bm25_order: np.ndarray,
+         params: SearchParams) -> np.ndarray:
+    """The fused score of every passage from the two retrievers' scores and orders (best first,
+    already restricted to allowed passages; bm25_order holds only positive BM25 scores). Pure.
+
+    rrf: Σ weight / (rrf_k + rank) over each retriever's top `candidates`.
+    convex: Σ weight × min-max-normalised score over each retriever's top `candidates`.
+    """
+    n = len(dense)
+    d_ids, b_ids = dense_order[: params.candidates], bm25_order[: params.candidates]
+    if params.fusion == "convex":
+        return params.dense_weight * minmax(dense, d_ids, n) + params.bm25_weight * minmax(bm25, b_ids, n)
+    if params.fusion == "cosine":
+        # dense cosines as they are (already on one scale across corpora) + BM25 relative to its best
+        top = float(bm25[b_ids[0]]) if len(b_ids) else 0.0
+        out = np.zeros(n, dtype=np.float64)
+        out[d_ids] = params.dense_weight * dense[d_ids]
+        if top > 0:
+            out[b_ids] += params.bm25_weight * bm25[b_ids] / top
+        return out
+    if params.fusion == "rrf":
+        return rrf([(d_ids, params.dense_weight), (b_ids, params.bm25_weight)], n, params.rrf_k)
+    raise ValueError(f"unknown fusion {params.fusion!r}: use 'rrf' or 'convex'")
+
+
+def feedback_query(query: np.ndarray, vectors: np.ndarray, weight: float) -> np.ndarray:
+    """Rocchio feedback: the unit vector of `query` + `weight` × the mean of `vectors` (the query
+    itself when there are none). Pure."""
+    if not len(vectors):
+        return query
+    moved = np.asarray(query, dtype=np.float32) + weight * np.asarray(vectors, dtype=np.float32).mean(axis=0)
+    return (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
 
 
 def rrf(rankings: Sequence[tuple[np.ndarray, float]], n: int, k: int = 60) -> np.ndarray:
@@ -154,8 +243,9 @@ class Searcher:
 
     On an exact (flat) index every passage and sentence is scored. On an approximate index
     (`IndexData.vector_kind` "hnsw" or "ivf-sq8", large corpora) the candidates are the
-    `params.candidates` best passages of the vector index and of BM25 (at least 2·k), their
-    sentences are scored from the memory-mapped sentence vectors, and fusion ranks them alone.
+    `params.ann_candidates` best passages of the vector index and of BM25 (at least 2·k), their
+    sentences are scored from the memory-mapped sentence vectors, and fusion ranks them alone
+    (the title, neighbour and feedback options apply to exact indexes only; all are off by default).
     """
 
     def __init__(self, data, embedder, params: SearchParams = SearchParams()):
@@ -174,6 +264,8 @@ class Searcher:
             from .store import flat_vectors
 
             self._vectors = np.array(flat_vectors(data.passage_index))  # small: a plain, fast copy
+        self._title_vectors = None
+        self._same_next = None
 
     def sentence_scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of the query with every stored sentence."""
@@ -208,32 +300,74 @@ class Searcher:
             best[has] = np.maximum.reduceat(cos, offsets[has])
         return best, SentenceScores(self.data.sentence_vectors, query, ids, cos)
 
-    def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0) -> dict:
-        """Every score part for every passage (arrays indexed by passage row)."""
-        if not self.exact:
-            return self._score_candidates(question, sources, k)
-        p = self.params
+    def title_scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine of the query with each passage's section title (0 without a title). The title
+        vectors are computed on first use, once per distinct title."""
+        if self._title_vectors is None:
+            titles = sorted({p.section for p in self.passages if p.section})
+            self._title_id = {t: i for i, t in enumerate(titles)}
+            self._title_vectors = self.embedder.encode_documents(titles) if titles else np.zeros((0, 1), np.float32)
+            self._passage_title = np.array([self._title_id.get(p.section, -1) for p in self.passages], dtype=np.int64)
+        if not len(self._title_vectors):
+            return np.zeros(len(self.passages), dtype=np.float32)
+        cos = np.append(self._title_vectors @ query, np.float32(0.0))
+        return cos[self._passage_title].astype(np.float32)
+
+    def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dense score per passage, cosine per sentence) for a query vector (exact index)."""
         n = len(self.passages)
-        query = self.embedder.encode_queries([question])[0]
+        p = self.params
         passage_cos = self.passage_scores(query)
         sent = self.sentence_scores(query)
         best_sentence = np.full(n, -1.0, dtype=np.float32)
         if len(sent):  # sentences are grouped by passage: one max per passage's run of rows
             has = np.diff(self._first_sentence) > 0
             best_sentence[has] = np.maximum.reduceat(sent, self._first_sentence[:-1][has])
-        dense = np.maximum(passage_cos, p.sentence_weight * best_sentence)
+        dense = dense_scores(passage_cos, best_sentence, p)
+        if p.title_weight:
+            dense = dense + p.title_weight * self.title_scores(query)
+        if p.neighbour_weight:
+            if self._same_next is None:
+                sources = [x.source for x in self.passages]
+                self._same_next = np.array([a == b for a, b in zip(sources, sources[1:])] + [False], dtype=bool)
+            dense = with_neighbours(dense, self._same_next, p.neighbour_weight)
+        return dense, sent
+
+    def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> dict:
+        """Every score part for every passage (arrays indexed by passage row). `query_vector`:
+        the question's embedding when already computed (evaluation encodes queries in batches)."""
+        query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
+        if not self.exact:
+            return self._score_candidates(question, query, sources, k)
+        p = self.params
+        n = len(self.passages)
+        dense, sent = self._dense(query)
         bm25 = bm25_scores(self.data.bm25, question)
         mask = source_mask(self.passages, sources)
         allowed = np.ones(n, dtype=bool) if mask is None else mask
-        dense_order = np.argsort(-dense, kind="stable")
-        dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         bm25_order = np.argsort(-bm25, kind="stable")
         bm25_order = bm25_order[allowed[bm25_order] & (bm25[bm25_order] > 0)].astype(np.int64)
-        fused = rrf([(dense_order, p.dense_weight), (bm25_order, p.bm25_weight)], n, p.rrf_k)
+
+        def dense_order_of(dense):
+            order = np.argsort(-dense, kind="stable")
+            return order[allowed[order]].astype(np.int64)
+
+        dense_order = dense_order_of(dense)
+        fused = fuse(dense, bm25, dense_order, bm25_order, p)
+        first_dense = dense
+        if p.prf_weight > 0 and len(self.sentence_passage):
+            # Pseudo-relevance feedback: move the query towards the sentences of the top passages.
+            top = [i for i in np.argsort(-fused, kind="stable")[: p.prf_depth] if allowed[i]]
+            rows = [j for i in top for j in range(self._first_sentence[i], self._first_sentence[i + 1])]
+            query = feedback_query(query, np.asarray(self.data.sentence_vectors[rows]), p.prf_weight)
+            dense, sent = self._dense(query)
+            dense_order = dense_order_of(dense)
+            fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
         return {
             "query": query,
             "dense": dense,
+            "question_dense": first_dense,  # dense scores of the question itself (before feedback)
             "bm25": bm25,
             "sentence": sent,
             "fused": fused,
@@ -242,15 +376,14 @@ class Searcher:
             "allowed": allowed,
         }
 
-    def _score_candidates(self, question: str, sources, k: int) -> dict:
+    def _score_candidates(self, question: str, query: np.ndarray, sources, k: int) -> dict:
         """`score` on an approximate index: only candidates get scores (others: dense -1,
         fused -inf), ranks are ranks among the candidates."""
         from .store import search_vectors
 
         p = self.params
         n = len(self.passages)
-        c = max(p.candidates, 2 * k)
-        query = self.embedder.encode_queries([question])[0]
+        c = max(p.ann_candidates, 2 * k)
         mask = source_mask(self.passages, sources)
         ann_ids, ann_cos = search_vectors(self.data.passage_index, query, c, mask)
         bm25 = bm25_scores(self.data.bm25, question)
@@ -267,12 +400,12 @@ class Searcher:
             vectors = self.data.passage_index.reconstruct_batch(missing)
             passage_cos[np.searchsorted(rows, missing)] = vectors @ query
         best, sentence_cos = self.best_sentences(query, rows)
-        cand_dense = np.maximum(passage_cos, p.sentence_weight * best)
+        cand_dense = dense_scores(passage_cos, best, p)
         dense_order = rows[np.lexsort((rows, -cand_dense))]
         dense = np.full(n, -1.0, dtype=np.float32)
         dense[rows] = cand_dense
         fused = np.full(n, -np.inf)
-        fused[rows] = rrf([(dense_order, p.dense_weight), (bm25_order, p.bm25_weight)], n, p.rrf_k)[rows]
+        fused[rows] = fuse(dense, bm25, dense_order, bm25_order, p)[rows]
         return {
             "query": query,
             "dense": dense,

@@ -1,36 +1,60 @@
-"""Quality regression on the development questions with the real model (issue 2's bar)."""
+"""Retrieval quality with the real model on the default corpus: the shared dev questions and our
+own extra questions (bench/dev_extra.jsonl). Thresholds sit a little below what bench/quality.md
+measures, so a regression fails here."""
 
-import json
+from __future__ import annotations
+
 from pathlib import Path
 
 import pytest
 
 from qa.api import Retriever
+from qa.evaluation import read_qa, run_qa
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "seed_dev.jsonl"
+pytestmark = pytest.mark.model
 
-
-def _dev_rows():
-    if not DEV.exists():
-        pytest.skip(f"{DEV} not found (the shared folder sits beside the repository)")
-    return [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-@pytest.mark.model
-def test_dev_hit_at_3(default_corpus_index, real_embedder):
-    retriever = Retriever.load(default_corpus_index.index_dir, embedder=real_embedder)
-    rows = [r for r in _dev_rows() if r["evidence"]]
-    misses = []
-    for row in rows:
-        top3 = retriever.search(row["question"], k=3)
-        if not any(row["evidence"] in hit.text for hit in top3):
-            misses.append(row["question"])
-    assert len(misses) / len(rows) <= 0.2, misses
+ROOT = Path(__file__).resolve().parent.parent
+SEED_DEV = ROOT.parent / "shared" / "eval" / "seed_dev.jsonl"
+EXTRA = ROOT / "bench" / "dev_extra.jsonl"
 
 
-@pytest.mark.model
-def test_who_leads_the_ncri_cites_the_president_elect(default_corpus_index, real_embedder):
-    retriever = Retriever.load(default_corpus_index.index_dir, embedder=real_embedder)
+@pytest.fixture(scope="module")
+def retriever(default_corpus_index, real_embedder):
+    return Retriever.load(default_corpus_index.index_dir, embedder=real_embedder)
+
+
+@pytest.mark.skipif(not SEED_DEV.exists(), reason="shared/eval/seed_dev.jsonl is not beside the repository")
+def test_seed_dev_questions(retriever):
+    result = run_qa(retriever, read_qa(SEED_DEV))
+    m = result["metrics"]
+    missed = [(r["id"], r["rank"]) for r in result["records"] if r["answerable"] and r["rank"] != 1]
+    assert m["hit@1"] >= 0.9, missed
+    assert m["hit@3"] >= 0.9, missed
+    assert m["not_found_answerable"] == 0.0
+    # "What is the population of Tehran?" still passes for answerable: Tehran is in the corpus and
+    # its best passage is as close (cosine 0.56) as many true answers (see bench/quality.md).
+    wrongly_found = [r["id"] for r in result["records"] if not r["answerable"] and r["found"]]
+    assert set(wrongly_found) <= {"u01"}, wrongly_found
+
+
+def test_extra_dev_questions(retriever):
+    result = run_qa(retriever, read_qa(EXTRA))
+    m = result["metrics"]
+    missed = [(r["id"], r["rank"]) for r in result["records"] if r["answerable"] and r["rank"] != 1]
+    assert m["hit@1"] >= 0.88, missed
+    assert m["hit@3"] >= 0.96, missed
+    assert m["not_found_unanswerable"] >= 0.9
+    assert m["not_found_answerable"] <= 0.02
+
+
+def test_who_leads_the_ncri_cites_the_president_elect(retriever):
     hits = retriever.search("Who leads the NCRI?", k=3)
     rajavi = [h for h in hits if "The president-elect of the NCRI is Mrs. Maryam Rajavi." in h.text]
     assert rajavi and rajavi[0].section == "President-elect of the NCRI" and rajavi[0].start_line == 16
+
+
+def test_answer_sentence_holds_the_answer(retriever):
+    answer = retriever.ask("Which Albanian prime minister first agreed to host them?")
+    assert answer.found
+    assert "Prime Minister Sali Berisha" in answer.answer.text
+    assert answer.passages[0].section == "Relocation outside Iraq"
