@@ -71,7 +71,7 @@ def test_cold_start_bench_at_a_tiny_size(tmp_path):
     from bench import cold
 
     result = cold.run(repeats=1, corpus=ROOT / "corpus", work=tmp_path / "cold", out_dir=tmp_path / "results")
-    assert result["answer_line"] == "The NCRI is a coalition of democratic Iranian political groups and personalities."
+    assert "Maryam Rajavi" in result["answer_line"]  # the answer sentence to "Who leads the NCRI?"
     assert result["qa_ask_imports"] == []
     assert (tmp_path / "results" / "cold_start.json").exists()
 

@@ -59,6 +59,6 @@ def test_ask_with_a_built_index_imports_neither_torch_nor_sentence_transformers(
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=ROOT, timeout=300,
     )
     assert full.returncode == 0, full.stderr
-    assert "ANSWER=The NCRI is a coalition of democratic Iranian political groups and personalities." in full.stdout
+    assert "ANSWER=" in full.stdout and "Maryam Rajavi" in full.stdout.split("ANSWER=")[1].splitlines()[0]
     loaded = json.loads(full.stdout.rsplit("LOADED=", 1)[1])
     assert loaded == ["faiss", "onnxruntime"]

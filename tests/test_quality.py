@@ -49,8 +49,9 @@ def test_extra_dev_questions(retriever):
 
 def test_who_leads_the_ncri_cites_the_president_elect(retriever):
     hits = retriever.search("Who leads the NCRI?", k=3)
-    rajavi = [h for h in hits if "The president-elect of the NCRI is Mrs. Maryam Rajavi." in h.text]
-    assert rajavi and rajavi[0].section == "President-elect of the NCRI" and rajavi[0].start_line == 16
+    first = hits[0]
+    assert "The president-elect of the NCRI is Mrs. Maryam Rajavi." in first.text
+    assert (first.section, first.start_line, first.end_line) == ("President-elect of the NCRI", 16, 16)
 
 
 def test_answer_sentence_holds_the_answer(retriever):

@@ -374,11 +374,8 @@ def test_real_model_who_leads_the_ncri(default_corpus_index, real_embedder):
     finally:
         demo.close()
     assert result == retriever.ask("Who leads the NCRI?", 5).to_dict()
-    sections = [p["section"] for p in result["passages"]]
-    # Ranking puts the President-elect passage second today (the NCRI definition is first):
-    # the web app shows whatever the retriever ranks, so the check here is the top 3.
-    assert "President-elect of the NCRI" in sections[:3]
-    cited = next(p for p in result["passages"] if p["section"] == "President-elect of the NCRI")
+    cited = result["passages"][0]  # the right passage first, with its lines cited
+    assert (cited["section"], cited["start_line"], cited["end_line"]) == ("President-elect of the NCRI", 16, 16)
     assert "The president-elect of the NCRI is Mrs. Maryam Rajavi." in cited["text"]
 
 
