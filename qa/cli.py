@@ -10,7 +10,7 @@ import os
 import sys
 
 from . import __version__
-from .config import Settings
+from .config import Settings, auth_from_env
 from .errors import BadInput, QAError
 
 log = logging.getLogger("qa")
@@ -219,7 +219,7 @@ def cmd_serve(args) -> int:
     from .web import parse_auth, serve
 
     settings = _settings(args)
-    auth = args.auth or os.environ.get("QA_AUTH") or None
+    auth = args.auth or auth_from_env()
     parse_auth(auth)  # a malformed login is refused before any index work
     _ensure(settings)
     serve(settings, host=args.host, port=args.port, auth=auth, say=_say)

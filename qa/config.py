@@ -54,3 +54,9 @@ class Settings:
             if key in values:
                 values[key] = Path(values[key])
         return replace(settings, **values)
+
+
+def auth_from_env(environ: dict | None = None) -> str | None:
+    """The web login `USER:PASSWORD` from QA_AUTH (None when unset or empty)."""
+    env = os.environ if environ is None else environ
+    return env.get("QA_AUTH") or None

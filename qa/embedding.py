@@ -10,7 +10,6 @@ cannot be exported (the reason is logged and the torch path is used).
 from __future__ import annotations
 
 import logging
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
@@ -88,13 +87,12 @@ class SentenceTransformerEmbedder:
     def model(self):
         if self._model is None:
             location = resolve_model(self.name)
-            if location != self.name or Path(location).exists():
-                # A local folder: never let a library try the hub for it.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            # A local folder: never let a library try the hub for it.
+            local = location != self.name or Path(location).exists()
             try:
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(location, device=self.device)
+                self._model = SentenceTransformer(location, device=self.device, local_files_only=local)
             except ImportError as exc:
                 raise ModelUnavailable(
                     "sentence-transformers is not installed: `pip install sentence-transformers`."

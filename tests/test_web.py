@@ -284,15 +284,16 @@ def test_source_filter_through_the_app(server):
 
 def test_auth_protects_api_ui_and_viewer(server):
     from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
 
     _, retriever, settings = server
     demo, url = start(settings, retriever, auth="ann:s3cret")
     try:
         assert httpx.get(url + "source", params={"file": "garden.txt"}).status_code == 401
         assert httpx.get(url + "config").status_code == 401
-        with pytest.raises(Exception):
+        with pytest.raises(AuthenticationError, match="credentials were not provided"):
             Client(url, verbose=False)
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="Could not login"):
             Client(url, auth=("ann", "wrong"), verbose=False)
         authed = Client(url, auth=("ann", "s3cret"), verbose=False)
         assert authed.predict("When are the roses watered?", 1, api_name="/ask")["answer"]["start_line"] == 7
