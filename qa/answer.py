@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import json
 import textwrap
+from bisect import bisect_right
 from dataclasses import replace
 
-from .schema import Answer, Hit, Span, cite
+from .schema import Answer, Hit, Span, cite, unit_locator
 from .search import bm25_text, tokenize
 
 ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
@@ -56,6 +57,12 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
         hit = marked[best[1]] = replace(marked[best[1]], sentence_start=start, sentence_end=end)
         text = hit.text[start - hit.start_char : end - hit.start_char]
         first = hit.start_line + hit.text.count("\n", 0, start - hit.start_char)
+        page, locator = hit.page, hit.locator
+        units = searcher.data.manifest.get("units", {}).get(hit.source)
+        if units and hit.locator:  # the sentence's own page or paragraphs, not the passage's
+            locator = unit_locator(units["unit"], units["starts"], start, end)
+            if page is not None:
+                page = bisect_right(units["starts"], start)
         answer = Span(
             text=text,
             source=hit.source,
@@ -63,8 +70,8 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
             end_line=first + text.count("\n"),
             start_char=start,
             end_char=end,
-            page=hit.page,
-            locator=hit.locator,
+            page=page,
+            locator=locator,
         )
     return Answer(question=question, passages=marked, answer=answer, found=found)
 

@@ -120,6 +120,19 @@ def full_rebuild_reason(manifest: dict | None, settings: Settings) -> str:
     return ""
 
 
+def _units(report, known: dict, old_units: dict) -> dict:
+    """Page / paragraph start offsets of every PDF and DOCX file, by source (so that an answer
+    sentence is cited by its own page or paragraphs): from the documents read in this build,
+    else from the previous manifest for files reused unchanged (under their old name if moved)."""
+    units = {d.source: {"unit": d.unit, "starts": list(d.units)} for d in report.documents if d.units}
+    read = {d.source for d in report.documents}
+    for source, digest in report.hashes.items():
+        old = known.get((digest, format_of(source)))
+        if source not in read and old in old_units:
+            units[source] = old_units[old]
+    return units
+
+
 def build_index(
     settings: Settings | None = None,
     embedder: Embedder | None = None,
@@ -185,6 +198,7 @@ def build_index(
                 old_files, known = {}, {}
                 report = load_corpus(settings.corpus_dir)
         data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress)
+        units = _units(report, known, (live or {}).get("units", {}) if old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
         data.manifest = {
             **_settings_key(settings),
@@ -193,6 +207,7 @@ def build_index(
             "files": report.hashes,
             "skipped": [list(s) for s in report.skipped],
             "skipped_hashes": skipped_hashes,
+            "units": units,
             "passages": len(data.passages),
             "sentences": len(data.sentence_spans),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),

@@ -28,12 +28,7 @@ class Document:
 
     def locator(self, start: int, end: int) -> str:
         """What a citation adds for the span [start, end): "p.3", "¶4-6", or "" (lines suffice)."""
-        if not self.units:
-            return ""
-        a, b = self.unit_of(start), self.unit_of(max(start, end - 1))
-        if self.unit == "page":
-            return f"p.{a}" if a == b else f"pp.{a}-{b}"
-        return f"¶{a}" if a == b else f"¶{a}-{b}"
+        return unit_locator(self.unit, self.units, start, end)
 
     @property
     def line_starts(self) -> list[int]:
@@ -45,6 +40,17 @@ class Document:
             starts.append(pos + 1)
             pos = find("\n", pos + 1)
         return starts
+
+
+def unit_locator(unit: str, starts, start: int, end: int) -> str:
+    """The locator of [start, end) given the start offsets of a document's pages (`unit`
+    "page") or paragraphs ("paragraph"): "p.3", "pp.3-4", "¶4", "¶4-6"; "" without units."""
+    if not starts:
+        return ""
+    a, b = bisect_right(starts, start), bisect_right(starts, max(start, end - 1))
+    if unit == "page":
+        return f"p.{a}" if a == b else f"pp.{a}-{b}"
+    return f"¶{a}" if a == b else f"¶{a}-{b}"
 
 
 def line_of(line_starts: list[int], offset: int) -> int:

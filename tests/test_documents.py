@@ -11,6 +11,7 @@ from qa.api import Retriever, build_index
 from qa.chunking import chunk_document
 from qa.cli import main
 from qa.documents import Unreadable, list_files, load_corpus, read_document
+from qa.schema import cite, unit_locator
 
 HTML = """<!DOCTYPE html>
 <html>
@@ -237,3 +238,29 @@ def test_pdf_change_is_re_embedded_alone(mixed, fake_embedder):
     assert not any("Harbour" in t or "roses" in t for t in fake_embedder.embedded)
     hit = Retriever.load(mixed.index_dir, embedder=fake_embedder).search("foghorn third page", k=1)[0]
     assert hit.citation == "light.pdf p.3"
+
+
+def test_answer_sentence_cites_its_own_paragraph_even_after_a_reuse(mixed, fake_embedder):
+    build_index(mixed, embedder=fake_embedder)
+
+    def ask():
+        retriever = Retriever.load(mixed.index_dir, embedder=fake_embedder)
+        return retriever.ask("No fishing from the pier after dark", k=1)
+
+    answer = ask()
+    assert answer.passages[0].citation == "rules.docx ¶4-5"  # the passage spans two paragraphs
+    assert (answer.answer.text, answer.answer.locator) == ("No fishing from the pier after dark.", "¶5")
+    assert cite(answer.answer) == "rules.docx ¶5"
+    # An update that reuses rules.docx unchanged keeps its paragraph offsets.
+    (mixed.corpus_dir / "garden.txt").write_text("The garden gate is green.\n", encoding="utf-8")
+    assert build_index(mixed, embedder=fake_embedder).reused == 4
+    assert ask().answer.locator == "¶5"
+
+
+def test_unit_locator_names_pages_and_paragraphs():
+    starts = [0, 10, 25]
+    assert unit_locator("page", starts, 0, 5) == "p.1"
+    assert unit_locator("page", starts, 5, 12) == "pp.1-2"
+    assert unit_locator("paragraph", starts, 10, 25) == "¶2"  # end is exclusive
+    assert unit_locator("paragraph", starts, 12, 30) == "¶2-3"
+    assert unit_locator("", [], 3, 4) == ""
