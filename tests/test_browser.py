@@ -288,3 +288,31 @@ def test_every_request_stays_on_localhost(chat):
     hosts = {urlsplit(u).hostname for u in recorder.urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
     assert hosts == {"127.0.0.1"}
     assert any(re.search(r"/gradio_api/queue/join", u) for u in recorder.urls)  # the chat really ran
+
+
+@pytest.mark.model
+def test_real_model_who_leads_the_ncri_in_the_browser(browser, request, default_corpus_index, real_embedder):
+    """The done criterion of the product: in the browser, "Who leads the NCRI?" shows the right
+    passage first with its lines cited, and the citation opens them in the viewer."""
+    retriever = Retriever.load(default_corpus_index.index_dir, embedder=real_embedder)
+    demo, url = start(default_corpus_index, retriever)
+    context, page, recorder = _open(browser, request, url)
+    try:
+        reply = ask(page, "Who leads the NCRI?")
+        assert reply.locator(".qa-answer blockquote").inner_text() == "The president-elect of the NCRI is Mrs. Maryam Rajavi."
+        first = reply.locator(".qa-card").first
+        assert first.locator(".qa-num").inner_text() == "[1]"
+        assert first.locator(".qa-head a").inner_text() == "iranian-resistance-pmoi-ncri.txt:L16"
+        assert first.locator(".qa-section").inner_text() == "President-elect of the NCRI"
+        with context.expect_page() as opened:
+            first.locator(".qa-head a").click()
+        viewer = opened.value
+        viewer.wait_for_load_state()
+        assert "The president-elect of the NCRI is Mrs. Maryam Rajavi." in viewer.locator("#L16.hl").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        viewer.screenshot(path=str(ARTIFACTS / f"{request.node.name}-viewer.png"))
+        assert recorder.outside() == [] and recorder.dialogs == []
+    finally:
+        context.close()
+        demo.close()
