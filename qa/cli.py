@@ -7,7 +7,9 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
+import time
 
 from . import __version__
 from .config import Settings, auth_from_env
@@ -159,9 +161,27 @@ def cmd_index(args) -> int:
     return 0
 
 
-def _watch(settings: Settings, args) -> int:
-    import threading
+class _StopFlag:
+    """The `stop` of `api.watch` for a signal handler to set: a plain flag, because
+    `threading.Event.set` takes a lock the interrupted main thread may hold."""
 
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self._set and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+        return self._set
+
+
+def _watch(settings: Settings, args) -> int:
     from .api import build_index, watch
 
     if not math.isfinite(args.interval) or args.interval <= 0:
@@ -177,12 +197,26 @@ def _watch(settings: Settings, args) -> int:
     def on_error(exc) -> None:
         print(f"qa: {exc}", file=sys.stderr, flush=True)
 
+    stop = _StopFlag()
+
+    def on_signal(*_) -> None:
+        # The first Ctrl-C (or TERM) stops the loop once a build under way is complete; a second
+        # one stops at once (the build is abandoned: the live index stays as it was).
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     _say(f"Watching {settings.corpus_dir}/ for changes (Ctrl-C to stop) ...")
     try:
         watch(settings, on_build=on_build, on_error=on_error, interval=args.interval,
-              debounce=max(args.interval, 1.0), stop=threading.Event())
+              debounce=max(args.interval, 1.0), stop=stop)
     except KeyboardInterrupt:
-        _say("Stopped watching.")
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _say("Stopped watching.")
     return 0
 
 

@@ -2,8 +2,8 @@
 
     python tests/fake_qa.py index -q        # like `qa index -q`, embedding with FakeEmbedder
 
-QA_TEST_PAUSE_AT=<point> makes the build print "PAUSED <point>" on stderr and sleep there, so a
-test can kill it at that moment. Points, in build order:
+QA_TEST_PAUSE_AT=<point> makes the build print "PAUSED <point>" on stderr and sleep there
+(QA_TEST_PAUSE_SECONDS, default 120), so a test can kill or interrupt it at that moment. Points, in build order:
   embed   first batch being embedded (lock held, nothing written)
   sqlite  the new generation's passage store written, in its temporary folder
   fsync   every file of the new generation written, before it is renamed into place
@@ -30,7 +30,7 @@ POINT = os.environ.get("QA_TEST_PAUSE_AT", "")
 def pause(point: str) -> None:
     if point == POINT:
         print(f"PAUSED {point}", file=sys.stderr, flush=True)
-        time.sleep(120)
+        time.sleep(float(os.environ.get("QA_TEST_PAUSE_SECONDS", "120")))
 
 
 class PausingEmbedder(FakeEmbedder):
