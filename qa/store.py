@@ -141,6 +141,12 @@ def read_vector_index(path: Path, kind: str = "flat"):
         ivf = faiss.extract_index_ivf(index)
         if ivf.direct_map.type == faiss.DirectMap.NoMap:  # written by an older build
             ivf.make_direct_map()
+        lists = faiss.downcast_InvertedLists(ivf.invlists)
+        if isinstance(lists, faiss.OnDiskInvertedLists):  # the mapped lists
+            # Their search starts `prefetch_nthread` (32) threads per query to page the lists in
+            # ahead of the scan: ~1 ms and ~50 page faults (new thread stacks) per query, 4-5x
+            # the scan of 32 lists from the page cache (bench/scale.py). Read on demand instead.
+            lists.prefetch_nthread = 0
     return index
 
 

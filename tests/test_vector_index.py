@@ -51,6 +51,16 @@ def test_approximate_kinds_recall_what_exact_search_finds(tmp_path, kind):
     assert [list(f) for f in found[:5]] == before.tolist()
 
 
+def test_ivf_index_is_mapped_and_starts_no_prefetch_threads(tmp_path):
+    faiss = store._faiss()
+    path = tmp_path / "passages.faiss"
+    faiss.write_index(store.build_vector_index(_clustered(4000), "ivf-sq8"), str(path))
+    index = store.read_vector_index(path, "ivf-sq8")  # held: the lists below belong to it
+    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+    # Memory-mapped, and read on demand: FAISS's default starts 32 threads per query.
+    assert isinstance(lists, faiss.OnDiskInvertedLists) and lists.prefetch_nthread == 0
+
+
 def test_flat_vectors_is_a_view_of_the_exact_index(tmp_path):
     vectors = _clustered(100)
     index = store.build_vector_index(vectors)
