@@ -235,15 +235,17 @@ def index_beir(data: BeirData, embedder, cache_dir: Path = DEFAULT_CACHE, params
     return EvalIndex(retriever, sources)
 
 
-def doc_ranking(searcher, fused: np.ndarray, doc_of_source: dict[str, str], depth: int = 100) -> list[str]:
-    """Doc ids best first, a document scored by its best passage."""
+def doc_ranking(searcher, fused: np.ndarray, doc_of_source: dict[str, str], depth: int = 100,
+                rows: np.ndarray | None = None) -> list[str]:
+    """Doc ids best first, a document scored by its best passage. `rows`: the passage row of
+    each score when `fused` covers candidates only (approximate indexes)."""
     order = np.argsort(-fused, kind="stable")
     seen: list[str] = []
     got = set()
     for i in order:
         if not np.isfinite(fused[i]):
             break
-        doc = doc_of_source[searcher.passages[i].source]
+        doc = doc_of_source[searcher.passages[i if rows is None else rows[i]].source]
         if doc not in got:
             got.add(doc)
             seen.append(doc)
@@ -261,7 +263,7 @@ def run_beir(index: EvalIndex, data: BeirData, depth: int = 100, ks=(10, 100)) -
     for q, vec in zip(qids, vectors):
         # k=depth: the candidate pool a user asking for `depth` passages gets (approximate indexes)
         parts = searcher.score(data.queries[q], k=depth, query_vector=vec)
-        runs[q] = doc_ranking(searcher, parts["fused"], index.doc_of_source, depth)
+        runs[q] = doc_ranking(searcher, parts["fused"], index.doc_of_source, depth, parts.get("candidates"))
     return {"metrics": beir_metrics(runs, data.qrels, ks), "runs": runs}
 
 

@@ -109,6 +109,18 @@ def test_approximate_index_returns_the_exact_results_when_candidates_cover_the_c
     a, e = approx.ask("Guided tours start at the gate", k=2), exact.ask("Guided tours start at the gate", k=2)
     assert a.answer == e.answer and a.found == e.found
     assert [h.dense for h in a.passages] == pytest.approx([h.dense for h in e.passages], abs=2e-3)
+    # Evaluation ranks documents from the score parts, which cover only the candidates here.
+    from qa.evaluation import doc_ranking
+
+    docs = {p.source: p.source for p in exact.data.passages}
+
+    def ranking(retriever):
+        parts = retriever.searcher.score("boats on the lake", sources=["sub/*"], k=5)
+        return doc_ranking(retriever.searcher, parts["fused"], docs, 5, parts.get("candidates"))
+
+    candidates = approx.searcher.score("boats on the lake", sources=["sub/*"], k=5)["candidates"]
+    assert 0 < len(candidates) and candidates[0] > 0  # so rows and positions differ
+    assert ranking(approx) == ranking(exact) and all(d.startswith("sub/") for d in ranking(exact))
 
 
 def test_vector_file_reads_rows_and_runs_without_mapping(tmp_path):
