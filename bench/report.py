@@ -65,12 +65,15 @@ def _details(name: str, r: dict) -> list[str]:
             lines.append(f"- interleaved in one process: vector search p50 {sb['reference']['vector_search']['p50_ms']} ms "
                          f"({sb['reference']['passages']:,}) vs {sb['large']['vector_search']['p50_ms']} ms ({sb['large']['passages']:,}); "
                          f"Retriever.search without encoding p50 {sb['reference']['retriever_search_without_encoding']['p50_ms']} ms vs "
-                         f"{sb['large']['retriever_search_without_encoding']['p50_ms']} ms")
+                         f"{sb['large']['retriever_search_without_encoding']['p50_ms']} ms"
+                         + (f" (ratio {r['info']['retriever_search_p50_ratio_without_encoding_interleaved']}, info: no target)"
+                            if "retriever_search_p50_ratio_without_encoding_interleaved" in r.get("info", {}) else ""))
         for label in ("reference", "large"):
             s = r[label]
             lines.append(
                 f"- {s['passages']:,} passages (`{s['vector_index']}`): build {s['build_seconds']} s "
-                f"(peak {s['build_peak_rss_mb']:,} MB; {', '.join(f'{k} {v}' for k, v in s['stages_seconds'].items())}); "
+                + (f"(index reused from the build of {s['reused_build_of']}) " if s.get("reused_build_of") else "")
+                + f"(peak {s['build_peak_rss_mb']:,} MB; {', '.join(f'{k} {v}' for k, v in s['stages_seconds'].items())}); "
                 f"load {s['load_seconds']} s; recall@10 {s['recall_at_10']}; vector search p50 {s['vector_search']['p50_ms']} ms "
                 f"p95 {s['vector_search']['p95_ms']} ms; Retriever.search (encoding excluded) p50 "
                 f"{s['retriever_search_without_encoding']['p50_ms']} ms p95 {s['retriever_search_without_encoding']['p95_ms']} ms; "

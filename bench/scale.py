@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -313,7 +314,10 @@ def run(n: int = 1_000_000, reference: int = 20_000, work: Path = CACHE / "scale
             result[label] = build(size, work / f"index-{size}")
         else:
             result[label] = json.loads((work / f"index-{size}" / "bench-build.json").read_text())
-        (work / f"index-{size}" / "bench-build.json").write_text(json.dumps(result[label]))
+            result[label]["reused_build_of"] = datetime.fromtimestamp(
+                (work / f"index-{size}" / "bench-truth.npy").stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+        (work / f"index-{size}" / "bench-build.json").write_text(
+            json.dumps({k: v for k, v in result[label].items() if k != "reused_build_of"}))
         result[label].update(_query_subprocess(work / f"index-{size}"))
     side = _query_subprocess(work / f"index-{reference}", work / f"index-{n}")["compare"]
     result["side_by_side"] = {"reference": side[0], "large": side[1]}
