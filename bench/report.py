@@ -72,9 +72,9 @@ def _details(name: str, r: dict) -> list[str]:
             s = r[label]
             lines.append(
                 f"- {s['passages']:,} passages (`{s['vector_index']}`): build {s['build_seconds']} s "
-                + (f"(index reused from the build of {s['reused_build_of']}) " if s.get("reused_build_of") else "")
-                + f"(peak {s['build_peak_rss_mb']:,} MB; {', '.join(f'{k} {v}' for k, v in s['stages_seconds'].items())}); "
-                f"load {s['load_seconds']} s; recall@10 {s['recall_at_10']}; vector search p50 {s['vector_search']['p50_ms']} ms "
+                f"(peak {s['build_peak_rss_mb']:,} MB; {', '.join(f'{k} {v}' for k, v in s['stages_seconds'].items())}); "
+                + (f"index reused from that build, made {s['reused_build_of']}; " if s.get("reused_build_of") else "")
+                + f"load {s['load_seconds']} s; recall@10 {s['recall_at_10']}; vector search p50 {s['vector_search']['p50_ms']} ms "
                 f"p95 {s['vector_search']['p95_ms']} ms; Retriever.search (encoding excluded) p50 "
                 f"{s['retriever_search_without_encoding']['p50_ms']} ms p95 {s['retriever_search_without_encoding']['p95_ms']} ms; "
                 f"vectors {s['vector_bytes'] / 1e6:,.1f} MB = {s['vector_fraction_of_flat_float32']} of flat float32; "
