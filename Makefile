@@ -1,6 +1,6 @@
 # make run   create .venv, install, build the index if missing or stale, serve http://127.0.0.1:7860
 # make test  create .venv, install, run the tests
-# make bench speed and scale benchmarks (~30 min): bench/results/*.json and bench/RESULTS.md
+# make bench speed, scale and incremental-index benchmarks (~35 min): bench/results/*.json and bench/RESULTS.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin

@@ -108,7 +108,7 @@ def render(results_dir: Path = RESULTS) -> str:
     inc = results.get("incremental")
     if inc and "edit_over_full" in inc and "target_edit_over_full" in inc:  # bench/incremental.py
         ok = inc["edit_over_full"] <= inc["target_edit_over_full"]
-        out.append(f"| incremental: edit one file / full build (bench/incremental.py, its own run) | "
+        out.append(f"| incremental: edit one file / full build (python -m bench.incremental) | "
                    f"{_fmt(inc['edit_over_full'])} | <= {_fmt(inc['target_edit_over_full'])} | {'PASS' if ok else 'FAIL'} |")
     for name in names:
         r = results[name]

@@ -13,6 +13,7 @@ STEPS = [
     ["bench.warm"],
     ["bench.build"],
     ["bench.scale", "run"],
+    ["bench.incremental"],
     ["bench.report"],
 ]
 
