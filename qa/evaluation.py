@@ -149,9 +149,32 @@ class CachedEmbedder:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a .jsonl[.gz] file, one per non-blank line. Raises BadInput naming
+    the file (and line) when it is not that."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise BadInput(f"{path}, line {n}: not JSON ({exc.msg}); expected one JSON object per line.") from exc
+                if not isinstance(row, dict):
+                    raise BadInput(f"{path}, line {n}: expected a JSON object, not {type(row).__name__}.")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read it as UTF-8 JSON lines ({exc}).") from exc
+    return rows
+
+
+def _field(row: dict, key: str, path: Path):
+    try:
+        return row[key]
+    except KeyError:
+        raise BadInput(f"{path}: a line has no {key!r}: BEIR rows need \"_id\" and \"text\".") from None
 
 
 @dataclass
@@ -171,8 +194,10 @@ def load_beir(folder: Path, split: str = "test") -> BeirData:
             f"{folder}/ is not a BEIR folder with split {split!r}: it needs corpus.jsonl[.gz], "
             f"queries.jsonl and qrels/{split}.tsv."
         )
-    corpus = {str(d["_id"]): {"title": d.get("title") or "", "text": d.get("text") or ""} for d in _read_jsonl(corpus_path)}
-    queries = {str(q["_id"]): q["text"] for q in _read_jsonl(folder / "queries.jsonl")}
+    corpus = {str(_field(d, "_id", corpus_path)): {"title": d.get("title") or "", "text": d.get("text") or ""}
+              for d in _read_jsonl(corpus_path)}
+    queries_path = folder / "queries.jsonl"
+    queries = {str(_field(q, "_id", queries_path)): str(_field(q, "text", queries_path)) for q in _read_jsonl(queries_path)}
     qrels: dict[str, dict[str, float]] = {}
     with open(qrels_path, encoding="utf-8") as f:
         for i, line in enumerate(f):
@@ -275,8 +300,8 @@ def read_qa(path: Path) -> list[dict]:
     """QA jsonl rows: {"id", "question", "evidence" (str or null)}."""
     rows = _read_jsonl(Path(path))
     for row in rows:
-        if "question" not in row or "evidence" not in row:
-            raise BadInput(f"{path}: every line needs \"question\" and \"evidence\" (null when unanswerable).")
+        if not isinstance(row.get("question"), str) or "evidence" not in row:
+            raise BadInput(f"{path}: every line needs \"question\" (text) and \"evidence\" (null when unanswerable).")
     return rows
 
 

@@ -18,6 +18,7 @@ from qa.evaluation import (
     hit_at_k,
     load_beir,
     ndcg_at_k,
+    read_qa,
     recall_at_k,
     reciprocal_rank,
 )
@@ -134,6 +135,30 @@ def test_qa_file_without_evidence_is_bad_input(tmp_path, settings, fake_embedder
     path.write_text(json.dumps({"question": "x"}) + "\n")
     with pytest.raises(BadInput, match="evidence"):
         evaluate(path, settings=settings, embedder=fake_embedder, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("# a Markdown file\n", "bad.jsonl, line 1: not JSON"),
+    ('{"question": "x", "evidence": null}\n[1, 2]\n', "bad.jsonl, line 2: expected a JSON object, not list"),
+    ('{"question": 7, "evidence": null}\n', "needs \"question\" \\(text\\)"),
+])
+def test_qa_file_that_is_not_qa_jsonl_is_bad_input(tmp_path, content, message, capsys):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(BadInput, match=message):
+        read_qa(path)
+    assert main(["eval", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qa: {path}") and "Traceback" not in err
+
+
+def test_binary_or_broken_beir_files_are_bad_input(beir_dir):
+    (beir_dir / "queries.jsonl").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(BadInput, match="cannot read it as UTF-8 JSON lines"):
+        load_beir(beir_dir, "test")
+    (beir_dir / "queries.jsonl").write_text('{"text": "no id"}\n', encoding="utf-8")
+    with pytest.raises(BadInput, match="queries.jsonl: a line has no '_id'"):
+        load_beir(beir_dir, "test")
 
 
 def test_cli_eval_missing_dataset(tmp_path, capsys):
