@@ -115,23 +115,26 @@ _NUMBER = re.compile(
 )
 
 
-def answer_type(question: str) -> str | None:
-    """"when" for a question asking for a time, "count" for one asking for a quantity, else None. Pure."""
+def answer_types(question: str) -> frozenset[str]:
+    """What the question asks for: "when" (a time: when, what year...) and/or "count" (a quantity:
+    how many, how much, how long...); empty for any other question. Pure."""
+    kinds = set()
     if _WHEN_QUESTION.search(question):
-        return "when"
+        kinds.add("when")
     if _COUNT_QUESTION.search(question):
-        return "count"
-    return None
+        kinds.add("count")
+    return frozenset(kinds)
 
 
-def holds_answer_type(text: str, kind: str | None) -> bool:
-    """Whether `text` holds what a question of `answer_type` `kind` asks for: a year, a month or a
-    century for "when"; a number (digits or words) for "count". Pure."""
-    if kind == "when":
-        return bool(_YEAR_OR_DATE.search(text))
-    if kind == "count":
-        return bool(_NUMBER.search(text))
-    return False
+def held_types(text: str, kinds: frozenset[str]) -> frozenset[str]:
+    """The answer types among `kinds` that `text` holds: a year, a month or a century for "when";
+    a number (digits or words) for "count". Pure."""
+    held = set()
+    if "when" in kinds and _YEAR_OR_DATE.search(text):
+        held.add("when")
+    if "count" in kinds and _NUMBER.search(text):
+        held.add("count")
+    return frozenset(held)
 
 
 def bm25_scores(bm25, question: str) -> np.ndarray:
@@ -177,13 +180,16 @@ def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: Sea
     return np.maximum(passage_cos, params.sentence_weight * best_sentence).astype(np.float32)
 
 
-def rerank_bonus(passage_cos: float, words: float, kind: str | None, holds: bool, params: SearchParams) -> float:
+def rerank_bonus(passage_cos: float, words: float, held: frozenset[str], params: SearchParams) -> float:
     """What re-scoring adds to a top passage's fused score: `rerank_passage` × its own cosine,
     `rerank_words` × the weighted share of question words in its best sentence (`words`), and
-    `rerank_when` / `rerank_count` when the question's answer type `kind` is in that sentence. Pure."""
+    `rerank_when` / `rerank_count` for each answer type the question asks for that this sentence
+    holds (`held`, from `held_types`). Pure."""
     bonus = params.rerank_passage * passage_cos + params.rerank_words * words
-    if holds:
-        bonus += params.rerank_when if kind == "when" else params.rerank_count if kind == "count" else 0.0
+    if "when" in held:
+        bonus += params.rerank_when
+    if "count" in held:
+        bonus += params.rerank_count
     return bonus
 
 
@@ -421,7 +427,7 @@ class Searcher:
         depth = min(p.rerank_depth, len(finite))
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
         weights = bm25_idf(self.data.bm25, set(tokenize(question)))
-        kind = answer_type(question)
+        kinds = answer_types(question)
         spans = self.data.sentence_spans
         bonus = np.zeros(len(top))
         for k, at in enumerate(top):
@@ -434,7 +440,7 @@ class Searcher:
                 _, a, b = spans[best]
                 text = text[a - passage.start_char : b - passage.start_char]
             share = word_share(weights, set(tokenize(text)))
-            bonus[k] = rerank_bonus(float(passage_cos[at]), share, kind, holds_answer_type(text, kind), p)
+            bonus[k] = rerank_bonus(float(passage_cos[at]), share, held_types(text, kinds), p)
         fused[top] += bonus
 
     def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> dict:

@@ -7,11 +7,11 @@ import pytest
 
 from qa.search import (
     SearchParams,
-    answer_type,
+    answer_types,
     bm25_idf,
     dense_scores,
     fuse,
-    holds_answer_type,
+    held_types,
     minmax,
     ranks_of,
     rerank_bonus,
@@ -102,32 +102,34 @@ def test_word_share_weighs_question_words():
     assert word_share({}, {"camp"}) == 0.0
 
 
-def test_answer_type_of_questions():
-    assert answer_type("When did the group move to Iraq?") == "when"
-    assert answer_type("pmoi founding year") == "when"
-    assert answer_type("How many died because of the blockade?") == "count"
-    assert answer_type("What share of the members are women?") == "count"
-    assert answer_type("Who heads the NCRI?") is None
+def test_answer_types_of_questions():
+    assert answer_types("When did the group move to Iraq?") == {"when"}
+    assert answer_types("pmoi founding year") == {"when"}
+    assert answer_types("How many died because of the blockade?") == {"count"}
+    assert answer_types("What share of the members are women?") == {"count"}
+    assert answer_types("How many people died that year?") == {"when", "count"}
+    assert answer_types("How many years did they stay?") == {"count"}
+    assert answer_types("Who heads the NCRI?") == set()
 
 
-def test_holds_answer_type():
-    assert holds_answer_type("In 1986 the PMOI went to Iraq.", "when")
-    assert holds_answer_type("They arrived in the 1980s.", "when")
-    assert holds_answer_type("It happened in August.", "when")
-    assert not holds_answer_type("over the course of the past 7 years", "when")  # no year or date
-    assert holds_answer_type("over the course of the past 7 years", "count")
-    assert holds_answer_type("Dozens have been assassinated abroad.", "count")
-    assert not holds_answer_type("They went to Europe.", "count")
-    assert not holds_answer_type("In 1986 the PMOI went to Iraq.", None)
+def test_held_types():
+    both = frozenset({"when", "count"})
+    assert held_types("In 1986 the PMOI went to Iraq.", both) == {"when", "count"}
+    assert held_types("They arrived in the 1980s.", frozenset({"when"})) == {"when"}
+    assert held_types("It happened in August.", both) == {"when"}
+    assert held_types("over the course of the past 7 years", both) == {"count"}  # no year or date
+    assert held_types("Dozens have been assassinated abroad.", both) == {"count"}
+    assert held_types("They went to Europe.", both) == set()
+    assert held_types("In 1986 the PMOI went to Iraq.", frozenset()) == set()
 
 
 def test_rerank_bonus_adds_the_weighted_features():
     params = SearchParams(rerank_passage=0.24, rerank_words=0.24, rerank_when=0.1, rerank_count=0.08)
-    # 0.24 × 0.5 + 0.24 × 0.75 = 0.30, plus the answer-type weight when the sentence holds it
-    assert rerank_bonus(0.5, 0.75, "when", True, params) == pytest.approx(0.40)
-    assert rerank_bonus(0.5, 0.75, "count", True, params) == pytest.approx(0.38)
-    assert rerank_bonus(0.5, 0.75, "when", False, params) == pytest.approx(0.30)
-    assert rerank_bonus(0.5, 0.75, None, True, params) == pytest.approx(0.30)
+    # 0.24 × 0.5 + 0.24 × 0.75 = 0.30, plus the weight of each answer type the sentence holds
+    assert rerank_bonus(0.5, 0.75, frozenset({"when"}), params) == pytest.approx(0.40)
+    assert rerank_bonus(0.5, 0.75, frozenset({"count"}), params) == pytest.approx(0.38)
+    assert rerank_bonus(0.5, 0.75, frozenset({"when", "count"}), params) == pytest.approx(0.48)
+    assert rerank_bonus(0.5, 0.75, frozenset(), params) == pytest.approx(0.30)
 
 
 def test_rescoring_touches_only_the_top_passages(settings, fake_embedder):
