@@ -9,7 +9,12 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
 - fused ("cosine" fusion): dense + `bm25_weight` × BM25 / the query's best BM25 score, over each
   retriever's top `candidates`. The cosine keeps one scale on every corpus, so one weight serves
   a 16-passage corpus and a 13,000-passage one (min-max "convex" fusion and RRF need different
-  weights per corpus size; both remain available in `SearchParams`).
+  weights per corpus size; both remain available in `SearchParams`);
+- re-scored: the top `rerank_depth` fused passages get `rerank_bonus` added: the passage's own
+  cosine, the IDF-weighted share of the question's words in its best sentence, and whether that
+  sentence holds what a "when" or "how many" question asks for (a year, a number). The weights
+  were fitted on SciFact train and SQuAD questions outside test_1k (bench/learn_fit.py), not on
+  the dev questions.
 """
 
 from __future__ import annotations
@@ -77,6 +82,61 @@ def build_bm25(passages: Sequence[Passage]):
     return bm25
 
 
+def bm25_idf(bm25, words) -> dict[str, float]:
+    """Lucene BM25 IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of each of `words` in a bm25s
+    index; a word the index does not know counts as seen once (the rarest a known word can be)."""
+    indptr = bm25.scores["indptr"]
+    n = int(bm25.scores["num_docs"])
+    out = {}
+    for w in words:
+        i = bm25.vocab_dict.get(w)
+        df = int(indptr[i + 1] - indptr[i]) if i is not None and i + 1 < len(indptr) else 1
+        out[w] = float(np.log1p((n - df + 0.5) / (df + 0.5)))
+    return out
+
+
+def word_share(weights: dict[str, float], words: set[str]) -> float:
+    """The share of the question's word weights (`weights`: word -> IDF) held by `words`;
+    0.0 without question words. Pure."""
+    total = sum(weights.values())
+    return sum(v for w, v in weights.items() if w in words) / total if total > 0 else 0.0
+
+
+_WHEN_QUESTION = re.compile(r"\b(when|what year|which year|what date|year)\b", re.I)
+_COUNT_QUESTION = re.compile(r"\b(how (many|much|long|old|far|large|big)|what (percentage|number|share))\b", re.I)
+_YEAR_OR_DATE = re.compile(
+    r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(January|February|March|April|May|June|July|August|September|October"
+    r"|November|December|century)\b"
+)
+_NUMBER = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundreds?|thousands?|millions?"
+    r"|billions?|dozens?|half|percent)\b",
+    re.I,
+)
+
+
+def answer_types(question: str) -> frozenset[str]:
+    """What the question asks for: "when" (a time: when, what year...) and/or "count" (a quantity:
+    how many, how much, how long...); empty for any other question. Pure."""
+    kinds = set()
+    if _WHEN_QUESTION.search(question):
+        kinds.add("when")
+    if _COUNT_QUESTION.search(question):
+        kinds.add("count")
+    return frozenset(kinds)
+
+
+def held_types(text: str, kinds: frozenset[str]) -> frozenset[str]:
+    """The answer types among `kinds` that `text` holds: a year, a month or a century for "when";
+    a number (digits or words) for "count". Pure."""
+    held = set()
+    if "when" in kinds and _YEAR_OR_DATE.search(text):
+        held.add("when")
+    if "count" in kinds and _NUMBER.search(text):
+        held.add("count")
+    return frozenset(held)
+
+
 def bm25_scores(bm25, question: str) -> np.ndarray:
     """BM25 score of every passage for `question` (zeros when no query word is indexed)."""
     tokens = [t for t in tokenize(question) if t in bm25.vocab_dict]
@@ -101,6 +161,11 @@ class SearchParams:
     ann_candidates: int = 100  # approximate (large) indexes: passages each retriever proposes
     prf_weight: float = 0.0  # > 0: second pass with the query moved towards the top passages
     prf_depth: int = 3  # how many top passages feed the second pass
+    rerank_depth: int = 30  # the top fused passages that get `rerank_bonus` (0: none); weights fitted with cosine fusion
+    rerank_passage: float = 0.24  # × the passage's own cosine
+    rerank_words: float = 0.24  # × IDF-weighted share of the question's words in its best sentence
+    rerank_when: float = 0.10  # when the question asks "when" and the best sentence holds a year/date
+    rerank_count: float = 0.08  # when it asks "how many/much" and the best sentence holds a number
     found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
     found_threshold_words: float = 0.30  # ... or at or above this with enough question words:
     found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
@@ -113,6 +178,19 @@ def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: Sea
         mixed = (1 - params.sentence_mix) * passage_cos + params.sentence_mix * best_sentence
         return np.where(has, mixed, passage_cos).astype(np.float32)
     return np.maximum(passage_cos, params.sentence_weight * best_sentence).astype(np.float32)
+
+
+def rerank_bonus(passage_cos: float, words: float, held: frozenset[str], params: SearchParams) -> float:
+    """What re-scoring adds to a top passage's fused score: `rerank_passage` × its own cosine,
+    `rerank_words` × the weighted share of question words in its best sentence (`words`), and
+    `rerank_when` / `rerank_count` for each answer type the question asks for that this sentence
+    holds (`held`, from `held_types`). Pure."""
+    bonus = params.rerank_passage * passage_cos + params.rerank_words * words
+    if "when" in held:
+        bonus += params.rerank_when
+    if "count" in held:
+        bonus += params.rerank_count
+    return bonus
 
 
 def with_neighbours(scores: np.ndarray, same_source_next: np.ndarray, weight: float) -> np.ndarray:
@@ -246,6 +324,7 @@ class Searcher:
     `params.ann_candidates` best passages of the vector index and of BM25 (at least 2·k), their
     sentences are scored from the memory-mapped sentence vectors, and fusion ranks them alone
     (the title, neighbour and feedback options apply to exact indexes only; all are off by default).
+    On both, the top `params.rerank_depth` fused passages are then re-scored (`_rerank`).
     """
 
     def __init__(self, data, embedder, params: SearchParams = SearchParams()):
@@ -313,8 +392,9 @@ class Searcher:
         cos = np.append(self._title_vectors @ query, np.float32(0.0))
         return cos[self._passage_title].astype(np.float32)
 
-    def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(dense score per passage, cosine per sentence) for a query vector (exact index)."""
+    def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dense score per passage, cosine per sentence, cosine per passage) for a query vector
+        (exact index)."""
         n = len(self.passages)
         p = self.params
         passage_cos = self.passage_scores(query)
@@ -331,7 +411,37 @@ class Searcher:
                 sources = [x.source for x in self.passages]
                 self._same_next = np.array([a == b for a, b in zip(sources, sources[1:])] + [False], dtype=bool)
             dense = with_neighbours(dense, self._same_next, p.neighbour_weight)
-        return dense, sent
+        return dense, sent, passage_cos
+
+    def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None) -> None:
+        """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place.
+        `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
+        candidates of an approximate index). Reads only those passages' sentences (their cosines
+        are already computed)."""
+        p = self.params
+        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count):
+            return
+        finite = np.flatnonzero(np.isfinite(fused))
+        if not len(finite):
+            return
+        depth = min(p.rerank_depth, len(finite))
+        top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
+        weights = bm25_idf(self.data.bm25, set(tokenize(question)))
+        kinds = answer_types(question)
+        spans = self.data.sentence_spans
+        bonus = np.zeros(len(top))
+        for k, at in enumerate(top):
+            i = int(rows[at]) if rows is not None else int(at)
+            ids = range(self._first_sentence[i], self._first_sentence[i + 1])
+            passage = self.passages[i]
+            text = passage.text
+            if len(ids):  # the passage's best sentence by cosine (the first of equals)
+                best = max(ids, key=lambda j: (float(sentence_cos[j]), -j))
+                _, a, b = spans[best]
+                text = text[a - passage.start_char : b - passage.start_char]
+            share = word_share(weights, set(tokenize(text)))
+            bonus[k] = rerank_bonus(float(passage_cos[at]), share, held_types(text, kinds), p)
+        fused[top] += bonus
 
     def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> dict:
         """Every score part for every passage (arrays indexed by passage row; on an approximate
@@ -342,7 +452,7 @@ class Searcher:
             return self._score_candidates(question, query, sources, k)
         p = self.params
         n = len(self.passages)
-        dense, sent = self._dense(query)
+        dense, sent, passage_cos = self._dense(query)
         bm25 = bm25_scores(self.data.bm25, question)
         mask = source_mask(self.passages, sources)
         allowed = np.ones(n, dtype=bool) if mask is None else mask
@@ -361,10 +471,11 @@ class Searcher:
             top = [i for i in np.argsort(-fused, kind="stable")[: p.prf_depth] if allowed[i]]
             rows = [j for i in top for j in range(self._first_sentence[i], self._first_sentence[i + 1])]
             query = feedback_query(query, np.asarray(self.data.sentence_vectors[rows]), p.prf_weight)
-            dense, sent = self._dense(query)
+            dense, sent, passage_cos = self._dense(query)
             dense_order = dense_order_of(dense)
             fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
+        self._rerank(question, fused, passage_cos, sent)
         return {
             "query": query,
             "dense": dense,
@@ -408,12 +519,14 @@ class Searcher:
         dense_order = np.lexsort((at, -dense))
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
+        fused = fuse(dense, bm25, dense_order, bm25_order, p)
+        self._rerank(question, fused, passage_cos, sentence_cos, rows)
         return {
             "query": query,
             "dense": dense,
             "bm25": bm25,
             "sentence": sentence_cos,
-            "fused": fuse(dense, bm25, dense_order, bm25_order, p),
+            "fused": fused,
             "dense_rank": ranks_of(dense_order, len(rows)),
             "bm25_rank": ranks_of(bm25_order, len(rows)),
             "allowed": np.ones(len(rows), dtype=bool),  # candidates are allowed passages only

@@ -41,7 +41,7 @@ def test_extra_dev_questions(retriever):
     result = run_qa(retriever, read_qa(EXTRA))
     m = result["metrics"]
     missed = [(r["id"], r["rank"]) for r in result["records"] if r["answerable"] and r["rank"] != 1]
-    assert m["hit@1"] >= 0.88, missed
+    assert m["hit@1"] >= 0.9, missed
     assert m["hit@3"] >= 0.96, missed
     assert m["not_found_unanswerable"] >= 0.9
     assert m["not_found_answerable"] <= 0.02
@@ -52,6 +52,13 @@ def test_who_leads_the_ncri_cites_the_president_elect(retriever):
     first = hits[0]
     assert "The president-elect of the NCRI is Mrs. Maryam Rajavi." in first.text
     assert (first.section, first.start_line, first.end_line) == ("President-elect of the NCRI", 16, 16)
+
+
+def test_when_question_prefers_the_passage_with_the_year(retriever):
+    # re-scoring: the best sentence of the right passage holds a year ("In 1986 the PMOI went to Iraq")
+    first = retriever.search("When did the group move to Iraq?", k=1)[0]
+    assert "In 1986 the PMOI went to Iraq" in first.text
+    assert (first.section, first.start_line) == ("Camp Ashraf", 35)
 
 
 def test_answer_sentence_holds_the_answer(retriever):

@@ -7,13 +7,18 @@ import pytest
 
 from qa.search import (
     SearchParams,
+    answer_types,
+    bm25_idf,
     dense_scores,
     fuse,
+    held_types,
     minmax,
     ranks_of,
+    rerank_bonus,
     rrf,
     tokenize,
     with_neighbours,
+    word_share,
 )
 
 
@@ -78,3 +83,65 @@ def test_fuse_rrf_uses_candidates():
 def test_fuse_rejects_unknown_method():
     with pytest.raises(ValueError, match="convex"):
         fuse(np.zeros(1), np.zeros(1), np.array([0]), np.array([0]), SearchParams(fusion="max"))
+
+
+def test_bm25_idf_of_question_words():
+    import bm25s
+
+    bm25 = bm25s.BM25(method="lucene")
+    bm25.index([["camp", "ashraf"], ["camp"], ["iraq"]], show_progress=False)
+    idf = bm25_idf(bm25, {"camp", "ashraf", "albania"})
+    # N = 3; camp in 2 passages: log(1 + 1.5/2.5); ashraf in 1: log(1 + 2.5/1.5); unknown counts as in 1
+    assert idf == pytest.approx({"camp": np.log(1.6), "ashraf": np.log(8 / 3), "albania": np.log(8 / 3)})
+
+
+def test_word_share_weighs_question_words():
+    weights = {"camp": 2.0, "ashraf": 1.0, "iraq": 1.0}
+    assert word_share(weights, {"camp", "iraq", "albania"}) == pytest.approx(0.75)
+    assert word_share(weights, set()) == 0.0
+    assert word_share({}, {"camp"}) == 0.0
+
+
+def test_answer_types_of_questions():
+    assert answer_types("When did the group move to Iraq?") == {"when"}
+    assert answer_types("pmoi founding year") == {"when"}
+    assert answer_types("How many died because of the blockade?") == {"count"}
+    assert answer_types("What share of the members are women?") == {"count"}
+    assert answer_types("How many people died that year?") == {"when", "count"}
+    assert answer_types("How many years did they stay?") == {"count"}
+    assert answer_types("Who heads the NCRI?") == set()
+
+
+def test_held_types():
+    both = frozenset({"when", "count"})
+    assert held_types("In 1986 the PMOI went to Iraq.", both) == {"when", "count"}
+    assert held_types("They arrived in the 1980s.", frozenset({"when"})) == {"when"}
+    assert held_types("It happened in August.", both) == {"when"}
+    assert held_types("over the course of the past 7 years", both) == {"count"}  # no year or date
+    assert held_types("Dozens have been assassinated abroad.", both) == {"count"}
+    assert held_types("They went to Europe.", both) == set()
+    assert held_types("In 1986 the PMOI went to Iraq.", frozenset()) == set()
+
+
+def test_rerank_bonus_adds_the_weighted_features():
+    params = SearchParams(rerank_passage=0.24, rerank_words=0.24, rerank_when=0.1, rerank_count=0.08)
+    # 0.24 × 0.5 + 0.24 × 0.75 = 0.30, plus the weight of each answer type the sentence holds
+    assert rerank_bonus(0.5, 0.75, frozenset({"when"}), params) == pytest.approx(0.40)
+    assert rerank_bonus(0.5, 0.75, frozenset({"count"}), params) == pytest.approx(0.38)
+    assert rerank_bonus(0.5, 0.75, frozenset({"when", "count"}), params) == pytest.approx(0.48)
+    assert rerank_bonus(0.5, 0.75, frozenset(), params) == pytest.approx(0.30)
+
+
+def test_rescoring_touches_only_the_top_passages(settings, fake_embedder):
+    from qa.api import Retriever, build_index
+
+    build_index(settings, embedder=fake_embedder)
+    data = Retriever.load(settings.index_dir, embedder=fake_embedder).data
+    question = "When are the roses watered?"
+    plain = Retriever(data, fake_embedder, SearchParams(rerank_depth=0)).searcher.score(question)
+    rescored = Retriever(data, fake_embedder, SearchParams(rerank_depth=2)).searcher.score(question)
+    top2 = np.argsort(-plain["fused"], kind="stable")[:2]
+    changed = np.flatnonzero(rescored["fused"] != plain["fused"])
+    assert sorted(changed.tolist()) == sorted(top2.tolist())
+    assert np.all(rescored["fused"][top2] > plain["fused"][top2])
+    assert np.array_equal(rescored["dense"], plain["dense"])  # "not found" reads these, unchanged
