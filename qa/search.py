@@ -62,6 +62,15 @@ def tokenize(text: str, content_only: bool = False) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+def tokenize_many(texts: Sequence[str]) -> list[set[str]]:
+    """The set of `tokenize` tokens of each of `texts`, stemming each distinct word once."""
+    stop = _stopwords()
+    words = [set(_TOKEN.findall(text.lower())) - stop for text in texts]
+    distinct = [w for w in set().union(*words) if len(w) > 1 or w.isdigit()]
+    stem = dict(zip(distinct, _stemmer().stemWords(distinct)))
+    return [{stem[w] for w in ws if w in stem} for ws in words]
+
+
 def bm25_text(passage: Passage) -> str:
     """What BM25 indexes for a passage: its section title, then its text."""
     return f"{passage.section}\n{passage.text}" if passage.section else passage.text
@@ -161,7 +170,7 @@ class SearchParams:
     ann_candidates: int = 100  # approximate (large) indexes: passages each retriever proposes
     prf_weight: float = 0.0  # > 0: second pass with the query moved towards the top passages
     prf_depth: int = 3  # how many top passages feed the second pass
-    rerank_depth: int = 30  # the top fused passages that get `rerank_bonus` (0: none); weights fitted with cosine fusion
+    rerank_depth: int = 10  # the top fused passages that get `rerank_bonus` (0: none); weights fitted with cosine fusion
     rerank_passage: float = 0.24  # × the passage's own cosine
     rerank_words: float = 0.24  # × IDF-weighted share of the question's words in its best sentence
     rerank_when: float = 0.10  # when the question asks "when" and the best sentence holds a year/date
@@ -364,12 +373,14 @@ class Searcher:
         out[ids[0][valid]] = scores[0][valid]
         return out
 
-    def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores]:
+    def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores, np.ndarray]:
         """Best sentence cosine of each passage in `rows` (ascending; -1 where it has none),
-        reading only their sentence vectors; and those sentences' cosines."""
+        reading only their sentence vectors; those sentences' cosines; and the id of each
+        passage's best sentence (the first of equals; -1 where it has none)."""
         starts = self._first_sentence[rows]
         counts = self._first_sentence[rows + 1] - starts
         best = np.full(len(rows), -1.0, dtype=np.float32)
+        best_ids = np.full(len(rows), -1, dtype=np.int64)
         offsets = np.cumsum(counts) - counts  # where each passage's sentences start in `ids`
         total = int(counts.sum())
         ids = np.repeat(starts - offsets, counts) + np.arange(total)
@@ -377,7 +388,10 @@ class Searcher:
         has = counts > 0
         if total:
             best[has] = np.maximum.reduceat(cos, offsets[has])
-        return best, SentenceScores(self.data.sentence_vectors, query, ids, cos)
+            segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
+            at_max = np.flatnonzero(cos == best[has][segment])
+            best_ids[has] = ids[at_max[np.unique(segment[at_max], return_index=True)[1]]]
+        return best, SentenceScores(self.data.sentence_vectors, query, ids, cos), best_ids
 
     def title_scores(self, query: np.ndarray) -> np.ndarray:
         """Cosine of the query with each passage's section title (0 without a title). The title
@@ -413,11 +427,12 @@ class Searcher:
             dense = with_neighbours(dense, self._same_next, p.neighbour_weight)
         return dense, sent, passage_cos
 
-    def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None) -> None:
+    def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None,
+                best_ids=None) -> None:
         """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place.
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
-        candidates of an approximate index). Reads only those passages' sentences (their cosines
-        are already computed)."""
+        candidates of an approximate index, with `best_ids` their best sentences from
+        `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
         p = self.params
         if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count):
             return
@@ -429,18 +444,24 @@ class Searcher:
         weights = bm25_idf(self.data.bm25, set(tokenize(question)))
         kinds = answer_types(question)
         spans = self.data.sentence_spans
-        bonus = np.zeros(len(top))
-        for k, at in enumerate(top):
+        texts = []
+        for at in top:
             i = int(rows[at]) if rows is not None else int(at)
-            ids = range(self._first_sentence[i], self._first_sentence[i + 1])
             passage = self.passages[i]
             text = passage.text
-            if len(ids):  # the passage's best sentence by cosine (the first of equals)
-                best = max(ids, key=lambda j: (float(sentence_cos[j]), -j))
+            if best_ids is not None:
+                best = int(best_ids[at])
+            else:  # the passage's best sentence by cosine (the first of equals)
+                first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
+                best = first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1
+            if best >= 0:
                 _, a, b = spans[best]
                 text = text[a - passage.start_char : b - passage.start_char]
-            share = word_share(weights, set(tokenize(text)))
-            bonus[k] = rerank_bonus(float(passage_cos[at]), share, held_types(text, kinds), p)
+            texts.append(text)
+        bonus = [
+            rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
+            for at, text, words in zip(top, texts, tokenize_many(texts))
+        ]
         fused[top] += bonus
 
     def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> dict:
@@ -504,14 +525,13 @@ class Searcher:
         pool = np.flatnonzero(ok)
         if len(pool) > c:
             pool = pool[np.argpartition(-all_bm25[pool], c - 1)[:c]]
-        rows = np.union1d(ann_ids, pool).astype(np.int64)
+        rows, first = np.unique(np.concatenate([ann_ids, pool]).astype(np.int64), return_index=True)
+        from_ann = first < len(ann_ids)
         passage_cos = np.full(len(rows), -1.0, dtype=np.float32)
-        passage_cos[np.searchsorted(rows, ann_ids)] = ann_cos
-        missing = np.setdiff1d(rows, ann_ids)  # BM25 candidates the vector index did not return
-        if len(missing):
-            vectors = self.data.passage_index.reconstruct_batch(missing)
-            passage_cos[np.searchsorted(rows, missing)] = vectors @ query
-        best, sentence_cos = self.best_sentences(query, rows)
+        passage_cos[from_ann] = ann_cos[first[from_ann]]
+        if not from_ann.all():  # BM25 candidates the vector index did not return
+            passage_cos[~from_ann] = self.data.passage_index.reconstruct_batch(rows[~from_ann]) @ query
+        best, sentence_cos, best_ids = self.best_sentences(query, rows)
         dense = dense_scores(passage_cos, best, p)
         bm25 = all_bm25[rows]
         # Orders are positions in `rows`; rows ascend, so position breaks ties as the row would.
@@ -520,7 +540,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, fused, passage_cos, sentence_cos, rows)
+        self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids)
         return {
             "query": query,
             "dense": dense,

@@ -64,7 +64,7 @@ EXACT_MAX = 5_000
 HNSW_MAX = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 100  # = SearchParams.ann_candidates: the smallest that returns them all; recall@10 0.999 at 20k
 IVF_NPROBE_FRACTION = 1 / 128  # of the lists searched per query (at least IVF_NPROBE_MIN);
 IVF_NPROBE_MIN = 16  # recall@10 0.98 at 1M in bench/scale.py, where the SQ8 codes, not nprobe, limit it
 IVF_TRAIN_PER_LIST = 40  # vectors sampled per list to train the coarse quantiser and SQ8 ranges
@@ -566,11 +566,19 @@ def load_generation(gen: Path) -> IndexData:
         kind = manifest.get("vector_index", "flat")
         passage_index = read_vector_index(current, kind)
         current = gen / SENTENCE_VECTORS
-        # Exact search reads every sentence vector per query: keep them in memory. Above, only
-        # candidates' rows are read, on demand.
-        sentence_vectors = np.load(current, allow_pickle=False) if kind == "flat" else VectorFile(current)
+        # Exact search reads every sentence vector per query: keep them in memory. HNSW (up to
+        # HNSW_MAX passages): mapped, one gather of the candidates' rows per query. IVF (larger):
+        # candidates' rows read on demand, so a long-running server does not map gigabytes.
+        if kind == "flat":
+            sentence_vectors = np.load(current, allow_pickle=False)
+        elif kind == "hnsw":
+            sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        else:
+            sentence_vectors = VectorFile(current)
         current = gen / BM25_DIR
-        bm25 = bm25s.BM25.load(str(current), mmap=True, show_progress=False, verbosity=0)
+        # BM25 arrays: in memory up to HNSW_MAX (a few MB; mapped arrays cost ~40 slicings per
+        # query), mapped above.
+        bm25 = bm25s.BM25.load(str(current), mmap=kind == "ivf-sq8", show_progress=False, verbosity=0)
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {first}). {RERUN}") from exc

@@ -137,3 +137,22 @@ def test_vector_file_reads_rows_and_runs_without_mapping(tmp_path):
         fh.truncate(200)
     with pytest.raises(ValueError, match="truncated"):
         store.VectorFile(tmp_path / "m.npy")
+
+
+def test_best_sentences_gives_each_passages_best_sentence_first_of_equals():
+    from types import SimpleNamespace
+
+    from qa.schema import Passage
+    from qa.search import Searcher
+
+    # 4 passages with 2, 1, 3 and 2 sentences; 2-d vectors so cosines are easy to read.
+    owners = [0, 0, 1, 2, 2, 2, 3, 3]
+    vectors = np.array([[0.1, 0], [0.5, 0], [0.9, 0], [0.3, 0], [0.7, 0], [0.7, 0], [0.2, 0], [0.6, 0]], np.float32)
+    passages = [Passage(text="x", source="a.txt", section="", start_line=1, end_line=1, start_char=0, end_char=1)] * 4
+    data = SimpleNamespace(passages=passages, sentence_spans=[(o, 0, 1) for o in owners], sentence_vectors=vectors,
+                           passage_index=None, vector_kind="hnsw")
+    searcher = Searcher(data, embedder=None)
+    best, cos, ids = searcher.best_sentences(np.array([1.0, 0.0], np.float32), np.array([0, 2, 3]))
+    assert best.tolist() == pytest.approx([0.5, 0.7, 0.6])
+    assert ids.tolist() == [1, 4, 7]  # passage 2: sentences 4 and 5 tie; the first wins
+    assert cos[4] == pytest.approx(0.7) and cos[2] == pytest.approx(0.9)  # sentence 2 read on demand
