@@ -1,10 +1,13 @@
 # make run   create .venv, install, build the index if missing or stale, serve http://127.0.0.1:7860
+#            (another address or port: make run HOST=0.0.0.0 PORT=8080)
 # make test  create .venv, install, run the tests
 # make bench speed, scale and incremental-index benchmarks (~35 min): bench/results/*.json and bench/RESULTS.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH   = torch==2.13.0
+HOST   ?= 127.0.0.1
+PORT   ?= 7860
 
 .PHONY: install run test test-fast index bench clean
 
@@ -21,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
-	HF_HUB_OFFLINE=1 $(BIN)/qa serve
+	HF_HUB_OFFLINE=1 $(BIN)/qa serve --host $(HOST) --port $(PORT)
 
 index: install
 	HF_HUB_OFFLINE=1 $(BIN)/qa index

@@ -102,7 +102,7 @@ def _supported(question: str, hits: list[Hit], parts: dict, params) -> bool:
 
 def to_json(answer: Answer) -> str:
     """The `qa ask --json` document: one JSON object."""
-    return json.dumps(answer.to_dict(), ensure_ascii=False, indent=2)
+    return json.dumps(answer.to_dict(), ensure_ascii=False)
 
 
 def _score_line(hit: Hit) -> str:

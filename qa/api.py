@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .answer import build_answer
 from .chunking import chunk_document, split_sentences
-from .config import Settings
+from .config import Settings, cache_root
 from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
 from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
@@ -29,7 +29,6 @@ from .store import (
     FORMAT_VERSION,
     IndexData,
     build_lock,
-    cache_dir,
     current_generation,
     generation_id,
     load_index,
@@ -71,6 +70,11 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     reused: int = 0
     embedded: int = 0
+
+
+def models_cache(settings: Settings) -> Path:
+    """Where model exports (ONNX) live: one copy per model for every index folder."""
+    return cache_root(settings) / "models"
 
 
 def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -157,10 +161,11 @@ def build_index(
         ModelUnavailable: the model cannot be loaded.
     """
     settings = settings or Settings.from_env()
+    # get_embedder refuses a model that is not on this machine, before any progress bar
     embedder = embedder or get_embedder(settings.model)
     use_cache = getattr(embedder, "use_cache_dir", None)
     if use_cache is not None:  # the ONNX export (made now if needed) embeds the build and queries
-        use_cache(cache_dir(settings.index_dir))
+        use_cache(models_cache(settings))
     started = time.perf_counter()
     with build_lock(settings.index_dir):
         reason = "--full" if full else ""
@@ -339,6 +344,8 @@ def ensure_index(
     """
     state = index_state(settings)
     if state == "model":
+        if embedder is None:
+            get_embedder(settings.model)  # a model that is not there: say that, not "rebuild"
         raise_model_mismatch(read_manifest(settings.index_dir), settings)
     if state == "ok":
         return None
@@ -351,10 +358,17 @@ def ensure_index(
 
 
 def raise_model_mismatch(manifest: dict, settings: Settings):
+    built = manifest.get("model")
+    if settings.model_source == "--model":
+        how = (f"run `qa index --model {settings.model}` to rebuild it with {settings.model!r}, "
+               f"or leave --model out to use {built!r}")
+    elif settings.model_source == "QA_MODEL":
+        how = f"run `qa index` to rebuild it with {settings.model!r}, or set QA_MODEL={built}"
+    else:
+        how = f"run `qa index` to rebuild it with {settings.model!r}, or pass --model {built}"
+    where = f" ({settings.model_source})" if settings.model_source != "default" else ""
     raise IndexMismatch(
-        f"{settings.index_dir}/ was built with model {manifest.get('model')!r} but QA_MODEL is "
-        f"{settings.model!r}: run `qa index` to rebuild it with {settings.model!r}, "
-        f"or set QA_MODEL={manifest.get('model')}."
+        f"{settings.index_dir}/ was built with model {built!r}, not {settings.model!r}{where}: {how}."
     )
 
 
@@ -463,7 +477,7 @@ class Retriever:
         embedder = embedder or get_embedder(settings.model)
         use_cache = getattr(embedder, "use_cache_dir", None)
         if use_cache is not None:  # where the fast query encoder is (or gets) exported
-            use_cache(cache_dir(settings.index_dir))
+            use_cache(models_cache(settings))
         return cls(data, embedder, params)
 
     @property

@@ -250,11 +250,12 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .web import parse_auth, serve
+    from .web import check_port, parse_auth, serve
 
     settings = _settings(args)
     auth = args.auth or auth_from_env()
     parse_auth(auth)  # a malformed login is refused before any index work
+    check_port(args.host, args.port)  # and a port in use, before saying anything is served
     _ensure(settings)
     serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
     return 0
@@ -306,7 +307,7 @@ def cmd_status(args) -> int:
     if manifest:
         print(f"model:    {info['model']}")
         skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
-        print(f"passages: {info['passages']} from {info['files']} files{skipped}")
+        print(f"passages: {info['passages']} from {_plural(info['files'], 'file')}{skipped}")
         print(f"built:    {info['built_at']}")
     print(f"state:    {state} ({meaning})")
     if changes and any(changes.values()):
@@ -337,7 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows here, where it is caught
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`qa ask ... --json | head -c 100`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except QAError as exc:
         print(f"qa: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -37,6 +37,11 @@ class Settings:
     index_dir: Path = Path("index")
     model: str = DEFAULT_MODEL
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    # Shared by every index folder: the ONNX export of each model, the embedding cache.
+    # None: QA_CACHE_DIR, else ~/.cache/qa (see `cache_root`).
+    cache_dir: Path | None = None
+    # Where `model` came from ("--model", "QA_MODEL" or "default"), for messages that say what to change.
+    model_source: str = field(default="default", compare=False)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
@@ -47,10 +52,15 @@ class Settings:
             "corpus_dir": env.get("QA_CORPUS_DIR") or None,
             "index_dir": env.get("QA_INDEX_DIR") or None,
             "model": env.get("QA_MODEL") or None,
+            "cache_dir": env.get("QA_CACHE_DIR") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}
-        for key in ("corpus_dir", "index_dir"):
+        if overrides.get("model") is not None:
+            values["model_source"] = "--model"
+        elif env.get("QA_MODEL"):
+            values["model_source"] = "QA_MODEL"
+        for key in ("corpus_dir", "index_dir", "cache_dir"):
             if key in values:
                 values[key] = Path(values[key])
         return replace(settings, **values)
@@ -60,3 +70,12 @@ def auth_from_env(environ: dict | None = None) -> str | None:
     """The web login `USER:PASSWORD` from QA_AUTH (None when unset or empty)."""
     env = os.environ if environ is None else environ
     return env.get("QA_AUTH") or None
+
+
+def cache_root(settings: Settings | None = None, environ: dict | None = None) -> Path:
+    """The cache shared by every index folder (model exports, embeddings): `settings.cache_dir`,
+    else QA_CACHE_DIR, else ~/.cache/qa."""
+    if settings is not None and settings.cache_dir is not None:
+        return Path(settings.cache_dir)
+    env = os.environ if environ is None else environ
+    return Path(env.get("QA_CACHE_DIR") or Path.home() / ".cache" / "qa")

@@ -1,7 +1,8 @@
 """LOAD: find the documents under the corpus folder and decode them into `Document`s.
 
 Formats (by suffix):
-- .txt, .md/.markdown: the file's text exactly as UTF-8 decodes it (passages cite its offsets);
+- .txt, .md/.markdown: the file's text exactly as decoded (UTF-8, else Windows-1252/Latin-1;
+  passages cite its offsets);
 - .html/.htm: the visible text (scripts, styles, comments and <head> dropped) kept on the line
   of the file where it stands, so a passage's lines are the HTML file's lines; h1-h6 are sections;
 - .pdf (pypdf): the text of each page, pages separated by a blank line; citations name the page;
@@ -9,7 +10,7 @@ Formats (by suffix):
   styles are sections; citations name the paragraph range (paragraph N = `Document.paragraphs[N-1]`).
 
 For the extracted formats, passages are exact spans of the extracted text (`read_document`).
-A file that cannot be read (not UTF-8, binary, damaged, password-protected, or without any text)
+A file that cannot be read (binary, damaged, password-protected, or without any text)
 is skipped with one warning that names it; the caller gets the list of skipped files.
 """
 
@@ -62,6 +63,11 @@ def format_of(path: Path | str) -> str | None:
 def list_files(corpus_dir: Path) -> list[Path]:
     """Supported files below `corpus_dir`, recursively, in a stable order; hidden ones left out."""
     corpus_dir = Path(corpus_dir)
+    if corpus_dir.is_file():
+        raise CorpusEmpty(
+            f"{corpus_dir} is a file; --corpus (QA_CORPUS_DIR) takes the folder that holds your "
+            f"documents: put it in a folder (e.g. mkdir docs && mv {corpus_dir} docs/) and pass that folder."
+        )
     if not corpus_dir.is_dir():
         raise CorpusEmpty(
             f"Corpus folder {corpus_dir}/ does not exist. Put {SUFFIXES} files in it, "
@@ -112,14 +118,23 @@ def snapshot(corpus_dir: Path) -> dict[str, tuple[int, int]]:
 
 
 def decode(data: bytes) -> str:
-    """The file's text exactly as UTF-8 decodes it (no newline translation, so offsets hold).
+    """The file's text (no newline translation, so offsets hold): UTF-8 (a BOM is kept as
+    U+FEFF), else Windows-1252, else Latin-1 for the bytes cp1252 leaves undefined, so that an
+    older "ANSI" text file is read rather than skipped.
 
     Raises:
-        UnicodeDecodeError: not UTF-8, or binary (a NUL byte).
+        UnicodeDecodeError: binary (a NUL byte).
     """
     if b"\x00" in data:
         raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "binary file (NUL byte)")
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 # --- HTML ------------------------------------------------------------------------------------

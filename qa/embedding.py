@@ -61,6 +61,37 @@ def resolve_model(name: str) -> str:
     return bundled_model_path() if name in _BUNDLED_ALIASES else name
 
 
+def check_model(name: str) -> None:
+    """Refuse, with the next step, a model that is not on this machine: `qa` downloads nothing,
+    so a name is usable only as the bundled model, a local folder, or a copy already in the
+    Hugging Face cache.
+
+    Raises:
+        ModelUnavailable: none of these.
+    """
+    if name in _BUNDLED_ALIASES:
+        bundled_model_path()
+        return
+    if Path(name).expanduser().exists():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return
+    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo in candidates:
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return
+        except Exception:  # an invalid repo id
+            continue
+    raise ModelUnavailable(
+        f"Model {name!r} is not on this machine (no such folder, not in the Hugging Face cache), "
+        f"and qa downloads nothing: pass --model (QA_MODEL) the folder of a sentence-transformers "
+        f"model, or leave it out to use the bundled {DEFAULT_MODEL}."
+    )
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -169,5 +200,11 @@ class SentenceTransformerEmbedder:
 
 @lru_cache(maxsize=4)
 def get_embedder(name: str = DEFAULT_MODEL) -> SentenceTransformerEmbedder:
-    """The embedder for model `name`, created once per process and reused."""
+    """The embedder for model `name`, created once per process and reused (the model itself
+    loads on first use).
+
+    Raises:
+        ModelUnavailable: no such model on this machine (see `check_model`).
+    """
+    check_model(name)
     return SentenceTransformerEmbedder(name)

@@ -453,6 +453,32 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, with the next step, a port outside 1-65535 or one another server already holds.
+
+    Raises:
+        BadInput: not a port number.
+        QAError: the port is taken (or the address is not this machine's).
+    """
+    import socket
+
+    if not 1 <= int(port) <= 65535:
+        raise BadInput(f"--port must be a number from 1 to 65535, not {port}.")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, int(port)))
+        except OSError as exc:
+            taken = exc.errno in (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
+            raise QAError(
+                f"Port {port} on {host} is in use (another server?): choose another, e.g. "
+                f"`qa serve --port {int(port) + 1}` or `make run PORT={int(port) + 1}`."
+                if taken
+                else f"Cannot serve on {host}:{port} ({exc.strerror or exc}): pass --host 127.0.0.1 "
+                "(or an address of this machine) and a free --port."
+            ) from None
+
+
 def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | None = None,
            block: bool = True, quiet: bool = False):
     """Start `demo` (from `build_app`) with the viewer route, our theme and no share link.
@@ -480,8 +506,11 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
             pwa=False,
             mcp_server=False,
         )
-    except OSError as exc:  # Gradio: "Cannot find empty port ..."
-        raise QAError(f"Cannot serve on {host}:{port} ({exc}). Is another server on that port? Pass --port.") from exc
+    except OSError:  # Gradio: "Cannot find empty port ..." (its advice names a variable qa ignores)
+        raise QAError(
+            f"Cannot serve on {host}:{port}: the port is in use (another server?). Choose another "
+            f"with --port, e.g. `qa serve --port {int(port or 7860) + 1}` or `make run PORT={int(port or 7860) + 1}`."
+        ) from None
     if block:
         demo.block_thread()
     return url
@@ -496,6 +525,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         QAError: no usable index.
     """
     parse_auth(auth)
+    check_port(host, port)
     if host not in LOCAL_HOSTS:
         say(
             f"Warning: serving on {host}, reachable from other machines"
@@ -507,5 +537,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
 
     default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    launch(demo, host=host, port=port, auth=auth, block=False, quiet=True)
     say(f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
-    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True)
+    demo.block_thread()

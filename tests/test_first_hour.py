@@ -1,0 +1,155 @@
+"""Issue 15, a new user's first hour: each rough edge found, shown fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import qa.api
+from qa.api import Retriever, build_index, ensure_index
+from qa.cli import main
+from qa.config import Settings
+from qa.documents import read_document
+from qa.errors import CorpusEmpty, IndexMismatch, ModelUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fake_env(settings, fake_embedder, monkeypatch):
+    monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("QA_MODEL", fake_embedder.name)
+    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    return settings
+
+
+# --- 2: a port in use ----------------------------------------------------------------------
+
+
+def test_serve_on_a_taken_port_says_so_before_claiming_to_serve(fake_env, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"Port {port} " in err and "--port" in err and "PORT=" in err
+    assert "web chat on" not in err and "GRADIO_SERVER_PORT" not in err
+    assert not (fake_env.index_dir / "CURRENT").exists()  # refused before any index work
+
+
+def test_make_run_takes_host_and_port():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "qa serve --host $(HOST) --port $(PORT)" in makefile
+    readme = (ROOT / "README.md").read_text()
+    setup = readme[readme.index("## Set up") : readme.index("## Ask in the terminal")]
+    assert "make run HOST=" in setup and "PORT=" in setup
+
+
+# --- 4: `| head` -------------------------------------------------------------------------
+
+
+def test_json_into_a_closed_pipe_ends_quietly(settings, fake_embedder, tmp_path):
+    build_index(settings, embedder=fake_embedder)
+    script = (
+        "import sys; sys.path.insert(0, 'tests'); from conftest import FakeEmbedder; import qa.api; "
+        "qa.api.get_embedder = lambda name: FakeEmbedder(); from qa.cli import main; "
+        "sys.exit(main(['ask', 'roses watered', '--json', '-k', '20']))"
+    )
+    env = {**os.environ, "QA_CORPUS_DIR": str(settings.corpus_dir), "QA_INDEX_DIR": str(settings.index_dir),
+           "QA_MODEL": fake_embedder.name}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `head -c 100` having read its fill
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_ask_json_is_one_line(fake_env, capsys):
+    assert main(["ask", "When are the roses watered?", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and json.loads(out)["found"] is True
+
+
+# --- 10: a model that is not there -------------------------------------------------------
+
+
+def test_missing_model_is_named_before_any_build(settings, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
+    assert main(["index", "--model", "no-such-model"]) == 1
+    err = capsys.readouterr().err
+    assert "'no-such-model' is not on this machine" in err and "--model" in err
+    assert "internet" not in err and "embedding" not in err  # no progress bar, no hub text
+    with pytest.raises(ModelUnavailable):
+        ensure_index(Settings(corpus_dir=settings.corpus_dir, index_dir=settings.index_dir, model="no-such-model"))
+
+
+def test_model_mismatch_names_the_flag_or_the_variable(settings, fake_embedder):
+    build_index(settings, embedder=fake_embedder)
+    by_flag = Settings.from_env(index_dir=settings.index_dir, corpus_dir=settings.corpus_dir, model="other")
+    with pytest.raises(IndexMismatch) as flag:
+        ensure_index(by_flag, embedder=fake_embedder)
+    assert "(--model)" in str(flag.value) and "qa index --model other" in str(flag.value)
+    assert "QA_MODEL" not in str(flag.value)
+    by_env = Settings.from_env({"QA_MODEL": "other", "QA_INDEX_DIR": str(settings.index_dir)})
+    with pytest.raises(IndexMismatch) as env:
+        Retriever.load(by_env.index_dir, embedder=None, model=None) if False else ensure_index(by_env, embedder=fake_embedder)
+    assert "set QA_MODEL=fake-embedder" in str(env.value)
+
+
+# --- 11: the rest -------------------------------------------------------------------------
+
+
+def test_failed_first_command_leaves_no_index_folder(tmp_path, fake_embedder):
+    index = tmp_path / "ix"
+    with pytest.raises(CorpusEmpty):
+        build_index(Settings(corpus_dir=tmp_path / "nope", index_dir=index), embedder=fake_embedder)
+    assert not index.exists()
+
+
+def test_corpus_that_is_a_file_is_named_as_such(tmp_path, fake_embedder):
+    file = tmp_path / "notes.txt"
+    file.write_text("Some notes.\n")
+    with pytest.raises(CorpusEmpty, match="is a file; --corpus"):
+        build_index(Settings(corpus_dir=file, index_dir=tmp_path / "ix"), embedder=fake_embedder)
+
+
+def test_latin1_text_is_decoded_and_cited_exactly(settings, fake_embedder):
+    raw = "Caf\xe9 cr\xe8me is served at n\xe4chste Stunde, every afternoon in the garden.\n"
+    (settings.corpus_dir / "latin1.txt").write_bytes(raw.encode("latin-1"))
+    report = build_index(settings, embedder=fake_embedder)
+    assert "latin1.txt" not in dict(report.skipped)
+    hit = Retriever.load(settings.index_dir, embedder=fake_embedder).search("café crème", 1, sources=["latin1.txt"])[0]
+    assert hit.text == raw[hit.start_char : hit.end_char] and "Café crème" in hit.text
+    assert read_document(settings.corpus_dir / "latin1.txt").text == raw
+
+
+def test_status_says_one_file(tmp_path, fake_embedder, monkeypatch, capsys):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The ferry leaves at noon from the harbour. " * 5)
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "ix", model=fake_embedder.name)
+    build_index(settings, embedder=fake_embedder)
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("QA_MODEL", fake_embedder.name)
+    assert main(["status"]) == 0
+    assert " from 1 file\n" in capsys.readouterr().out
+
+
+def test_model_export_is_shared_by_index_folders(tmp_path, monkeypatch):
+    from qa.api import models_cache
+
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    one = Settings.from_env(index_dir=tmp_path / "one")
+    two = Settings.from_env(index_dir=tmp_path / "two")
+    assert models_cache(one) == models_cache(two) == tmp_path / "cache" / "models"
