@@ -7,6 +7,7 @@ import argparse
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -65,6 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--source", action="append", metavar="PATTERN", help="only files matching (glob or part of the path); repeatable")
+    p.add_argument("--scores", action="store_true", help="show why each passage ranked where it did (score parts)")
     _common(p)
 
     p = sub.add_parser("serve", help="web chat (Gradio) on localhost")
@@ -245,7 +247,9 @@ def cmd_ask(args) -> int:
     if args.json:
         print(to_json(answer))
     else:
-        sys.stdout.write(render_text(answer, color=sys.stdout.isatty()))
+        width = min(100, shutil.get_terminal_size((100, 24)).columns)
+        sys.stdout.write(render_text(answer, color=sys.stdout.isatty(), width=width, scores=args.scores,
+                                     scope=[s for s in args.source or [] if s.strip()] or None))
     return 0
 
 

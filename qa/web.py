@@ -308,21 +308,42 @@ def _viewer_headers(nonce: str) -> dict:
 
 
 def _examples(manifest: dict) -> list[str]:
-    """Example questions: ours for the bundled corpus, else one per section heading."""
+    """Example questions: ours for the bundled corpus, else none (see `_section_examples`)."""
     files = manifest.get("files", {})
     if any(name.endswith("pmoi-ncri.txt") for name in files):
         return NCRI_EXAMPLES
     return []
 
 
-def _section_examples(retriever) -> list[str]:
-    seen = []
+EXAMPLE_MAX_WORDS = 6
+
+
+def _section_examples(retriever, count: int = 3) -> list[str]:
+    """Questions made from the corpus's own section titles: short ones (a long title reads badly
+    as a question and is cut off on the page), the last part of a nested title (not the
+    document's title above it), each file in turn so that one document does not take them all."""
+    per_file: dict[str, list[str]] = {}
     for p in retriever.data.passages:
-        if p.section and p.section not in seen:
-            seen.append(p.section)
-        if len(seen) == 3:
-            break
-    return [f"What does it say about {s}?" for s in seen]
+        title = (p.section or "").split(" › ")[-1].strip().rstrip(":")
+        if not title:
+            continue
+        titles = per_file.setdefault(p.source, [])
+        if title in titles or len(title.split()) > EXAMPLE_MAX_WORDS:
+            continue
+        titles.append(title)
+    out: list[str] = []
+    while any(per_file.values()) and len(out) < count:
+        for titles in per_file.values():
+            if titles and len(out) < count:
+                title = titles.pop(0)
+                if title not in out:
+                    out.append(title)
+    return [f"What does it say about {t[0].lower() + t[1:] if t[1:2].islower() else t}?" for t in out]
+
+
+def _empty_question_reply(examples: list[str]) -> str:
+    hint = f", for example: <em>{escape(examples[0])}</em>" if examples else "."
+    return f'<div class="qa-notice">Please type a question first{hint}</div>'
 
 
 def build_app(settings: Settings, retriever=None):
@@ -359,19 +380,16 @@ def build_app(settings: Settings, retriever=None):
         history = list(history or [])
         question = message if isinstance(message, str) else ""
         if not question.strip():
-            history.append({
-                "role": "assistant",
-                "content": '<div class="qa-notice">Please type a question first, for example: '
-                "<em>Who leads the NCRI?</em></div>",
-            })
+            history.append({"role": "assistant", "content": _empty_question_reply(examples)})
             return "", history
         shown = question.strip()
         if len(shown) > SHOWN_QUESTION_CHARS:
             shown = shown[:SHOWN_QUESTION_CHARS] + "…"
         history.append({"role": "user", "content": f'<span class="qa-q">{escape(shown)}</span>'})
         try:
-            answer = get_retriever().ask(check_question(question), check_k(k), sources=list(sources or []) or None)
-            reply = render_html(answer, link=source_url)
+            scope = list(sources or []) or None
+            answer = get_retriever().ask(check_question(question), check_k(k), sources=scope)
+            reply = render_html(answer, link=source_url, scope=scope)
         except QAError as exc:
             reply = f'<div class="qa-notfound">{escape(str(exc))}</div>'
         history.append({"role": "assistant", "content": f'<div class="qa-reply">{reply}</div>'})
@@ -414,8 +432,13 @@ def build_app(settings: Settings, retriever=None):
                 autofocus=True,
             )
             send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
+        example_buttons = []
         if examples:
-            gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Examples")
+            with gr.Row(elem_id="qa-examples"):
+                gr.Markdown("Try:", elem_classes=["qa-try"])
+                for example in examples:
+                    example_buttons.append((example, gr.Button(example, size="sm", variant="secondary",
+                                                               elem_classes=["qa-example"])))
         with gr.Accordion("Options", open=False, elem_id="qa-options"):
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
@@ -430,6 +453,11 @@ def build_app(settings: Settings, retriever=None):
         shared = dict(concurrency_id="model", concurrency_limit=CONCURRENCY)
         for event in (box.submit, send.click):
             event(respond, [box, chatbot, k, sources], [box, chatbot], api_visibility="private", **shared).then(
+                None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
+            )
+        for example, button in example_buttons:  # a click asks the question at once
+            button.click(lambda h, kk, ss, e=example: respond(e, h, kk, ss), [chatbot, k, sources], [box, chatbot],
+                         api_visibility="private", **shared).then(
                 None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
             )
         demo.load(refresh_sources, None, sources, api_visibility="private", queue=False)
@@ -480,8 +508,11 @@ def check_port(host: str, port: int) -> None:
 
 
 def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | None = None,
-           block: bool = True, quiet: bool = False):
+           block: bool = True, quiet: bool = False, on_ready: Callable[[str], None] | None = None):
     """Start `demo` (from `build_app`) with the viewer route, our theme and no share link.
+
+    `on_ready(url)` is called once the server listens (so "serving" is never said before a
+    failure to bind).
 
     Returns:
         The local URL (when `block` is False, the server runs in a background thread; stop it
@@ -511,6 +542,8 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
             f"Cannot serve on {host}:{port}: the port is in use (another server?). Choose another "
             f"with --port, e.g. `qa serve --port {int(port or 7860) + 1}` or `make run PORT={int(port or 7860) + 1}`."
         ) from None
+    if on_ready:
+        on_ready(url)
     if block:
         demo.block_thread()
     return url
@@ -537,6 +570,5 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
 
     default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    launch(demo, host=host, port=port, auth=auth, block=False, quiet=True)
-    say(f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
-    demo.block_thread()
+    message = f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)"
+    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True, on_ready=lambda url: say(message))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -153,3 +154,81 @@ def test_model_export_is_shared_by_index_folders(tmp_path, monkeypatch):
     one = Settings.from_env(index_dir=tmp_path / "one")
     two = Settings.from_env(index_dir=tmp_path / "two")
     assert models_cache(one) == models_cache(two) == tmp_path / "cache" / "models"
+
+
+# --- 6, 7, 8 and the scores: what a reader sees ------------------------------------------
+
+WRAPPED = (
+    "Workshop Safety\n"
+    "\n"
+    "Fire\n"
+    "\n"
+    "Oily\n"
+    "rags must be kept in a closed metal can, because they can catch fire on their own while\n"
+    "drying. Empty the can every evening.\n"
+    "- never leave rags in a pile\n"
+    "- never use water on an oil fire\n"
+    "\n"
+    "Volunteer Handbook of the Harbour Street Community Workshop and Tool Library\n"
+    "\n"
+    "Volunteers sign in at the front desk and wear a badge at all times while on the premises.\n"
+)
+
+
+@pytest.fixture
+def wrapped(tmp_path, fake_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "safety.txt").write_text(WRAPPED)
+    (corpus / "boats.md").write_text("# Boats\n\n## Mooring\n\nBoats moor at the north quay in summer.\n")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "ix", model=fake_embedder.name)
+    build_index(settings, embedder=fake_embedder)
+    return Retriever.load(settings.index_dir, embedder=fake_embedder)
+
+
+def test_displayed_text_flows_instead_of_keeping_source_line_breaks(wrapped):
+    from qa.answer import render_html, render_text
+
+    answer = wrapped.ask("Where are oily rags kept?", 1, sources=["safety.txt"])
+    text = render_text(answer, width=60)
+    lines = text.splitlines()
+    assert all(len(line) <= 60 for line in lines)
+    assert "Oily rags must be kept" in text  # not "Oily" alone on its line
+    assert "    - never leave rags in a pile" in lines  # list items keep their own line
+    page = render_html(answer)
+    assert "Oily rags must be kept" in page and "Oily<br>" not in page
+    assert "<br>- never" in page.replace("&#45;", "-")
+
+
+def test_scores_are_folded_under_why_this_passage(wrapped):
+    from qa.answer import render_html, render_text
+
+    answer = wrapped.ask("Where are oily rags kept?", 2)
+    assert "score " not in render_text(answer) and "dense " not in render_text(answer)
+    assert "dense " in render_text(answer, scores=True)
+    page = render_html(answer)
+    assert page.count('<details class="qa-why"><summary>why this passage</summary>') == 2
+    assert page.index("qa-score") > page.index("why this passage")
+
+
+def test_not_found_says_which_files_were_searched(wrapped):
+    from qa.answer import render_html, render_text
+
+    answer = wrapped.ask("zebra quantum violin", 2, sources=["boats.md"])
+    assert not answer.found
+    assert render_text(answer, scope=["boats.md"]).startswith(
+        "Not found in the chosen document (boats.md): no passage there clearly answers this question. "
+        "Leave out --source to search every file."
+    )
+    assert "chosen document (boats.md)" in html.unescape(render_html(answer, scope=["boats.md"]))
+    assert render_text(answer).startswith("Not found: no passage of the corpus clearly answers")
+
+
+def test_generated_examples_are_short_questions_about_sections(wrapped):
+    from qa import web
+
+    examples = web._section_examples(wrapped)
+    # boats.md first (corpus order); the long handbook title is left out
+    assert examples == ["What does it say about mooring?", "What does it say about fire?"]
+    assert web._empty_question_reply(examples).count("What does it say about mooring?") == 1
+    assert "NCRI" not in web._empty_question_reply([])

@@ -317,7 +317,7 @@ def test_serve_warns_for_other_hosts_and_never_shares(monkeypatch, settings, fak
     build_index(settings, embedder=fake_embedder)
     monkeypatch.setattr("qa.api.get_embedder", lambda name=None: fake_embedder)
     launched = []
-    monkeypatch.setattr(web, "launch", lambda demo, **kw: launched.append(kw))
+    monkeypatch.setattr(web, "launch", lambda demo, on_ready, **kw: (launched.append(kw), on_ready("url")))
     said = []
     web.serve(settings, host="0.0.0.0", port=8123, auth=None, say=said.append)
     assert said[0].startswith("Warning: serving on 0.0.0.0, reachable from other machines; anyone")
