@@ -6,6 +6,7 @@ Formats (by suffix):
 - .html/.htm: the visible text (scripts, styles, comments and <head> dropped) kept on the line
   of the file where it stands, so a passage's lines are the HTML file's lines; h1-h6 are sections;
 - .pdf (pypdf): the text of each page, pages separated by a blank line; citations name the page;
+  lines set larger than the body text (or in bold) are sections;
 - .docx (python-docx): one paragraph per block, separated by blank lines; "Heading N" / "Title"
   styles are sections; citations name the paragraph range (paragraph N = `Document.paragraphs[N-1]`).
 
@@ -248,8 +249,63 @@ def read_html(data: bytes) -> tuple[str, tuple]:
 _SPACES = re.compile(r"[ \t\r\f\v]+\n")
 
 
-def read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
-    """(text, page start offsets): each page's extracted text, pages separated by a blank line.
+PDF_HEADING_MAX_WORDS = 12
+PDF_HEADING_SCALE = 1.15  # a line this much larger than the body text is a heading
+
+
+class _PdfLines:
+    """Collects, through pypdf's `visitor_text`, each text line of a page with its font size
+    (the largest on the line) and whether all of it is bold: what marks a heading in a PDF."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, float, bool]] = []
+        self._text, self._size, self._bold = "", 0.0, True
+
+    def visit(self, text, cm, tm, font, size):
+        name = str((font or {}).get("/BaseFont", "")) if hasattr(font, "get") else ""
+        scale = abs(tm[3]) if tm and tm[3] else 1.0
+        for i, piece in enumerate(text.split("\n")):
+            if i:
+                self.close()
+            if piece.strip():
+                self._text += piece
+                self._size = max(self._size, float(size or 0) * scale)
+                self._bold = self._bold and ("bold" in name.lower() or "black" in name.lower())
+
+    def close(self):
+        if self._text.strip():
+            self.lines.append((" ".join(self._text.split()), self._size, self._bold))
+        self._text, self._size, self._bold = "", 0.0, True
+
+
+def pdf_headings(page_text: str, lines: list[tuple[str, float, bool]], body: float, offset: int,
+                 levels: list[float]) -> list[tuple[int, int, int, str]]:
+    """Headings of one page as (start, end, level, title) in the document text: lines of the
+    extracted `page_text` that stand in larger type than the `body` size, or in bold when the body
+    is not, short and without final punctuation. `levels`: heading sizes, largest first."""
+    styled = {}
+    for text, size, bold in lines:
+        larger = size >= body * PDF_HEADING_SCALE
+        if not (larger or bold) or len(text.split()) > PDF_HEADING_MAX_WORDS:
+            continue
+        if text[-1] in ".,;!?" or not any(c.isalpha() for c in text):
+            continue
+        styled.setdefault(text, size)
+    out, pos = [], 0
+    for line in page_text.split("\n"):
+        title = " ".join(line.split())
+        if title in styled:
+            a = pos + len(line) - len(line.lstrip())
+            size = styled[title]
+            level = next((i + 1 for i, s in enumerate(levels) if size >= s), len(levels) + 1)
+            out.append((offset + a, offset + pos + len(line.rstrip()), level, title))
+        pos += len(line) + 1
+    return out
+
+
+def read_pdf(path: Path) -> tuple[str, tuple[int, ...], tuple | None]:
+    """(text, page start offsets, headings): each page's extracted text, pages separated by a
+    blank line; headings are the lines set larger than the body text, or bold (None if none).
 
     Raises:
         Unreadable: damaged, password-protected, or no page has text.
@@ -268,22 +324,38 @@ def read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
                 raise Unreadable(f"password-protected PDF ({exc})") from exc
             if not opened:
                 raise Unreadable("password-protected PDF")
-        pages = []
+        pages, styles = [], []
         for page in reader.pages:
-            text = page.extract_text() or ""
+            collect = _PdfLines()
+            text = page.extract_text(visitor_text=collect.visit) or ""
+            collect.close()
             pages.append(_SPACES.sub("\n", text.replace("\r\n", "\n").replace("\r", "\n")).strip())
+            styles.append(collect.lines)
     except Unreadable:
         raise
     except (PdfReadError, OSError, ValueError, KeyError, TypeError) as exc:
         raise Unreadable(f"damaged or unsupported PDF ({type(exc).__name__}: {exc})") from exc
     if not any(pages):
         raise Unreadable("no extractable text in the PDF (scanned images?)")
-    starts, parts, pos = [], [], 0
-    for text in pages:
+    # The body size is the one most characters are set in; its boldness too.
+    weight: dict[float, int] = {}
+    bold_chars = 0
+    for text, size, bold in (line for lines in styles for line in lines):
+        weight[round(size, 1)] = weight.get(round(size, 1), 0) + len(text)
+        bold_chars += len(text) if bold else 0
+    total = sum(weight.values())
+    body = max(weight, key=weight.get) if weight else 0.0
+    if bold_chars > total / 2:  # a document set all in bold: boldness marks nothing
+        styles = [[(t, s, False) for t, s, _ in lines] for lines in styles]
+    levels = sorted({s for s in weight if s >= body * PDF_HEADING_SCALE}, reverse=True)
+    starts, parts, headings, pos = [], [], [], 0
+    for text, lines in zip(pages, styles):
         starts.append(pos)
         parts.append(text)
+        if body:
+            headings += pdf_headings(text, lines, body, pos, levels)
         pos += len(text) + 2
-    return "\n\n".join(parts), tuple(starts)
+    return "\n\n".join(parts), tuple(starts), (tuple(headings) if headings else None)
 
 
 # --- DOCX -------------------------------------------------------------------------------------
@@ -348,8 +420,8 @@ def read_document(path: Path, source: str | None = None, data: bytes | None = No
             else:
                 document = Document(source=source, text=decode(data), format=fmt)
         elif fmt == "pdf":
-            text, pages = read_pdf(path)
-            document = Document(source=source, text=text, format=fmt, units=pages, unit="page")
+            text, pages, headings = read_pdf(path)
+            document = Document(source=source, text=text, format=fmt, headings=headings, units=pages, unit="page")
         else:
             text, headings, paragraphs = read_docx(path)
             document = Document(

@@ -232,3 +232,51 @@ def test_generated_examples_are_short_questions_about_sections(wrapped):
     assert examples == ["What does it say about mooring?", "What does it say about fire?"]
     assert web._empty_question_reply(examples).count("What does it say about mooring?") == 1
     assert "NCRI" not in web._empty_question_reply([])
+
+
+# --- 3: PDF headings ----------------------------------------------------------------------
+
+
+def make_styled_pdf(path: Path, blocks: list[tuple[str, int, str]]) -> Path:
+    """A PDF of (style, size, text) blocks: "B" bold, "" regular."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    for style, size, text in blocks:
+        pdf.set_font("Helvetica", style, size)
+        pdf.set_x(pdf.l_margin)
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+TRIAL = [
+    ("B", 18, "Tomato Trial 2025"),
+    ("", 11, "We grew six varieties of tomato in the south beds from April to September, in the same soil."),
+    ("B", 14, "Results: yield and flavour"),
+    ("", 11, "Sungold gave the highest yield of all the varieties and the best flavour by far. "
+             "Moneymaker came second on yield but was bland."),
+    ("B", 11, "Pests"),
+    ("", 11, "Aphids appeared in June. Spray them with soapy water, and never use vinegar on the leaves."),
+]
+
+
+def test_pdf_headings_become_sections(tmp_path, fake_embedder):
+    from qa.chunking import chunk_document
+
+    path = make_styled_pdf(tmp_path / "trial.pdf", TRIAL)
+    doc = read_document(path, "trial.pdf")
+    titles = [(level, title) for _, _, level, title in doc.headings]
+    assert titles == [(1, "Tomato Trial 2025"), (2, "Results: yield and flavour"), (3, "Pests")]
+    for a, b, _, title in doc.headings:
+        assert doc.text[a:b] == title
+    sections = {p.section: p.text for p in chunk_document(doc)}
+    results = sections["Tomato Trial 2025 › Results: yield and flavour"]
+    assert results.startswith("Sungold gave") and "Results:" not in results
+    assert sections["Tomato Trial 2025 › Results: yield and flavour › Pests"].startswith("Aphids appeared")
+
+
+def test_pdf_without_styled_lines_keeps_no_headings(tmp_path):
+    path = make_styled_pdf(tmp_path / "plain.pdf", [("", 12, "Just one paragraph of body text, nothing more.")])
+    assert read_document(path, "plain.pdf").headings is None
