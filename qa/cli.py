@@ -73,6 +73,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
+    p.add_argument("--no-watch", dest="watch", action="store_false",
+                   help="do not re-index when the corpus changes (the page's re-index button still works)")
     _common(p)
 
     p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
@@ -260,8 +262,14 @@ def cmd_serve(args) -> int:
     auth = args.auth or auth_from_env()
     parse_auth(auth)  # a malformed login is refused before any index work
     check_port(args.host, args.port)  # and a port in use, before saying anything is served
-    _ensure(settings)
-    serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
+    from .api import index_state
+
+    if args.watch and index_state(settings) == "stale":
+        # Serve the index there is at once; the server's watcher brings it up to date.
+        _say(f"{settings.corpus_dir}/ changed since the index was built: updating it while serving.")
+    else:
+        _ensure(settings)
+    serve(settings, host=args.host, port=args.port, auth=auth, say=_say, watch=args.watch)
     return 0
 
 

@@ -346,13 +346,15 @@ def _empty_question_reply(examples: list[str]) -> str:
     return f'<div class="qa-notice">Please type a question first{hint}</div>'
 
 
-def build_app(settings: Settings, retriever=None):
+def build_app(settings: Settings, retriever=None, live=None):
     """The Gradio Blocks of the chat, not launched.
 
     Args:
         settings: where the corpus and index are (the viewer reads files from `corpus_dir`).
         retriever: a loaded `Retriever` to use for every question; by default the process-wide
             one of `api.default_retriever`, which reloads when the index on disk is replaced.
+        live: a started `live.LiveIndex` keeping the index current: the page then shows its
+            state (refreshed every few seconds) and a re-index button.
     Returns:
         A `gr.Blocks` whose `qa_routes` attribute holds the viewer route for `launch()`.
     """
@@ -398,15 +400,36 @@ def build_app(settings: Settings, retriever=None):
     def refresh_sources():
         return gr.Dropdown(choices=get_retriever().sources())
 
-    n_files = len(manifest.get("files", {}))
-    n_passages = manifest.get("passages", len(current.data.passages))
+    def index_status() -> str:
+        """The index line: the live state when watching, else the loaded index's counts."""
+        from .live import status_html
+
+        if live is not None:
+            return status_html(live.status())
+        m = get_retriever().manifest
+        return status_html({
+            "state": "up to date", "done": 0, "total": 0, "changes": {}, "built_at": m.get("built_at", ""),
+            "files": len(m.get("files", {})), "passages": int(m.get("passages", 0)),
+            "skipped": m.get("skipped", []), "error": "",
+        })
+
+    def reindex() -> str:
+        if live is not None:
+            live.request()
+        return index_status()
+
     with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Ask your documents\n"
-            f"Every answer is a sentence quoted from the corpus ({n_files} file{'s' * (n_files != 1)}, "
-            f"{n_passages} passages), with numbered sources; click a citation to see it in its document.",
+            "Every answer is a sentence quoted from your documents, with numbered sources; "
+            "click a citation to see it in its document.",
             elem_id="qa-header",
         )
+        with gr.Row(elem_id="qa-status-row", equal_height=True):
+            status = gr.HTML(index_status(), elem_id="qa-status-box", padding=False)
+            if live is not None:
+                reindex_button = gr.Button("Re-index now", size="sm", variant="secondary",
+                                           elem_id="qa-reindex", scale=0, min_width=120)
         chatbot = gr.Chatbot(
             label="Chat",
             show_label=False,
@@ -461,6 +484,10 @@ def build_app(settings: Settings, retriever=None):
                 None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
             )
         demo.load(refresh_sources, None, sources, api_visibility="private", queue=False)
+        if live is not None:
+            timer = gr.Timer(2.0)
+            timer.tick(index_status, None, status, api_visibility="private", queue=False)
+            reindex_button.click(reindex, None, status, api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", **shared)
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
@@ -550,7 +577,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          say: Callable[[str], None] = log.warning) -> None:
+          say: Callable[[str], None] = log.warning, watch: bool = True) -> None:
     """Serve the chat until interrupted (what `qa serve` runs).
 
     Raises:
@@ -565,10 +592,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
             + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth USER:PASSWORD")
             + "."
         )
-    demo = build_app(settings)
     from .api import default_retriever
+    from .live import LiveIndex
 
     default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
+    # Keeps the index current in the background (with watch=False only when the page asks).
+    live = LiveIndex(settings, watch=watch).start()
+    demo = build_app(settings, live=live)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     message = f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)"
-    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True, on_ready=lambda url: say(message))
+    try:
+        launch(demo, host=host, port=port, auth=auth, block=True, quiet=True, on_ready=lambda url: say(message))
+    finally:
+        live.stop()
