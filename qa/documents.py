@@ -150,6 +150,22 @@ _BLOCK = frozenset(
 _HEADING_TAGS = {f"h{i}": i for i in range(1, 7)}
 
 
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_STYLE_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+
+
+def hidden_selectors(raw: str) -> frozenset[str]:
+    """The simple `.class` and `#id` selectors that the page's <style> blocks hide
+    (display: none / visibility: hidden), outside media queries."""
+    out = set()
+    for block in re.findall(r"<style[^>]*>(.*?)</style>", raw, re.I | re.S):
+        block = re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", block)  # print/screen-size rules
+        for selectors, body in _STYLE_RULE.findall(block):
+            if _HIDDEN_STYLE.search(body):
+                out.update(sel.strip() for sel in selectors.split(",") if re.fullmatch(r"\s*[.#][\w-]+\s*", sel))
+    return frozenset(out)
+
+
 class _VisibleText(HTMLParser):
     """Collects the visible text of an HTML page on the line of the file it comes from.
 
@@ -163,7 +179,8 @@ class _VisibleText(HTMLParser):
         self.out: list[str] = []
         self.length = 0
         self.line = 1  # lines written so far + 1
-        self.hidden: list[str] = []
+        self.hidden: list[str] = []  # open elements since the one that hides them
+        self.hidden_selectors = hidden_selectors(raw)
         self.heading: tuple[int, int] | None = None  # (level, start offset)
         self.headings: list[tuple[int, int, int, str]] = []
 
@@ -183,13 +200,33 @@ class _VisibleText(HTMLParser):
         if self.out and not self.out[-1][-1:].isspace():
             self._emit(" ")
 
+    def _hides(self, tag: str, attrs) -> bool:
+        """Whether this element and all inside it are boilerplate or not shown: scripts and the
+        like, navigation (`nav`, role=navigation), the `hidden` attribute, aria-hidden="true",
+        an inline style or a class/id that the page's own <style> sets to display:none or
+        visibility:hidden."""
+        if tag in _HIDDEN or tag == "nav":
+            return True
+        values = {k.lower(): (v or "") for k, v in attrs}
+        if "hidden" in values or values.get("aria-hidden", "").strip().lower() == "true":
+            return True
+        if values.get("role", "").strip().lower() == "navigation":
+            return True
+        if _HIDDEN_STYLE.search(values.get("style", "")):
+            return True
+        classes = {"." + c for c in values.get("class", "").split()}
+        ident = {"#" + values["id"]} if values.get("id") else set()
+        return bool((classes | ident) & self.hidden_selectors)
+
     def handle_starttag(self, tag, attrs):
         self._sync()
-        if tag in _HIDDEN:
+        if self.hidden:
             if tag not in _VOID:
                 self.hidden.append(tag)
             return
-        if self.hidden:
+        if self._hides(tag, attrs):
+            if tag not in _VOID:
+                self.hidden.append(tag)
             return
         if tag in _BLOCK:
             self._space()

@@ -38,6 +38,13 @@ CONCURRENCY = 4
 QUEUE_SIZE = 512
 SHOWN_QUESTION_CHARS = 2000
 
+def _asset(name: str) -> str:
+    """A file of the page (CSS, script, HTML) from the package's `static/` folder."""
+    from importlib.resources import files
+
+    return (files("qa") / "static" / name).read_text(encoding="utf-8")
+
+
 NCRI_EXAMPLES = [
     "Who leads the NCRI?",
     "When was the PMOI founded?",
@@ -45,62 +52,16 @@ NCRI_EXAMPLES = [
     "What is the boiling point of mercury?",
 ]
 
-CSS = """
-.qa-answer { border-left: 4px solid #1d4ed8; padding: 0.4rem 0.8rem; margin-bottom: 0.8rem;
-  background: #eef2ff; color: #111827; border-radius: 6px; }
-.qa-answer blockquote { margin: 0.2rem 0; font-size: 1.05em; font-weight: 600; border: 0; padding: 0; }
-.qa-label { font-size: 0.8em; text-transform: uppercase; letter-spacing: 0.05em; color: #374151; }
-.qa-cite, .qa-from { font-size: 0.9em; color: #374151; }
-.qa-sources-title { font-weight: 600; margin: 0.4rem 0; }
-.qa-card { border: 1px solid #d1d5db; border-radius: 6px; padding: 0.5rem 0.7rem; margin: 0.5rem 0;
-  background: #ffffff; color: #111827; }
-.qa-head { font-size: 0.92em; margin-bottom: 0.3rem; overflow-wrap: anywhere; }
-.qa-num { font-weight: 700; }
-.qa-section { font-style: italic; }
-.qa-score { display: block; font-size: 0.8em; color: #4b5563; }
-.qa-text { line-height: 1.45; overflow-wrap: anywhere; }
-.qa-text mark, .qa-answer mark { background: #fde047; color: #111827; padding: 0 1px; border-radius: 2px; }
-.qa-notfound { font-weight: 600; padding: 0.4rem 0.8rem; border-left: 4px solid #b45309;
-  background: #fffbeb; color: #111827; border-radius: 6px; }
-.qa-closest summary { cursor: pointer; margin: 0.5rem 0; }
-.qa-card a, .qa-answer a { color: #1d4ed8; text-decoration: underline; }
-.qa-card a:focus, .qa-answer a:focus { outline: 3px solid #f59e0b; outline-offset: 1px; }
-#qa-header h1 { margin-bottom: 0; }
-#qa-header p { margin-top: 0.2rem; color: #4b5563; }
-@media (max-width: 600px) {
-  #qa-chat .message-row { padding-left: 4px !important; padding-right: 4px !important; }
-  #qa-chat .message { padding-left: 4px !important; padding-right: 4px !important; }
-  #qa-header h1 { font-size: 1.5rem; }
-  .qa-answer blockquote { font-size: 1em; }
-  .qa-card { padding: 0.4rem; }
-}
-"""
+CSS = _asset("chat.css")
 
 
 # After a reply: scroll the chat (not the page) so the last question sits at the top, with the
 # answer under it (Gradio's autoscroll would show the bottom of the last source card instead).
-SCROLL_TO_LAST_QUESTION = """() => {
-  let tries = 0;
-  const go = () => {
-    const qs = document.querySelectorAll('#qa-chat .qa-q');
-    const last = qs[qs.length - 1];
-    if (!last) { if (tries++ < 20) setTimeout(go, 50); return; }
-    let box = last.parentElement;
-    while (box && !(box.scrollHeight > box.clientHeight + 1 && /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
-      box = box.parentElement;
-    }
-    if (box) {
-      box.scrollTop += last.getBoundingClientRect().top - box.getBoundingClientRect().top - 12;
-    }
-  };
-  setTimeout(go, 150);
-}"""
+SCROLL_TO_LAST_QUESTION = _asset("scroll.js")
 
 
 # Page-level CSS that Gradio would scope under `.contain` (and so never match) if given as `css`.
-HEAD = """<style>
-@media (max-width: 600px) { .gradio-container .app { padding-left: 8px !important; padding-right: 8px !important; } }
-</style>"""
+HEAD = _asset("head.html")
 
 
 def _theme():

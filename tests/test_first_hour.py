@@ -280,3 +280,42 @@ def test_pdf_headings_become_sections(tmp_path, fake_embedder):
 def test_pdf_without_styled_lines_keeps_no_headings(tmp_path):
     path = make_styled_pdf(tmp_path / "plain.pdf", [("", 12, "Just one paragraph of body text, nothing more.")])
     assert read_document(path, "plain.pdf").headings is None
+
+
+# --- 9: HTML boilerplate is not indexed -------------------------------------------------
+
+BOILERPLATE = """<!doctype html>
+<html><head><title>Club</title>
+<style>
+.visually-gone, #cookie { display: none; }
+.shown { color: red; }
+@media print { .noprint { display: none } }
+</style></head>
+<body>
+<nav><ul><li><a href="/">Home</a><li><a href="/news">News</a></ul></nav>
+<div role="navigation">Skip to content</div>
+<h1>Opening hours</h1>
+<p class="shown">The club opens at nine on weekdays.</p>
+<div hidden><p>Old hours: closed on Mondays.</p><div>nested secret</div></div>
+<p>Members bring their own towels.<span aria-hidden="true"> ICON-TEXT</span></p>
+<p class="visually-gone">Tracking pixel text.</p>
+<div id="cookie">We use cookies.</div>
+<p style="display:none">Inline hidden words.</p>
+<p class="noprint">Printed pages leave this out, screens show it.</p>
+</body></html>
+"""
+
+
+def test_html_navigation_and_hidden_text_are_not_indexed(tmp_path):
+    path = tmp_path / "club.html"
+    path.write_text(BOILERPLATE)
+    doc = read_document(path, "club.html")
+    for gone in ("Home", "News", "Skip to content", "Old hours", "nested secret", "ICON-TEXT", "Tracking",
+                 "cookies", "Inline hidden"):
+        assert gone not in doc.text, gone
+    for kept in ("The club opens at nine on weekdays.", "Members bring their own towels.", "screens show it"):
+        assert kept in doc.text
+    assert doc.text.count("\n") == BOILERPLATE.count("\n")  # lines still the file's lines
+    line = BOILERPLATE.splitlines().index('<p class="shown">The club opens at nine on weekdays.</p>')
+    assert "The club opens at nine" in doc.text.split("\n")[line]
+    assert [t for *_, t in doc.headings] == ["Opening hours"]
