@@ -23,6 +23,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from .answer import escape, render_html
+from .schema import unit_locator
 from .config import Settings
 from .errors import BadInput, QAError
 
@@ -88,6 +89,9 @@ def source_url(item) -> str:
         start, end = item.start_char, item.end_char
     if start is not None and end is not None:
         url += f"&mark={start}-{end}"
+    locator = getattr(item, "locator", "") or ""
+    if locator.startswith("¶"):  # a DOCX citation: the viewer shows paragraphs
+        return url + f"#P{locator[1:].split('-')[0]}"
     return url + f"#L{item.start_line}"
 
 
@@ -136,62 +140,71 @@ def _parse_range(value: str | None) -> tuple[int, int] | None:
     return (start, end) if 0 <= start <= end else None
 
 
+def _marked(text: str, start: int, mark: tuple[int, int] | None) -> str:
+    """`text` (which starts at offset `start` of the document) escaped, the part inside `mark`
+    wrapped in <mark>."""
+    end = start + len(text)
+    if mark and mark[0] < end and mark[1] > start:
+        a, b = max(mark[0], start) - start, min(mark[1], end) - start
+        return f"{html.escape(text[:a])}<mark>{html.escape(text[a:b])}</mark>{html.escape(text[b:])}"
+    return html.escape(text)
+
+
 def render_source_page(source: str, text: str, lines: tuple[int, int] | None, mark: tuple[int, int] | None,
-                       changed: bool, nonce: str) -> str:
-    """The viewer page: every line numbered and anchored (#L12), the cited lines highlighted,
-    the cited sentence marked; all text escaped. `nonce` lets only our own script run."""
-    out = []
-    offset = 0
+                       changed: bool, nonce: str, units: tuple[int, ...] | list[int] = (), unit: str = "") -> str:
+    """The viewer page, all text escaped; `nonce` lets only our own script run.
+
+    Plain text, Markdown and HTML: every line numbered and anchored (#L12), the cited lines
+    highlighted. DOCX (`unit` "paragraph", `units` their start offsets): every paragraph numbered
+    ¶N and anchored (#P7), the cited paragraphs highlighted. PDF (`unit` "page"): lines, with a
+    break and the page number where each page begins (#page-2). The cited sentence is marked.
+    """
+    line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
     first, last = lines or (0, -1)
-    for number, line in enumerate(text.split("\n"), start=1):
-        start, end = offset, offset + len(line)
-        offset = end + 1
-        body = line
-        if mark and mark[0] < end and mark[1] > start:
-            a, b = max(mark[0], start) - start, min(mark[1], end) - start
-            body = f"{html.escape(line[:a])}<mark>{html.escape(line[a:b])}</mark>{html.escape(line[b:])}"
-        else:
-            body = html.escape(line)
-        cls = "line hl" if first <= number <= last else "line"
-        out.append(
-            f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
-            f"{number}</a><span class=\"tx\">{body or ' '}</span></div>"
-        )
-    title = html.escape(source)
     cited = (f"line {first}" if first == last else f"lines {first}–{last}") if lines else "whole file"
+    span = None
+    if lines and 1 <= first <= len(line_starts):
+        end_line = min(last, len(line_starts))
+        span = (line_starts[first - 1], line_starts[end_line] - 1 if end_line < len(line_starts) else len(text))
+        if units:
+            cited = unit_locator(unit, list(units), span[0], max(span[0] + 1, span[1]))
+    out = []
+    if unit == "paragraph" and units:
+        bounds = list(units) + [len(text) + 2]
+        for n in range(len(units)):
+            start, end = bounds[n], bounds[n + 1] - 2
+            hl = span is not None and start <= span[1] and end >= span[0]
+            body = _marked(text[start:end], start, mark)
+            out.append(
+                f'<div class="para{" hl" if hl else ""}" id="P{n + 1}"><a class="ln" href="#P{n + 1}" '
+                f'aria-label="paragraph {n + 1}">¶{n + 1}</a><span class="tx">{body or " "}</span></div>'
+            )
+        kind = "paragraphs"
+    else:
+        pages = {start: n + 1 for n, start in enumerate(units)} if unit == "page" else {}
+        for number, start in enumerate(line_starts, start=1):
+            line = text[start : line_starts[number] - 1] if number < len(line_starts) else text[start:]
+            if start in pages:
+                out.append(f'<div class="page-break" id="page-{pages[start]}">Page {pages[start]}</div>')
+            cls = "line hl" if first <= number <= last else "line"
+            out.append(
+                f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
+                f'{number}</a><span class="tx">{_marked(line, start, mark) or " "}</span></div>'
+            )
+        kind = "lines"
     note = (
         '<p class="warn">This file changed since the index was built: the cited lines may have moved. '
         "Run <code>qa index</code> to refresh.</p>"
         if changed
         else ""
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{title} · {cited}</title>
-<style>
-body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #111827; background: #fff; }}
-header {{ position: sticky; top: 0; background: #1e3a8a; color: #fff; padding: 0.6rem 1rem; }}
-header h1 {{ font-size: 1.05rem; margin: 0; overflow-wrap: anywhere; }}
-header p {{ margin: 0.2rem 0 0; font-size: 0.9rem; }}
-.warn {{ background: #fffbeb; border-left: 4px solid #b45309; margin: 0; padding: 0.5rem 1rem; }}
-main {{ font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9rem; padding: 0.5rem 0 40vh; }}
-.line {{ display: flex; }}
-.ln {{ flex: 0 0 3.5em; text-align: right; padding-right: 0.8em; color: #6b7280; text-decoration: none; user-select: none; }}
-.tx {{ white-space: pre-wrap; overflow-wrap: anywhere; flex: 1; padding-right: 0.5rem; }}
-.hl {{ background: #dbeafe; box-shadow: inset 4px 0 #1d4ed8; }}
-.hl .ln {{ color: #1e3a8a; font-weight: 700; }}
-mark {{ background: #fde047; color: #111827; }}
-:target {{ scroll-margin-top: 5rem; }}
-</style></head>
-<body><header><h1>{title}</h1><p>{cited} highlighted</p></header>{note}
-<main id="text">{''.join(out)}</main>
-<script nonce="{nonce}">
-var el = document.querySelector(".hl");
-if (el && !location.hash) {{ el.scrollIntoView({{block: "center"}}); }}
-</script>
-</body></html>"""
+    from string import Template
+
+    return Template(_asset("viewer.html")).substitute(
+        title=html.escape(source), cited=html.escape(cited), note=note, body="".join(out), kind=kind,
+        nonce=nonce, css=_asset("viewer.css"),
+        download=html.escape(f"source/raw?file={quote(source, safe='/')}", quote=True),
+    )
 
 
 def _authorised(request) -> bool:
@@ -206,9 +219,10 @@ def _authorised(request) -> bool:
     return app.tokens.get(token) is not None
 
 
-def _viewer_route(settings: Settings, get_retriever: Callable):
-    """A Starlette route for GET /source?file=…&lines=a-b&mark=x-y."""
-    from starlette.responses import HTMLResponse
+def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
+    """Starlette routes for GET /source?file=…&lines=a-b&mark=x-y (the viewer) and
+    GET /source/raw?file=… (the original file)."""
+    from starlette.responses import HTMLResponse, Response
     from starlette.routing import Route
 
     from .api import read_source
@@ -230,7 +244,7 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
             files = retriever.manifest.get("files", {})
             path = resolve_source(settings.corpus_dir, files, requested)
             data = path.read_bytes()
-            text = read_source(path, requested).text
+            document = read_source(path, requested)
         except NotInCorpus as exc:
             return page(404, str(exc))
         except BadInput as exc:
@@ -243,15 +257,37 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
         nonce = secrets.token_urlsafe(16)
         body = render_source_page(
             requested,
-            text,
+            document.text,
             _parse_range(request.query_params.get("lines")),
             _parse_range(request.query_params.get("mark")),
             changed,
             nonce,
+            units=document.units or (),
+            unit=document.unit or "",
         )
         return HTMLResponse(body, headers=_viewer_headers(nonce))
 
-    return Route("/source", view, methods=["GET"])
+    def raw(request):
+        """The original file, as a download."""
+        if not _authorised(request):
+            return page(401, "Log in first: open the chat page and sign in.")
+        requested = request.query_params.get("file", "")
+        try:
+            path = resolve_source(settings.corpus_dir, get_retriever().manifest.get("files", {}), requested)
+            data = path.read_bytes()
+        except BadInput as exc:
+            return page(404, str(exc))
+        except QAError as exc:
+            return page(503, str(exc))
+        except OSError:
+            return page(404, f"{requested!r} cannot be read.")
+        name = PurePosixPath(requested).name
+        return Response(data, media_type="application/octet-stream", headers={
+            **_viewer_headers(""),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+        })
+
+    return [Route("/source", view, methods=["GET"]), Route("/source/raw", raw, methods=["GET"])]
 
 
 def _viewer_headers(nonce: str) -> dict:
@@ -452,7 +488,7 @@ def build_app(settings: Settings, retriever=None, live=None):
         gr.api(ask, api_name="ask", **shared)
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-    demo.qa_routes = [_viewer_route(settings, get_retriever)]
+    demo.qa_routes = _viewer_route(settings, get_retriever)
     return demo
 
 

@@ -319,3 +319,80 @@ def test_html_navigation_and_hidden_text_are_not_indexed(tmp_path):
     line = BOILERPLATE.splitlines().index('<p class="shown">The club opens at nine on weekdays.</p>')
     assert "The club opens at nine" in doc.text.split("\n")[line]
     assert [t for *_, t in doc.headings] == ["Opening hours"]
+
+
+# --- 9: the viewer matches its citations ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def viewer_server(tmp_path_factory):
+    """A served index of a DOCX, a two-page PDF and a text file (FakeEmbedder)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import FakeEmbedder
+    from test_documents import make_docx, make_pdf
+    from test_web import start
+
+    base = tmp_path_factory.mktemp("viewer")
+    corpus = base / "corpus"
+    corpus.mkdir()
+    make_docx(corpus / "rules.docx", [("h1", "Harbour Rules"), ("p", "Boats must be registered."),
+                                      ("h2", "Fishing"), ("p", "Fishing from the pier is allowed at night."),
+                                      ("p", "Nets are not allowed anywhere in the harbour.")])
+    make_pdf(corpus / "report.pdf", ["The first page talks about sails and ropes.",
+                                     "The second page says lighthouse keepers work in shifts of twelve hours."])
+    (corpus / "notes.txt").write_text("Plain notes about the harbour cafe and its opening hours.\n")
+    settings = Settings(corpus_dir=corpus, index_dir=base / "index", model=FakeEmbedder.name)
+    embedder = FakeEmbedder()
+    build_index(settings, embedder=embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=embedder)
+    demo, url = start(settings, retriever)
+    yield url, retriever, settings
+    demo.close()
+
+
+def test_docx_citation_opens_its_paragraphs(viewer_server):
+    import httpx
+
+    from qa import web
+
+    url, retriever, _ = viewer_server
+    hit = retriever.search("Nets are not allowed anywhere in the harbour", 1, sources=["rules.docx"])[0]
+    assert hit.locator == "¶4-5"  # the Fishing section: two paragraphs
+    link = web.source_url(hit)
+    assert link.endswith("#P4")
+    page = httpx.get(url + link.split("#")[0]).text
+    assert "<title>rules.docx · ¶4-5</title>" in page and "¶4-5 highlighted" in page and "line 1" not in page
+    assert '<div class="para hl" id="P4">' in page and '<div class="para hl" id="P5">' in page
+    assert '<div class="para" id="P3">' in page and page.count('class="para hl"') == 2
+    assert "<mark>" in page  # the supporting sentence
+
+
+def test_pdf_citation_shows_page_breaks_and_numbers(viewer_server):
+    import httpx
+
+    from qa import web
+
+    url, retriever, _ = viewer_server
+    hit = retriever.search("lighthouse keepers shifts", 1, sources=["report.pdf"])[0]
+    assert hit.locator == "p.2"
+    page = httpx.get(url + web.source_url(hit).split("#")[0]).text
+    assert '<div class="page-break" id="page-1">Page 1</div>' in page
+    assert '<div class="page-break" id="page-2">Page 2</div>' in page
+    assert page.index("id=\"page-2\"") < page.index("lighthouse keepers")
+    assert "p.2 highlighted" in page
+
+
+def test_viewer_links_back_and_serves_the_original(viewer_server):
+    import httpx
+
+    url, _, settings = viewer_server
+    page = httpx.get(url + "source", params={"file": "rules.docx", "lines": "1"}).text
+    assert '<a href="./" id="back">' in page
+    assert 'href="source/raw?file=rules.docx"' in page
+    raw = httpx.get(url + "source/raw", params={"file": "rules.docx"})
+    assert raw.status_code == 200 and raw.content == (settings.corpus_dir / "rules.docx").read_bytes()
+    assert raw.headers["content-disposition"] == "attachment; filename*=UTF-8''rules.docx"
+    for bad in ("../index/CURRENT", "/etc/passwd", "nope.txt"):
+        assert httpx.get(url + "source/raw", params={"file": bad}).status_code == 404
