@@ -358,7 +358,7 @@ def test_docx_citation_opens_its_paragraphs(viewer_server):
     from qa import web
 
     url, retriever, _ = viewer_server
-    hit = retriever.search("Nets are not allowed anywhere in the harbour", 1, sources=["rules.docx"])[0]
+    hit = retriever.ask("Nets are not allowed anywhere in the harbour", 1, sources=["rules.docx"]).passages[0]
     assert hit.locator == "¶4-5"  # the Fishing section: two paragraphs
     link = web.source_url(hit)
     assert link.endswith("#P4")
