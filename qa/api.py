@@ -22,6 +22,7 @@ from .chunking import chunk_document, split_sentences
 from .config import Settings, cache_root
 from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
+from .library import indexed_at
 from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from .schema import Answer, Document, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
@@ -218,6 +219,9 @@ def build_index(
             "built_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "build": "full" if reason else "incremental",
         }
+        data.manifest["indexed_at"] = indexed_at(  # per file, for the document library
+            (live or {}).get("indexed_at", {}) if old_files else {}, report.hashes, old_files, data.manifest["built_at"]
+        )
         data.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
         path = write_index(settings.index_dir, data)
     return BuildReport(

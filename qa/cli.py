@@ -75,6 +75,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
     p.add_argument("--no-watch", dest="watch", action="store_false",
                    help="do not re-index when the corpus changes (the page's re-index button still works)")
+    p.add_argument("--allow-upload", action="store_true",
+                   help="let the document library page add files to the corpus (and delete them)")
     _common(p)
 
     p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
@@ -269,7 +271,8 @@ def cmd_serve(args) -> int:
         _say(f"{settings.corpus_dir}/ changed since the index was built: updating it while serving.")
     else:
         _ensure(settings)
-    serve(settings, host=args.host, port=args.port, auth=auth, say=_say, watch=args.watch)
+    serve(settings, host=args.host, port=args.port, auth=auth, say=_say, watch=args.watch,
+          allow_upload=args.allow_upload)
     return 0
 
 

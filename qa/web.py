@@ -343,7 +343,7 @@ def _empty_question_reply(examples: list[str]) -> str:
     return f'<div class="qa-notice">Please type a question first{hint}</div>'
 
 
-def build_app(settings: Settings, retriever=None, live=None):
+def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool = False):
     """The Gradio Blocks of the chat, not launched.
 
     Args:
@@ -352,6 +352,7 @@ def build_app(settings: Settings, retriever=None, live=None):
             one of `api.default_retriever`, which reloads when the index on disk is replaced.
         live: a started `live.LiveIndex` keeping the index current: the page then shows its
             state (refreshed every few seconds) and a re-index button.
+        allow_upload: the document library (/library) takes uploads into the corpus.
     Returns:
         A `gr.Blocks` whose `qa_routes` attribute holds the viewer route for `launch()`.
     """
@@ -419,7 +420,7 @@ def build_app(settings: Settings, retriever=None, live=None):
         gr.Markdown(
             "# Ask your documents\n"
             "Every answer is a sentence quoted from your documents, with numbered sources; "
-            "click a citation to see it in its document.",
+            "click a citation to see it in its document. [Documents](library)",
             elem_id="qa-header",
         )
         with gr.Row(elem_id="qa-status-row", equal_height=True):
@@ -488,7 +489,18 @@ def build_app(settings: Settings, retriever=None, live=None):
         gr.api(ask, api_name="ask", **shared)
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-    demo.qa_routes = _viewer_route(settings, get_retriever)
+    from collections import Counter
+
+    from .library import library_routes
+
+    demo.qa_routes = _viewer_route(settings, get_retriever) + library_routes(
+        settings.corpus_dir,
+        get_manifest=lambda: get_retriever().manifest,
+        get_passages=lambda: Counter(p.source for p in get_retriever().data.passages),
+        authorised=_authorised,
+        on_change=live.request if live is not None else (lambda: None),
+        allow_upload=allow_upload,
+    )
     return demo
 
 
@@ -574,7 +586,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          say: Callable[[str], None] = log.warning, watch: bool = True) -> None:
+          say: Callable[[str], None] = log.warning, watch: bool = True, allow_upload: bool = False) -> None:
     """Serve the chat until interrupted (what `qa serve` runs).
 
     Raises:
@@ -595,7 +607,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     # Keeps the index current in the background (with watch=False only when the page asks).
     live = LiveIndex(settings, watch=watch).start()
-    demo = build_app(settings, live=live)
+    demo = build_app(settings, live=live, allow_upload=allow_upload)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     message = f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)"
     try:
