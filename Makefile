@@ -15,10 +15,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# CPU torch first: the project's own range would otherwise pull a CUDA build.
+# CPU torch first: the project's own range would otherwise pull a CUDA build. The editable install
+# puts the checkout on sys.path ("compat"), so `import qa` finds the package even from the folder
+# that holds the checkout (where the checkout folder itself, named qa/, would shadow it).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 install: $(VENV)/.installed

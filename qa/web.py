@@ -62,7 +62,7 @@ SCROLL_TO_LAST_QUESTION = _asset("scroll.js")
 
 
 # Page-level CSS that Gradio would scope under `.contain` (and so never match) if given as `css`.
-HEAD = _asset("head.html")
+HEAD = _asset("head.html") + "<script>\n" + _asset("copy.js") + "</script>\n"
 
 
 def _theme():
@@ -460,6 +460,9 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
                 for example in examples:
                     example_buttons.append((example, gr.Button(example, size="sm", variant="secondary",
                                                                elem_classes=["qa-example"])))
+        with gr.Row(elem_id="qa-tools"):
+            export = gr.Button("Export chat as Markdown", size="sm", variant="secondary", elem_id="qa-export",
+                               scale=0, min_width=200)
         with gr.Accordion("Options", open=False, elem_id="qa-options"):
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
@@ -481,6 +484,7 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
                          api_visibility="private", **shared).then(
                 None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
             )
+        export.click(None, None, None, js="() => { window.qaExport(); }", api_visibility="private")
         demo.load(refresh_sources, None, sources, api_visibility="private", queue=False)
         if live is not None:
             timer = gr.Timer(2.0)

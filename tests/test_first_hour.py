@@ -396,3 +396,36 @@ def test_viewer_links_back_and_serves_the_original(viewer_server):
     assert raw.headers["content-disposition"] == "attachment; filename*=UTF-8''rules.docx"
     for bad in ("../index/CURRENT", "/etc/passwd", "nope.txt"):
         assert httpx.get(url + "source/raw", params={"file": bad}).status_code == 404
+
+
+# --- 11: the README's Python example and the checkout folder --------------------------------
+
+
+def test_package_is_found_from_the_folder_that_holds_the_checkout(tmp_path):
+    """Beside a checkout named qa/, `import qa` found that folder (a namespace package without
+    `retrieve`). The compat editable install puts the checkout on sys.path, where the real
+    package wins; this runs Python the way that install does."""
+    (tmp_path / "qa" / "qa").mkdir(parents=True)  # the checkout folder, seen from its parent
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", "import qa; print(callable(qa.retrieve), qa.__file__)"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.startswith("True ") and out.strip().endswith("qa/__init__.py")
+    assert "editable_mode=compat" in (ROOT / "Makefile").read_text()
+
+
+def test_readme_python_example_for_another_corpus_runs(tmp_path, fake_embedder, monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("Your own documents, in a folder of their own")[1].split("```python\n")[1].split("```")[0]
+    assert 'qa.Settings(corpus_dir=Path("my-notes")' in block
+    notes = tmp_path / "my-notes"
+    notes.mkdir()
+    (notes / "minutes.txt").write_text("We decided about the budget: the budget for the roof is 4,000 euros.\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(qa.api, "get_embedder", lambda name=None: fake_embedder)
+    monkeypatch.setenv("QA_MODEL", fake_embedder.name)
+    block = block.replace('qa.Settings(corpus_dir=Path("my-notes"), index_dir=Path("my-notes-index"))',
+                          'qa.Settings(corpus_dir=Path("my-notes"), index_dir=Path("my-notes-index"), model="fake-embedder")')
+    printed = []
+    exec(compile(block, "README", "exec"), {"print": lambda *a: printed.append(a)})
+    assert printed == [("We decided about the budget: the budget for the roof is 4,000 euros.", "minutes.txt:L1")]
+    assert (tmp_path / "my-notes-index" / "CURRENT").exists()
