@@ -171,9 +171,9 @@ def test_not_found_reply(chat):
     assert reply.locator(".qa-answer").count() == 0
     closest = reply.locator("details.qa-closest")
     assert closest.get_attribute("open") is None
-    assert closest.locator("summary").inner_text() == "Closest passages (5)"
+    assert closest.locator("> summary").inner_text() == "Closest passages (5)"
     assert not closest.locator(".qa-card").first.is_visible()  # collapsed
-    closest.locator("summary").click()
+    closest.locator("> summary").click()
     assert closest.locator(".qa-card").first.is_visible()
 
 
