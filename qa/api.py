@@ -78,21 +78,47 @@ def models_cache(settings: Settings) -> Path:
     return cache_root(settings) / "models"
 
 
-def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+LONG_BUILD_SECONDS = 600  # builds expected to take longer than this are announced with an estimate
+
+
+def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None,
+                  cache=None, say: Callable[[str], None] | None = None) -> np.ndarray:
     """Embed `texts` longest first in blocks (little padding per batch), reporting progress,
-    and return the vectors in the original order."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    out = None
-    done = 0
+    and return the vectors in the original order.
+
+    With `cache` (an `embed_cache.EmbeddingCache`), texts already embedded (by an earlier,
+    perhaps interrupted, build of any index folder) are taken from it and each new block is
+    stored as soon as it is computed. After the first block, a build expected to take longer
+    than LONG_BUILD_SECONDS is announced through `say` with its estimated time.
+    """
+    from .embed_cache import estimate_seconds, say_duration
+
+    if cache is not None:
+        out, todo = cache.get(texts)
+    else:
+        out, todo = None, list(range(len(texts)))
+    order = sorted(todo, key=lambda i: -len(texts[i]))
+    done = len(texts) - len(order)
     if progress:
-        progress(0, len(texts))
+        progress(done, len(texts))
+    started = time.perf_counter()
     for start in range(0, len(order), ENCODE_BLOCK):
         block = order[start : start + ENCODE_BLOCK]
         vectors = embedder.encode_documents([texts[i] for i in block])
         if out is None:
             out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         out[block] = vectors
+        if cache is not None:
+            cache.put([texts[i] for i in block], vectors)
         done += len(block)
+        if start == 0 and say is not None and len(order) > len(block):
+            left = estimate_seconds(len(block), time.perf_counter() - started, len(order))
+            if left > LONG_BUILD_SECONDS:
+                say(
+                    f"This build embeds {len(order):,} texts: about {say_duration(left)} on this machine. "
+                    "Ctrl-C stops it; the next `qa index` resumes from what was embedded."
+                    + (f" ({len(texts) - len(order):,} taken from earlier builds.)" if len(order) < len(texts) else "")
+                )
         if progress:
             progress(done, len(texts))
     if out is None:
@@ -143,6 +169,7 @@ def build_index(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     full: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`.
 
@@ -203,7 +230,7 @@ def build_index(
                 reason = f"the previous index is unreadable ({exc})"
                 old_files, known = {}, {}
                 report = load_corpus(settings.corpus_dir)
-        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress)
+        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress, say)
         units = _units(report, known, (live or {}).get("units", {}) if old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
         data.manifest = {
@@ -242,7 +269,7 @@ def build_index(
     )
 
 
-def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[IndexData, int, int]:
+def _assemble(report, reuse, known, settings, embedder, progress, say=None) -> tuple[IndexData, int, int]:
     """The passages, vectors and BM25 of the new generation, in corpus order: reused files'
     parts copied from `reuse`, the others chunked and embedded (each distinct span once).
     Returns (data, texts embedded, files reused)."""
@@ -264,7 +291,14 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
     keys = list(texts)
     to_embed = passage_texts + [texts[k] for k in keys]
     if to_embed or reuse is None:
-        vectors = encode_sorted(embedder, to_embed, progress)
+        from .embed_cache import open_cache
+
+        cache = open_cache(cache_root(settings), embedder) if to_embed else None
+        try:
+            vectors = encode_sorted(embedder, to_embed, progress, cache=cache, say=say)
+        finally:
+            if cache is not None:
+                cache.close()
     else:  # only deletions or renames: no need to load the model at all
         vectors = np.zeros((0, reuse.passage_vectors.shape[1]), dtype=np.float32)
     dim = int(vectors.shape[1])
@@ -358,7 +392,7 @@ def ensure_index(
         if state == "missing"
         else f"{settings.corpus_dir}/ changed since the index was built: rebuilding {settings.index_dir}/ ..."
     )
-    return build_index(settings, embedder, progress)
+    return build_index(settings, embedder, progress, say=say)
 
 
 def raise_model_mismatch(manifest: dict, settings: Settings):

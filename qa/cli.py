@@ -160,7 +160,7 @@ def cmd_index(args) -> int:
         return _watch(settings, args)
     update, close = _progress(args.quiet)
     try:
-        report = build_index(settings, progress=update, full=args.full)
+        report = build_index(settings, progress=update, full=args.full, say=_say)
     finally:
         close()
     print(_summary(report))

@@ -107,6 +107,8 @@ class SentenceTransformerEmbedder:
         device: torch device; CPU unless said otherwise.
     """
 
+    persistent_cache = True  # builds keep its vectors in the shared embedding cache (qa.embed_cache)
+
     def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", cache_dir: str | Path | None = None):
         self.name = name
         self.device = device
