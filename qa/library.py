@@ -65,7 +65,7 @@ def save_upload(corpus_dir: Path, name: str, data: bytes, limit: int = MAX_UPLOA
     if not data:
         raise UploadRefused(f"{name!r} is empty.")
     if len(data) > limit:
-        raise UploadRefused(f"{name!r} is {len(data) / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB.")
+        raise UploadRefused(f"{name!r} is {len(data) / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB.")
     fmt = format_of(target)
     if fmt == "pdf" and not data.startswith(b"%PDF"):
         raise UploadRefused(f"{name!r} is not a PDF file.")
@@ -225,7 +225,7 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
                 "<label id='drop' for='file'>Drop files here, or choose them: "
                 f"<input id='file' type='file' name='file' accept='{kinds}' multiple></label>"
                 f"<p><small>{', '.join(sorted({s for s in FORMATS if s not in ('.markdown', '.htm')}))}; "
-                f"up to {limit / 1e6:.0f} MB each. They are indexed at once.</small></p>"
+                f"up to {limit / 2**20:.0f} MB each. They are indexed at once.</small></p>"
                 "<button type='submit'>Upload</button></form>"
             )
         out.append("</main>")
@@ -238,7 +238,7 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
             return refused(403, "Uploads are off: start the server with `qa serve --allow-upload`.")
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit * 4 + 65536:
-            return refused(413, f"Too large: the limit is {limit / 1e6:.0f} MB per file.")
+            return refused(413, f"Too large: the limit is {limit / 2**20:.0f} MB per file.")
         form = await request.form(max_files=20, max_fields=5, max_part_size=1024 * 1024)
         try:
             if not hmac.compare_digest(str(form.get("token", "")), token("upload")):

@@ -408,3 +408,25 @@ def test_phone_chat_uses_the_whole_screen(browser, server, request):
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
         context.close()
     assert recorder.outside() == [] and recorder.dialogs == []
+
+
+def test_dark_theme_follows_the_system(browser, server, request):
+    url = server[0]
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    recorder = Recorder(context)
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.locator("#qa-question textarea").wait_for()
+        reply = ask(page, "When are the roses watered?", 0)
+        colour = reply.locator(".qa-answer .qa-cite").evaluate("e => getComputedStyle(e).color")
+        background = reply.locator(".qa-card").first.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert colour == "rgb(209, 213, 219)" and background == "rgb(17, 24, 39)"
+        viewer = context.new_page()
+        viewer.goto(url + "source?file=garden.txt&lines=7")
+        assert viewer.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(17, 24, 39)"
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
