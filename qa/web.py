@@ -235,24 +235,31 @@ def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
             headers=_viewer_headers(nonce),
         )
 
-    def view(request):
+    def load(request):
+        """(name, index's files, path, bytes) of the requested corpus file, or the error page."""
         if not _authorised(request):
             return page(401, "Log in first: open the chat page and sign in.")
         requested = request.query_params.get("file", "")
         try:
-            retriever = get_retriever()
-            files = retriever.manifest.get("files", {})
+            files = get_retriever().manifest.get("files", {})
             path = resolve_source(settings.corpus_dir, files, requested)
-            data = path.read_bytes()
-            document = read_source(path, requested)
-        except NotInCorpus as exc:
-            return page(404, str(exc))
-        except BadInput as exc:
+            return requested, files, path, path.read_bytes()
+        except BadInput as exc:  # NotInCorpus too
             return page(404, str(exc))
         except QAError as exc:
             return page(503, str(exc))
         except OSError:
             return page(404, f"{requested!r} cannot be read.")
+
+    def view(request):
+        loaded = load(request)
+        if isinstance(loaded, HTMLResponse):
+            return loaded
+        requested, files, path, data = loaded
+        try:
+            document = read_source(path, requested)
+        except BadInput as exc:
+            return page(404, str(exc))
         changed = files.get(requested) != hashlib.sha256(data).hexdigest()
         nonce = secrets.token_urlsafe(16)
         body = render_source_page(
@@ -269,18 +276,10 @@ def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
 
     def raw(request):
         """The original file, as a download."""
-        if not _authorised(request):
-            return page(401, "Log in first: open the chat page and sign in.")
-        requested = request.query_params.get("file", "")
-        try:
-            path = resolve_source(settings.corpus_dir, get_retriever().manifest.get("files", {}), requested)
-            data = path.read_bytes()
-        except BadInput as exc:
-            return page(404, str(exc))
-        except QAError as exc:
-            return page(503, str(exc))
-        except OSError:
-            return page(404, f"{requested!r} cannot be read.")
+        loaded = load(request)
+        if isinstance(loaded, HTMLResponse):
+            return loaded
+        requested, _, _, data = loaded
         name = PurePosixPath(requested).name
         return Response(data, media_type="application/octet-stream", headers={
             **_viewer_headers(""),

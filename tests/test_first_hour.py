@@ -22,13 +22,7 @@ from qa.errors import CorpusEmpty, IndexMismatch, ModelUnavailable
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def fake_env(settings, fake_embedder, monkeypatch):
-    monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
-    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
-    monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
-    return settings
+from test_cli import fake_env  # noqa: E402,F401  (the CLI tests' environment: FakeEmbedder index)
 
 
 # --- 2: a port in use ----------------------------------------------------------------------
