@@ -423,3 +423,18 @@ def test_readme_python_example_for_another_corpus_runs(tmp_path, fake_embedder, 
     exec(compile(block, "README", "exec"), {"print": lambda *a: printed.append(a)})
     assert printed == [("We decided about the budget: the budget for the roof is 4,000 euros.", "minutes.txt:L1")]
     assert (tmp_path / "my-notes-index" / "CURRENT").exists()
+
+
+def test_web_assets_are_package_files():
+    """The page's CSS, scripts and HTML live in qa/static/ and ship with the package."""
+    import tomllib
+
+    from qa import web
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["qa"]
+    assert data == ["static/*"]
+    names = {p.name for p in (ROOT / "qa" / "static").iterdir()}
+    assert {"chat.css", "scroll.js", "head.html", "copy.js", "viewer.html", "viewer.css", "library.css",
+            "library.js"} <= names
+    assert web.CSS == (ROOT / "qa" / "static" / "chat.css").read_text()
+    assert 'CSS = """' not in (ROOT / "qa" / "web.py").read_text()
