@@ -82,18 +82,18 @@ LONG_BUILD_SECONDS = 600  # builds expected to take longer than this are announc
 
 
 def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None,
-                  cache=None, say: Callable[[str], None] | None = None) -> np.ndarray:
+                  cache=None, say: Callable[[str], None] | None = None, lookup: bool = True) -> np.ndarray:
     """Embed `texts` longest first in blocks (little padding per batch), reporting progress,
     and return the vectors in the original order.
 
     With `cache` (an `embed_cache.EmbeddingCache`), texts already embedded (by an earlier,
     perhaps interrupted, build of any index folder) are taken from it and each new block is
-    stored as soon as it is computed. After the first block, a build expected to take longer
+    stored as soon as it is computed (`lookup=False`, for `--full`: stored, never read). After the first block, a build expected to take longer
     than LONG_BUILD_SECONDS is announced through `say` with its estimated time.
     """
     from .embed_cache import estimate_seconds, say_duration
 
-    if cache is not None:
+    if cache is not None and lookup:
         out, todo = cache.get(texts)
     else:
         out, todo = None, list(range(len(texts)))
@@ -230,7 +230,7 @@ def build_index(
                 reason = f"the previous index is unreadable ({exc})"
                 old_files, known = {}, {}
                 report = load_corpus(settings.corpus_dir)
-        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress, say)
+        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress, say, lookup=not full)
         units = _units(report, known, (live or {}).get("units", {}) if old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
         data.manifest = {
@@ -269,7 +269,7 @@ def build_index(
     )
 
 
-def _assemble(report, reuse, known, settings, embedder, progress, say=None) -> tuple[IndexData, int, int]:
+def _assemble(report, reuse, known, settings, embedder, progress, say=None, lookup=True) -> tuple[IndexData, int, int]:
     """The passages, vectors and BM25 of the new generation, in corpus order: reused files'
     parts copied from `reuse`, the others chunked and embedded (each distinct span once).
     Returns (data, texts embedded, files reused)."""
@@ -295,7 +295,7 @@ def _assemble(report, reuse, known, settings, embedder, progress, say=None) -> t
 
         cache = open_cache(cache_root(settings), embedder) if to_embed else None
         try:
-            vectors = encode_sorted(embedder, to_embed, progress, cache=cache, say=say)
+            vectors = encode_sorted(embedder, to_embed, progress, cache=cache, say=say, lookup=lookup)
         finally:
             if cache is not None:
                 cache.close()

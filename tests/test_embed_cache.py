@@ -96,3 +96,10 @@ def test_cache_round_trip_and_pure_helpers(tmp_path):
     assert EmbeddingCache(tmp_path, "other", 3).get(["a"])[1] == [0]  # keyed by model
     assert estimate_seconds(100, 2.0, 1_000_100) == pytest.approx(20_000.0)
     assert say_duration(23_400) == "6 h 30 min" and say_duration(720) == "12 min" and say_duration(45) == "45 s"
+
+
+def test_full_rebuild_reuses_no_cached_vector(big):
+    build_index(big, embedder=CachingFake())
+    embedder = CachingFake()
+    report = build_index(big, embedder=embedder, full=True)
+    assert len(embedder.embedded) == report.embedded > 0  # `--full`: everything embedded again
