@@ -56,7 +56,11 @@ def main() -> None:
                                     "type_bonus": typed, "answer_sentence": round(ok, 4)})
     results.sort(key=lambda r: -r["answer_sentence"])
     base = next(r for r in results if r == {**r, "rank_penalty": 0.15, "word_bonus": 0.1, "idf_bonus": 0.0, "type_bonus": 0.0})
-    out = {"questions": len(rows), "current": base, "best": results[:10]}
+    reachable = float(np.mean([any(t["ok"] for t in items) for items in cands]))
+    # questions whose evidence no single sentence of the top 3 passages holds: no choice can be right
+    unreachable = [row["question"] for row, items in zip(rows, cands) if not any(t["ok"] for t in items)]
+    out = {"questions": len(rows), "reachable": round(reachable, 4), "unreachable": unreachable,
+           "current": base, "best": results[:10]}
     Path("bench/results").mkdir(exist_ok=True)
     Path("bench/results/answer_sentence.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
