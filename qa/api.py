@@ -22,7 +22,6 @@ from .chunking import chunk_document, split_sentences
 from .config import Settings, cache_root
 from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
-from .library import indexed_at
 from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from .schema import Answer, Document, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
@@ -149,6 +148,13 @@ def full_rebuild_reason(manifest: dict | None, settings: Settings) -> str:
                 return f"chunking settings changed ({have} → {want})"
             return f"{names[key]} changed ({have!r} → {want!r})"
     return ""
+
+
+def indexed_at(previous: dict, hashes: dict, previous_hashes: dict, now: str) -> dict:
+    """When each file was last (re)indexed (for the document library): kept from the previous
+    manifest for unchanged files, `now` for new or changed ones. Pure."""
+    return {s: (previous.get(s) if previous_hashes.get(s) == h and previous.get(s) else now)
+            for s, h in hashes.items()}
 
 
 def _units(report, known: dict, old_units: dict) -> dict:

@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import unicodedata
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import quote
@@ -302,14 +301,3 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
         Route("/library/upload", upload, methods=["POST"]),
         Route("/library/delete", delete, methods=["GET", "POST"]),
     ]
-
-
-def indexed_at(previous: dict, hashes: dict, previous_hashes: dict, now: str) -> dict:
-    """When each file was last (re)indexed: kept from the previous manifest for unchanged
-    files, `now` for new or changed ones."""
-    return {s: (previous.get(s) if previous_hashes.get(s) == h and previous.get(s) else now)
-            for s, h in hashes.items()}
-
-
-def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

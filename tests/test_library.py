@@ -136,3 +136,15 @@ def test_library_is_behind_the_login(served):
     with httpx.Client() as http:
         assert http.post(url + "login", data={"username": "ann", "password": "s3cret"}).status_code == 200
         assert "garden.txt" in http.get(url + "library").text
+
+
+def test_last_indexed_is_per_file(settings, fake_embedder):
+    from qa.store import read_manifest
+
+    build_index(settings, embedder=fake_embedder)
+    first = read_manifest(settings.index_dir)["indexed_at"]
+    (settings.corpus_dir / "garden.txt").write_text("The garden gate is painted blue every spring.\n")
+    build_index(settings, embedder=fake_embedder)
+    second = read_manifest(settings.index_dir)["indexed_at"]
+    assert second["sub/boats.md"] == first["sub/boats.md"]  # unchanged: kept
+    assert second["garden.txt"] > first["garden.txt"]  # changed: now
