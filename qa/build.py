@@ -1,7 +1,7 @@
-"""The entry points every front end shares: build_index(), Retriever, retrieve(), ask().
+"""BUILD: bring an index up to date with its corpus (`build_index`), say whether it is
+(`index_state`, `corpus_changes`, `ensure_index`), and keep it so (`watch`).
 
-This module wires the stages: documents → chunking → embedding → store, and store + embedder →
-search → answer. Front ends (cli, web) call only what is here.
+Wires documents → chunking → embedding → lexical (BM25) → store (`qa.store.get_store`).
 """
 
 from __future__ import annotations
@@ -16,32 +16,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__
-from .answer import build_answer
+from ._version import __version__
 from .chunking import chunk_document, split_sentences
 from .config import Settings
-from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
-from .embedding import Embedder, get_embedder
-from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
-from .schema import Answer, Document, Hit, Passage
-from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
-from .store import (
-    FORMAT_VERSION,
-    IndexData,
-    build_lock,
-    cache_dir,
-    current_generation,
-    generation_id,
-    load_index,
-    read_manifest,
-    read_reusable,
-    write_index,
-)
+from .documents import file_hashes, format_of, load_corpus, snapshot
+from .embedding import Embedder, embedding_text, get_embedder
+from .errors import CorpusEmpty, IndexCorrupt, IndexMismatch, QAError
+from .lexical import build_bm25
+from .schema import Manifest, Passage
+from .store import IndexData, get_store
+from .store.local.generations import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
-MAX_K = 100
-MAX_QUESTION_CHARS = 4000  # longer questions are accepted; only this much is searched with
 ENCODE_BLOCK = 128
 
 Progress = Callable[[int, int], None]
@@ -106,7 +93,7 @@ def _settings_key(settings: Settings) -> dict:
     }
 
 
-def full_rebuild_reason(manifest: dict | None, settings: Settings) -> str:
+def full_rebuild_reason(manifest: Manifest | None, settings: Settings) -> str:
     """Why the live index (its manifest) cannot be updated incrementally, or "" if it can."""
     if manifest is None:
         return "no index yet"
@@ -158,39 +145,40 @@ def build_index(
     """
     settings = settings or Settings.from_env()
     embedder = embedder or get_embedder(settings.model)
+    store = get_store(settings)
     use_cache = getattr(embedder, "use_cache_dir", None)
-    if use_cache is not None:  # the ONNX export (made now if needed) embeds the build and queries
-        use_cache(cache_dir(settings.index_dir))
+    if use_cache is not None and store.cache_dir() is not None:
+        use_cache(store.cache_dir())  # the ONNX export (made now if needed) embeds the build and queries
     started = time.perf_counter()
-    with build_lock(settings.index_dir):
+    with store.lock():
         reason = "--full" if full else ""
-        live: dict | None = None
+        live: Manifest | None = None
         if not full:
             try:
-                live = read_manifest(settings.index_dir)
+                live = store.manifest()
             except IndexCorrupt as exc:
                 reason = f"the previous index is unreadable ({exc})"
             else:
                 reason = full_rebuild_reason(live, settings)
-        old_files: dict[str, str] = dict(live.get("files", {})) if live and not reason else {}
+        old_files: dict[str, str] = dict(live.files) if live and not reason else {}
         known = {(sha, format_of(src)): src for src, sha in old_files.items()}
 
         def have(source: str, digest: str) -> bool:
             return (digest, format_of(source)) in known
 
         report = load_corpus(settings.corpus_dir, have if old_files else None)
-        old_skipped = (live or {}).get("skipped_hashes", {})
+        old_skipped = live.skipped_hashes if live else {}
         if old_files and report.all_hashes == {**old_files, **old_skipped} and not report.documents:
             # Nothing changed: the live index is the answer.
             return BuildReport(
-                files=len(old_files), passages=int(live["passages"]), sentences=int(live["sentences"]),
-                seconds=time.perf_counter() - started, index_path=current_generation(settings.index_dir),
+                files=len(old_files), passages=int(live.passages), sentences=int(live.sentences),
+                seconds=time.perf_counter() - started, index_path=Path(store.current()),
                 skipped=report.skipped, model=settings.model, mode="unchanged", reused=len(old_files),
             )
         reuse = None
         if old_files and len(report.documents) < len(report.hashes):
             try:
-                reuse = read_reusable(settings.index_dir)
+                reuse = store.reusable()
             except IndexCorrupt as exc:
                 # Cannot trust the stored vectors: read every file again and embed it all.
                 log.warning("%s; building in full", exc)
@@ -198,23 +186,23 @@ def build_index(
                 old_files, known = {}, {}
                 report = load_corpus(settings.corpus_dir)
         data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress)
-        units = _units(report, known, (live or {}).get("units", {}) if old_files else {})
+        units = _units(report, known, live.units if live and old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
-        data.manifest = {
+        data.manifest = Manifest(
             **_settings_key(settings),
-            "dim": int(data.passage_vectors.shape[1]),
-            "normalize": True,
-            "files": report.hashes,
-            "skipped": [list(s) for s in report.skipped],
-            "skipped_hashes": skipped_hashes,
-            "units": units,
-            "passages": len(data.passages),
-            "sentences": len(data.sentence_spans),
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "build": "full" if reason else "incremental",
-        }
-        data.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
-        path = write_index(settings.index_dir, data)
+            dim=int(data.passage_vectors.shape[1]),
+            normalize=True,
+            files=report.hashes,
+            skipped=[list(s) for s in report.skipped],
+            skipped_hashes=skipped_hashes,
+            units=units,
+            passages=len(data.passages),
+            sentences=len(data.sentence_spans),
+            built_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            build="full" if reason else "incremental",
+        )
+        data.manifest.build_seconds = round(time.perf_counter() - started, 3)
+        path = Path(store.write(data))
     return BuildReport(
         files=len(report.hashes),
         passages=len(data.passages),
@@ -286,7 +274,7 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
             "Add documents with some body text."
         )
     data = IndexData(
-        manifest={},
+        manifest=Manifest(),
         passages=passages,
         passage_vectors=np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dim), np.float32),
         sentence_spans=sentence_spans,
@@ -299,10 +287,10 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
 def index_state(settings: Settings) -> str:
     """"missing", "stale" (corpus, chunking or index format changed since the build), "model"
     (built with another model) or "ok"."""
-    manifest = read_manifest(settings.index_dir)
+    manifest = get_store(settings).manifest()
     if manifest is None:
         return "missing"
-    if manifest.get("model") != settings.model:
+    if manifest.model != settings.model:
         return "model"
     if full_rebuild_reason(manifest, settings):
         return "stale"
@@ -310,19 +298,39 @@ def index_state(settings: Settings) -> str:
     return "ok" if changes is None or not any(changes.values()) else "stale"
 
 
-def corpus_changes(settings: Settings, manifest: dict | None = None) -> dict[str, list[str]] | None:
+def corpus_changes(settings: Settings, manifest: Manifest | None = None) -> dict[str, list[str]] | None:
     """Files added, changed and removed in the corpus since the live index was built (sorted
     lists), or None when there is no corpus folder to compare with (the index is all there is)."""
-    manifest = read_manifest(settings.index_dir) if manifest is None else manifest
+    manifest = get_store(settings).manifest() if manifest is None else manifest
     try:
         current = file_hashes(settings.corpus_dir)
     except CorpusEmpty:
         return None
-    built = {**(manifest or {}).get("files", {}), **(manifest or {}).get("skipped_hashes", {})}
+    built = {**manifest.files, **manifest.skipped_hashes} if manifest else {}
     return {
         "added": sorted(s for s in current if s not in built),
         "changed": sorted(s for s in current if s in built and built[s] != current[s]),
         "removed": sorted(s for s in built if s not in current),
+    }
+
+
+def status(settings: Settings) -> dict:
+    """What `qa status` shows: the index folder and live generation, its state (`index_state`),
+    model, counts, build time, and the corpus changes since the build (None without an index)."""
+    store = get_store(settings)
+    manifest = store.manifest()
+    state = index_state(settings)
+    return {
+        "index_dir": str(settings.index_dir),
+        "corpus_dir": str(settings.corpus_dir),
+        "state": state,
+        "generation": str(store.current() or ""),
+        "model": manifest.model if manifest else None,
+        "passages": manifest.passages if manifest else 0,
+        "files": len(manifest.files) if manifest else 0,
+        "skipped": len(manifest.skipped) if manifest else 0,
+        "built_at": manifest.built_at if manifest else None,
+        "changes": corpus_changes(settings, manifest) if manifest else None,
     }
 
 
@@ -339,7 +347,7 @@ def ensure_index(
     """
     state = index_state(settings)
     if state == "model":
-        raise_model_mismatch(read_manifest(settings.index_dir), settings)
+        raise_model_mismatch(get_store(settings).manifest(), settings)
     if state == "ok":
         return None
     say(
@@ -350,11 +358,12 @@ def ensure_index(
     return build_index(settings, embedder, progress)
 
 
-def raise_model_mismatch(manifest: dict, settings: Settings):
+def raise_model_mismatch(manifest: Manifest, settings: Settings):
+    """Raise IndexMismatch: the index was built with another model than `settings.model`."""
     raise IndexMismatch(
-        f"{settings.index_dir}/ was built with model {manifest.get('model')!r} but QA_MODEL is "
+        f"{settings.index_dir}/ was built with model {manifest.model!r} but QA_MODEL is "
         f"{settings.model!r}: run `qa index` to rebuild it with {settings.model!r}, "
-        f"or set QA_MODEL={manifest.get('model')}."
+        f"or set QA_MODEL={manifest.model}."
     )
 
 
@@ -406,209 +415,3 @@ def watch(
         if stop.is_set():
             return
         seen = build(now)
-
-
-def check_question(question) -> str:
-    """The question, stripped. Raises EmptyQuestion for None, empty or whitespace."""
-    if not isinstance(question, str) or not question.strip():
-        raise EmptyQuestion("The question is empty: ask something, e.g. qa ask \"Who leads the NCRI?\"")
-    return question.strip()
-
-
-def check_k(k) -> int:
-    """k as an int in 1..MAX_K. Raises BadInput for anything else."""
-    message = f"k must be a whole number from 1 to {MAX_K}, not {k!r}."
-    try:
-        value = int(k)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
-        raise BadInput(message) from None
-    is_whole = isinstance(k, str) or value == k  # "5" and 5.0 are fine, 2.5 is not
-    if not is_whole or not 1 <= value <= MAX_K:
-        raise BadInput(message)
-    return value
-
-
-class Retriever:
-    """A loaded index plus its embedder: load once, search many times (thread-safe).
-
-    Example:
-        >>> r = Retriever.load("index")
-        >>> for hit in r.search("Who leads the NCRI?", k=3): print(hit.citation, hit.score)
-    """
-
-    def __init__(self, data: IndexData, embedder: Embedder, params: SearchParams = SearchParams()):
-        self.data = data
-        self.embedder = embedder
-        self.searcher = Searcher(data, embedder, params)
-
-    @classmethod
-    def load(
-        cls,
-        index_dir: str | Path | None = None,
-        *,
-        model: str | None = None,
-        embedder: Embedder | None = None,
-        params: SearchParams = SearchParams(),
-    ) -> "Retriever":
-        """Load the index in `index_dir` (default: QA_INDEX_DIR or index/).
-
-        Raises:
-            IndexMissing, IndexCorrupt: no usable index there.
-            IndexMismatch: it was built with another model than `model` (default: QA_MODEL).
-        """
-        settings = Settings.from_env(index_dir=index_dir, model=model or (embedder.name if embedder else None))
-        data = load_index(settings.index_dir)
-        if data.manifest.get("model") != settings.model:
-            raise_model_mismatch(data.manifest, settings)
-        embedder = embedder or get_embedder(settings.model)
-        use_cache = getattr(embedder, "use_cache_dir", None)
-        if use_cache is not None:  # where the fast query encoder is (or gets) exported
-            use_cache(cache_dir(settings.index_dir))
-        return cls(data, embedder, params)
-
-    @property
-    def manifest(self) -> dict:
-        return self.data.manifest
-
-    @property
-    def generation(self) -> str:
-        """Name of the index generation this retriever loaded (changes with every build)."""
-        return self.data.path.name if self.data.path else ""
-
-    def sources(self) -> list[str]:
-        """The indexed source files (corpus-relative paths), sorted: what `sources=` filters on."""
-        return sorted({p.source for p in self.data.passages})
-
-    def _check_sources(self, sources):
-        if sources is None:
-            return None
-        if isinstance(sources, str):
-            sources = [sources]
-        patterns = [s for s in sources if s and s.strip()]
-        if not patterns:
-            return None
-        if not source_mask(self.data.passages, patterns).any():
-            known = self.sources()
-            shown = ", ".join(known[:10]) + (f" ... ({len(known)} in all)" if len(known) > 10 else "")
-            raise BadInput(
-                f"No indexed file matches {', '.join(map(repr, patterns))}. "
-                f"Give a glob or part of a path, e.g. one of: {shown}."
-            )
-        return patterns
-
-    def search(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:
-        """The `k` passages that best answer `question`, best first.
-
-        Args:
-            question: any text; only its first MAX_QUESTION_CHARS characters are searched with.
-            k: how many passages, 1..MAX_K (fewer when the corpus is smaller).
-            sources: optional globs or substrings of source paths to restrict the search to
-                (a passage is searched if its source matches any of them).
-        Raises:
-            EmptyQuestion (a ValueError): the question is empty or whitespace.
-            BadInput (a ValueError): k is not a whole number in range, or no indexed file
-                matches `sources`.
-        """
-        question = check_question(question)
-        return self.searcher.search(question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources))
-
-    def ask(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> Answer:
-        """Like `search`, plus the sentence that best answers and whether any passage supports
-        an answer (`found`)."""
-        question = check_question(question)
-        hits, parts = self.searcher.search_with_scores(
-            question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources)
-        )
-        return build_answer(question, hits, parts, self.searcher)
-
-
-_default_lock = threading.Lock()
-_default: dict[tuple, Retriever] = {}
-_reloading: set[tuple] = set()
-_first_load = threading.Lock()
-_failed: dict[tuple, str] = {}  # generation that failed to load, per key: not retried per query
-
-
-def default_retriever(settings: Settings | None = None, build_if_missing: bool = True) -> Retriever:
-    """The process-wide Retriever for `settings` (default: from the environment), built on first
-    use when there is no index yet, and reloaded when a build swapped in a new generation.
-
-    A reload reads the new generation completely before the shared reference is replaced, and
-    while one thread reloads the others keep answering from the index they have; a generation
-    that fails to load is not swapped in (the error is raised only when there is nothing loaded).
-    """
-    settings = settings or Settings.from_env()
-    key = (str(settings.index_dir), str(settings.corpus_dir), settings.model)
-    live = generation_id(settings.index_dir)
-    with _default_lock:
-        retriever = _default.get(key)
-        if retriever is not None and (live is None or live == retriever.generation):
-            return retriever
-        if retriever is not None and (key in _reloading or _failed.get(key) == live):
-            return retriever  # another thread is loading the new generation, or it is damaged
-        if retriever is not None:
-            _reloading.add(key)
-    if retriever is None:
-        # First use: one thread builds/loads, the others wait for it and take its retriever.
-        with _first_load:
-            with _default_lock:
-                if key in _default:
-                    return _default[key]
-            if generation_id(settings.index_dir) is None:
-                if not build_if_missing:
-                    raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
-                ensure_index(settings)
-            fresh = Retriever.load(settings.index_dir, model=settings.model)
-            with _default_lock:
-                _default[key] = fresh
-            return fresh
-    try:
-        try:
-            fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=retriever.embedder)
-        except QAError as exc:
-            log.warning("could not load the new index in %s (%s); still answering from %s",
-                        settings.index_dir, exc, retriever.generation)
-            with _default_lock:
-                _failed[key] = live
-            return retriever
-        with _default_lock:
-            _default[key] = fresh
-        return fresh
-    finally:
-        with _default_lock:
-            _reloading.discard(key)
-
-
-def read_source(path: str | Path, source: str) -> Document:
-    """The `Document` of one corpus file as the index sees it: the text its passages' offsets
-    and lines refer to (extracted text for html/pdf/docx). For the web app's source viewer.
-
-    Raises:
-        BadInput: the file cannot be read (the message says why).
-    """
-    try:
-        return read_document(Path(path), source)
-    except Unreadable as exc:
-        raise BadInput(f"{source} cannot be shown: {exc}") from None
-
-
-def retrieve(question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:
-    """The `k` passages of the corpus that best answer `question`, each with its citation.
-
-    Uses QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL (defaults index/, corpus/, the bundled
-    all-MiniLM-L6-v2) and builds the index on first use if there is none.
-
-    Returns:
-        A list of `Hit` (a `Passage` with rank, score and score parts), best first.
-    Raises:
-        ValueError (EmptyQuestion, BadInput): empty question or bad k.
-        QAError: no corpus, or an index built with another model.
-    """
-    question = check_question(question)
-    return default_retriever().search(question, k, sources)
-
-
-def ask(question: str, k: int = 5, sources: Sequence[str] | None = None) -> Answer:
-    """Like `retrieve`, returning an `Answer` (passages, best sentence, found)."""
-    question = check_question(question)
-    return default_retriever().ask(question, k, sources)

@@ -31,6 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .base import normalize
+
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 1
@@ -236,8 +238,6 @@ class OnnxEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalised float32 vectors of `texts`, shape (len(texts), dim)."""
-        from .embedding import normalize
-
         if not len(texts):
             return np.zeros((0, self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

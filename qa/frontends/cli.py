@@ -1,4 +1,4 @@
-"""The `qa` command: parse arguments, call `api`, print. Errors become messages and exit codes:
+"""The `qa` command: parse arguments, call `qa.build` / `qa.retriever`, print (`qa.render`). Errors become messages and exit codes:
 1 for a failure, 2 for bad usage or input; never a traceback."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import signal
 import sys
 import time
 
-from . import __version__
-from .config import Settings, auth_from_env
-from .errors import BadInput, QAError
+from .._version import __version__
+from ..config import Settings, auth_from_env
+from ..errors import BadInput, QAError
 
 log = logging.getLogger("qa")
 
@@ -147,7 +147,7 @@ def _summary(report) -> str:
 
 
 def cmd_index(args) -> int:
-    from .api import build_index
+    from ..build import build_index
 
     settings = _settings(args)
     if args.watch:
@@ -162,7 +162,7 @@ def cmd_index(args) -> int:
 
 
 class _StopFlag:
-    """The `stop` of `api.watch` for a signal handler to set: a plain flag, because
+    """The `stop` of `qa.build.watch` for a signal handler to set: a plain flag, because
     `threading.Event.set` takes a lock the interrupted main thread may hold."""
 
     def __init__(self) -> None:
@@ -182,7 +182,7 @@ class _StopFlag:
 
 
 def _watch(settings: Settings, args) -> int:
-    from .api import build_index, watch
+    from ..build import build_index, watch
 
     if not math.isfinite(args.interval) or args.interval <= 0:
         raise BadInput(f"--interval must be a positive number of seconds, not {args.interval}.")
@@ -221,7 +221,7 @@ def _watch(settings: Settings, args) -> int:
 
 
 def _ensure(settings: Settings) -> None:
-    from .api import ensure_index
+    from ..build import ensure_index
 
     update, close = _progress(not sys.stderr.isatty())
     try:
@@ -233,14 +233,14 @@ def _ensure(settings: Settings) -> None:
 
 
 def cmd_ask(args) -> int:
-    from .answer import render_text, to_json
-    from .api import Retriever, check_k, check_question
+    from ..render import render_text, to_json
+    from ..retriever import Retriever, check_k, check_question
 
     question = check_question(args.question)
     k = check_k(args.k)
     settings = _settings(args)
     _ensure(settings)
-    retriever = Retriever.load(settings.index_dir, model=settings.model)
+    retriever = Retriever.load(settings=settings)
     answer = retriever.ask(question, k, sources=args.source)
     if args.json:
         print(to_json(answer))
@@ -263,7 +263,7 @@ def cmd_serve(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .evaluation import DEFAULT_CACHE, evaluate, format_report
+    from ..evaluation import DEFAULT_CACHE, evaluate, format_report
 
     result = evaluate(args.dataset, split=args.split, k=args.k, settings=_settings(args),
                       cache_dir=args.cache or DEFAULT_CACHE)
@@ -274,25 +274,12 @@ def cmd_eval(args) -> int:
 def cmd_status(args) -> int:
     import json
 
-    from .api import corpus_changes, index_state
-    from .store import current_generation, read_manifest
+    from ..build import status
 
     settings = _settings(args)
-    manifest = read_manifest(settings.index_dir)
-    state = index_state(settings)
-    changes = corpus_changes(settings, manifest) if manifest else None
-    info = {
-        "index_dir": str(settings.index_dir),
-        "corpus_dir": str(settings.corpus_dir),
-        "state": state,
-        "generation": str(current_generation(settings.index_dir) or ""),
-        "model": manifest.get("model") if manifest else None,
-        "passages": manifest.get("passages") if manifest else 0,
-        "files": len(manifest.get("files", {})) if manifest else 0,
-        "skipped": len(manifest.get("skipped", [])) if manifest else 0,
-        "built_at": manifest.get("built_at") if manifest else None,
-        "changes": changes,
-    }
+    info = status(settings)
+    state, changes = info["state"], info["changes"]
+    manifest = info["model"] is not None
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -1,4 +1,4 @@
-"""The web chat: a Gradio app over `api`, plus a source viewer served by the same server.
+"""The web chat: a Gradio app over `qa.retriever`, plus a source viewer served by the same server.
 
 `build_app()` returns the Gradio Blocks without launching it; `launch()` starts it on a port
 (127.0.0.1 by default) with the viewer route, the theme and the queue settings; `serve()` is what
@@ -6,7 +6,7 @@
 exactly the dict `qa ask --json` prints.
 
 Safety: every piece of corpus text and every question is HTML-escaped before it reaches a page
-(`answer.escape`); the viewer only shows files of the index's corpus (no `..`, no absolute path,
+(`render.escape`); the viewer only shows files of the index's corpus (no `..`, no absolute path,
 no symlink leading out); the page loads nothing from outside localhost (system fonts, no CDN,
 analytics off); no share links; `auth` protects the UI, the API and the viewer.
 """
@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import quote
 
-from .answer import escape, render_html
-from .config import Settings
-from .errors import BadInput, QAError
+from ..config import Settings
+from ..errors import BadInput, QAError
+from ..render import escape, render_html
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
 
-    from .api import read_source
+    from ..retriever import read_source
 
     def page(status: int, message: str, nonce: str = "") -> HTMLResponse:
         return HTMLResponse(
@@ -316,13 +316,7 @@ def _examples(manifest: dict) -> list[str]:
 
 
 def _section_examples(retriever) -> list[str]:
-    seen = []
-    for p in retriever.data.passages:
-        if p.section and p.section not in seen:
-            seen.append(p.section)
-        if len(seen) == 3:
-            break
-    return [f"What does it say about {s}?" for s in seen]
+    return [f"What does it say about {s}?" for s in retriever.sections(3)]
 
 
 def build_app(settings: Settings, retriever=None):
@@ -331,13 +325,13 @@ def build_app(settings: Settings, retriever=None):
     Args:
         settings: where the corpus and index are (the viewer reads files from `corpus_dir`).
         retriever: a loaded `Retriever` to use for every question; by default the process-wide
-            one of `api.default_retriever`, which reloads when the index on disk is replaced.
+            one of `qa.retriever.default_retriever`, which reloads when the index on disk is replaced.
     Returns:
         A `gr.Blocks` whose `qa_routes` attribute holds the viewer route for `launch()`.
     """
     import gradio as gr
 
-    from .api import check_k, check_question, default_retriever
+    from ..retriever import check_k, check_question, default_retriever
 
     if retriever is not None:
         get_retriever = lambda: retriever  # noqa: E731
@@ -381,7 +375,7 @@ def build_app(settings: Settings, retriever=None):
         return gr.Dropdown(choices=get_retriever().sources())
 
     n_files = len(manifest.get("files", {}))
-    n_passages = manifest.get("passages", len(current.data.passages))
+    n_passages = manifest.get("passages", 0)
     with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Ask your documents\n"
@@ -503,7 +497,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
             + "."
         )
     demo = build_app(settings)
-    from .api import default_retriever
+    from ..retriever import default_retriever
 
     default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

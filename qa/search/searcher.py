@@ -1,15 +1,15 @@
-"""SEARCH: dense + BM25 retrieval over a loaded index, fused; the "not found" decision.
+"""SEARCH: dense + BM25 retrieval over an `IndexReader`, fused and re-scored.
 
-Handed a loaded `IndexData` and an `Embedder`; computes no index and writes nothing.
+Handed an open `qa.store.base.IndexReader` and an `Embedder`; sees no FAISS, file or engine,
+computes no index and writes nothing. The "not found" decision is `qa.answer`'s.
 
 How a passage is scored (measured on the dev questions and SciFact train, see bench/quality.md):
 - dense: the larger of the passage's cosine and `sentence_weight` × its best sentence's cosine,
   so that one sentence that answers is not drowned by the rest of the passage;
-- bm25: BM25 (Lucene variant, Snowball stemming, English stop words) over section title + text;
+- bm25: BM25 (`qa.lexical`) over section title + text;
 - fused ("cosine" fusion): dense + `bm25_weight` × BM25 / the query's best BM25 score, over each
   retriever's top `candidates`. The cosine keeps one scale on every corpus, so one weight serves
-  a 16-passage corpus and a 13,000-passage one (min-max "convex" fusion and RRF need different
-  weights per corpus size; both remain available in `SearchParams`);
+  a 16-passage corpus and a 13,000-passage one;
 - re-scored: the top `rerank_depth` fused passages get `rerank_bonus` added: the passage's own
   cosine, the IDF-weighted share of the question's words in its best sentence, and whether that
   sentence holds what a "when" or "how many" question asks for (a year, a number). The weights
@@ -19,284 +19,24 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 
-from .schema import Hit, Passage
-
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN)
-
-
-@lru_cache(maxsize=1)
-def _question_stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN_PLUS
-
-    return frozenset(STOPWORDS_EN_PLUS) | _stopwords()
-
-
-def tokenize(text: str, content_only: bool = False) -> list[str]:
-    """BM25 tokens: lower-cased words, stop words and 1-letter words dropped, Snowball-stemmed.
-    The one tokenizer for indexing and querying. `content_only` drops the longer stop-word list
-    too (what, who, were, does...): the words that carry a question's content."""
-    stop = _question_stopwords() if content_only else _stopwords()
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(words)
-
-
-def tokenize_many(texts: Sequence[str]) -> list[set[str]]:
-    """The set of `tokenize` tokens of each of `texts`, stemming each distinct word once."""
-    stop = _stopwords()
-    words = [set(_TOKEN.findall(text.lower())) - stop for text in texts]
-    distinct = [w for w in set().union(*words) if len(w) > 1 or w.isdigit()]
-    stem = dict(zip(distinct, _stemmer().stemWords(distinct)))
-    return [{stem[w] for w in ws if w in stem} for ws in words]
-
-
-def bm25_text(passage: Passage) -> str:
-    """What BM25 indexes for a passage: its section title, then its text."""
-    return f"{passage.section}\n{passage.text}" if passage.section else passage.text
-
-
-def embedding_text(passage: Passage) -> str:
-    """What the dense model embeds for a passage: its section title, then its text.
-    (The citation is still the bare span.)"""
-    return f"{passage.section}: {passage.text}" if passage.section else passage.text
-
-
-def build_bm25(passages: Sequence[Passage]):
-    """A bm25s index over `bm25_text` of each passage (doc i = passage i)."""
-    import bm25s
-
-    bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
-    bm25.index([tokenize(bm25_text(p)) or [""] for p in passages], show_progress=False)
-    return bm25
-
-
-def bm25_idf(bm25, words) -> dict[str, float]:
-    """Lucene BM25 IDF, log(1 + (N - df + 0.5) / (df + 0.5)), of each of `words` in a bm25s
-    index; a word the index does not know counts as seen once (the rarest a known word can be)."""
-    indptr = bm25.scores["indptr"]
-    n = int(bm25.scores["num_docs"])
-    out = {}
-    for w in words:
-        i = bm25.vocab_dict.get(w)
-        df = int(indptr[i + 1] - indptr[i]) if i is not None and i + 1 < len(indptr) else 1
-        out[w] = float(np.log1p((n - df + 0.5) / (df + 0.5)))
-    return out
-
-
-def word_share(weights: dict[str, float], words: set[str]) -> float:
-    """The share of the question's word weights (`weights`: word -> IDF) held by `words`;
-    0.0 without question words. Pure."""
-    total = sum(weights.values())
-    return sum(v for w, v in weights.items() if w in words) / total if total > 0 else 0.0
-
-
-_WHEN_QUESTION = re.compile(r"\b(when|what year|which year|what date|year)\b", re.I)
-_COUNT_QUESTION = re.compile(r"\b(how (many|much|long|old|far|large|big)|what (percentage|number|share))\b", re.I)
-_YEAR_OR_DATE = re.compile(
-    r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(January|February|March|April|May|June|July|August|September|October"
-    r"|November|December|century)\b"
+from ..lexical import tokenize, tokenize_many
+from ..schema import Hit, ScoreParts
+from ..store.base import IndexReader
+from .fusion import (
+    answer_types,
+    dense_scores,
+    fuse,
+    held_types,
+    match_sources,
+    ranks_of,
+    rerank_bonus,
+    word_share,
 )
-_NUMBER = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundreds?|thousands?|millions?"
-    r"|billions?|dozens?|half|percent)\b",
-    re.I,
-)
-
-
-def answer_types(question: str) -> frozenset[str]:
-    """What the question asks for: "when" (a time: when, what year...) and/or "count" (a quantity:
-    how many, how much, how long...); empty for any other question. Pure."""
-    kinds = set()
-    if _WHEN_QUESTION.search(question):
-        kinds.add("when")
-    if _COUNT_QUESTION.search(question):
-        kinds.add("count")
-    return frozenset(kinds)
-
-
-def held_types(text: str, kinds: frozenset[str]) -> frozenset[str]:
-    """The answer types among `kinds` that `text` holds: a year, a month or a century for "when";
-    a number (digits or words) for "count". Pure."""
-    held = set()
-    if "when" in kinds and _YEAR_OR_DATE.search(text):
-        held.add("when")
-    if "count" in kinds and _NUMBER.search(text):
-        held.add("count")
-    return frozenset(held)
-
-
-def bm25_scores(bm25, question: str) -> np.ndarray:
-    """BM25 score of every passage for `question` (zeros when no query word is indexed)."""
-    tokens = [t for t in tokenize(question) if t in bm25.vocab_dict]
-    if not tokens:
-        return np.zeros(int(bm25.scores["num_docs"]), dtype=np.float32)
-    return np.asarray(bm25.get_scores(tokens), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class SearchParams:
-    """The knobs of retrieval. Defaults are the configuration chosen in bench/quality.md."""
-
-    fusion: str = "cosine"  # "cosine", "convex" (min-max normalised) or "rrf" (reciprocal ranks)
-    rrf_k: int = 60
-    dense_weight: float = 1.0
-    bm25_weight: float = 0.3
-    sentence_weight: float = 1.0  # dense = max(passage cosine, sentence_weight × best sentence cosine)
-    sentence_mix: float = 0.0  # > 0: dense = (1 - mix) × passage cosine + mix × best sentence cosine
-    neighbour_weight: float = 0.0  # share of the best neighbouring passage's dense score added
-    title_weight: float = 0.0  # × cosine of the question with the passage's section title, added
-    candidates: int = 1000  # how deep each retriever's list is read before fusing
-    ann_candidates: int = 100  # approximate (large) indexes: passages each retriever proposes
-    prf_weight: float = 0.0  # > 0: second pass with the query moved towards the top passages
-    prf_depth: int = 3  # how many top passages feed the second pass
-    rerank_depth: int = 10  # the top fused passages that get `rerank_bonus` (0: none); weights fitted with cosine fusion
-    rerank_passage: float = 0.24  # × the passage's own cosine
-    rerank_words: float = 0.24  # × IDF-weighted share of the question's words in its best sentence
-    rerank_when: float = 0.10  # when the question asks "when" and the best sentence holds a year/date
-    rerank_count: float = 0.08  # when it asks "how many/much" and the best sentence holds a number
-    found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
-    found_threshold_words: float = 0.30  # ... or at or above this with enough question words:
-    found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
-
-
-def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: SearchParams) -> np.ndarray:
-    """A passage's dense score from its own cosine and its best sentence's cosine. Pure."""
-    if params.sentence_mix > 0:
-        has = best_sentence > -1.0
-        mixed = (1 - params.sentence_mix) * passage_cos + params.sentence_mix * best_sentence
-        return np.where(has, mixed, passage_cos).astype(np.float32)
-    return np.maximum(passage_cos, params.sentence_weight * best_sentence).astype(np.float32)
-
-
-def rerank_bonus(passage_cos: float, words: float, held: frozenset[str], params: SearchParams) -> float:
-    """What re-scoring adds to a top passage's fused score: `rerank_passage` × its own cosine,
-    `rerank_words` × the weighted share of question words in its best sentence (`words`), and
-    `rerank_when` / `rerank_count` for each answer type the question asks for that this sentence
-    holds (`held`, from `held_types`). Pure."""
-    bonus = params.rerank_passage * passage_cos + params.rerank_words * words
-    if "when" in held:
-        bonus += params.rerank_when
-    if "count" in held:
-        bonus += params.rerank_count
-    return bonus
-
-
-def with_neighbours(scores: np.ndarray, same_source_next: np.ndarray, weight: float) -> np.ndarray:
-    """Add `weight` × the better of the previous and next passage's score (same file only).
-    `same_source_next[i]` says whether passage i+1 is in the same file as passage i. Pure."""
-    if weight == 0 or len(scores) < 2:
-        return scores
-    prev = np.full(len(scores), -np.inf)
-    nxt = np.full(len(scores), -np.inf)
-    link = same_source_next[:-1]
-    prev[1:] = np.where(link, scores[:-1], -np.inf)
-    nxt[:-1] = np.where(link, scores[1:], -np.inf)
-    best = np.maximum(prev, nxt)
-    return np.where(np.isfinite(best), scores + weight * best, scores)
-
-
-def minmax(scores: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
-    """Scores of `ids` scaled to [0, 1] over those ids (1 for all when they tie); 0 elsewhere. Pure."""
-    out = np.zeros(n, dtype=np.float64)
-    ids = np.asarray(ids, dtype=np.int64)
-    if not len(ids):
-        return out
-    vals = scores[ids].astype(np.float64)
-    lo, hi = vals.min(), vals.max()
-    out[ids] = (vals - lo) / (hi - lo) if hi > lo else 1.0
-    return out
-
-
-def fuse(dense: np.ndarray, bm25: np.ndarray, dense_order: np.ndarray, bm25_order: np.ndarray,
-         params: SearchParams) -> np.ndarray:
-    """The fused score of every passage from the two retrievers' scores and orders (best first,
-    already restricted to allowed passages; bm25_order holds only positive BM25 scores). Pure.
-
-    rrf: Σ weight / (rrf_k + rank) over each retriever's top `candidates`.
-    convex: Σ weight × min-max-normalised score over each retriever's top `candidates`.
-    """
-    n = len(dense)
-    d_ids, b_ids = dense_order[: params.candidates], bm25_order[: params.candidates]
-    if params.fusion == "convex":
-        return params.dense_weight * minmax(dense, d_ids, n) + params.bm25_weight * minmax(bm25, b_ids, n)
-    if params.fusion == "cosine":
-        # dense cosines as they are (already on one scale across corpora) + BM25 relative to its best
-        top = float(bm25[b_ids[0]]) if len(b_ids) else 0.0
-        out = np.zeros(n, dtype=np.float64)
-        out[d_ids] = params.dense_weight * dense[d_ids]
-        if top > 0:
-            out[b_ids] += params.bm25_weight * bm25[b_ids] / top
-        return out
-    if params.fusion == "rrf":
-        return rrf([(d_ids, params.dense_weight), (b_ids, params.bm25_weight)], n, params.rrf_k)
-    raise ValueError(f"unknown fusion {params.fusion!r}: use 'rrf' or 'convex'")
-
-
-def feedback_query(query: np.ndarray, vectors: np.ndarray, weight: float) -> np.ndarray:
-    """Rocchio feedback: the unit vector of `query` + `weight` × the mean of `vectors` (the query
-    itself when there are none). Pure."""
-    if not len(vectors):
-        return query
-    moved = np.asarray(query, dtype=np.float32) + weight * np.asarray(vectors, dtype=np.float32).mean(axis=0)
-    return (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
-
-
-def rrf(rankings: Sequence[tuple[np.ndarray, float]], n: int, k: int = 60) -> np.ndarray:
-    """Reciprocal-rank fusion. `rankings` are (ids best first, weight); returns a score per id
-    (0 for ids in no ranking). Pure."""
-    fused = np.zeros(n, dtype=np.float64)
-    for ids, weight in rankings:
-        ids = np.asarray(ids, dtype=np.int64)
-        fused[ids] += weight / (k + np.arange(1, len(ids) + 1))
-    return fused
-
-
-def ranks_of(order: np.ndarray, n: int) -> np.ndarray:
-    """1-based rank of each id in `order`; 0 where an id is absent."""
-    ranks = np.zeros(n, dtype=np.int64)
-    ranks[np.asarray(order, dtype=np.int64)] = np.arange(1, len(order) + 1)
-    return ranks
-
-
-def source_mask(passages: Sequence[Passage], patterns: Sequence[str] | None) -> np.ndarray | None:
-    """Boolean mask of passages whose source matches any of `patterns`: a pattern that names a
-    source exactly selects that file only (picking `a.md` must not bring `data.md`); otherwise
-    a glob (`*.md`, `notes/*`), else a part of the path."""
-    if not patterns:
-        return None
-    pats = [p.strip() for p in patterns if p and p.strip()]
-    sources = {p.source for p in passages}
-
-    def match(source: str, pattern: str) -> bool:
-        if pattern in sources:
-            return source == pattern
-        if any(c in pattern for c in "*?["):
-            return fnmatch.fnmatch(source, pattern)
-        return pattern in source
-
-    allowed = {s for s in sources if any(match(s, p) for p in pats)}
-    return np.fromiter((p.source in allowed for p in passages), dtype=bool, count=len(passages))
+from .params import SearchParams
 
 
 class SentenceScores:
@@ -304,128 +44,85 @@ class SentenceScores:
     full array of the exact path, `scores[j]` is the cosine of the query with sentence j.
 
     Args:
-        vectors: all sentence vectors (memory-mapped); query: the query vector;
-        ids, cosines: sentence ids already scored (ascending) and their cosines.
+        reader: the index (sentence vectors of other ids are read from it on demand);
+        query: the query vector; ids, cosines: sentence ids already scored (ascending) and their cosines.
     """
 
-    def __init__(self, vectors, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray):
-        self._vectors = vectors
+    def __init__(self, reader: IndexReader, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray):
+        self._reader = reader
         self._query = query
         self._ids = ids
         self._cos = cosines
-
-    def __len__(self) -> int:
-        return len(self._vectors)
 
     def __getitem__(self, j) -> float:
         j = int(j)
         at = int(np.searchsorted(self._ids, j))
         if at < len(self._ids) and self._ids[at] == j:
             return float(self._cos[at])
-        return float(np.asarray(self._vectors[j], dtype=np.float32) @ self._query)
+        vector = self._reader.sentence_vectors(np.array([j], dtype=np.int64))[0]
+        return float(np.asarray(vector, dtype=np.float32) @ self._query)
 
 
 class Searcher:
-    """Hybrid search over one loaded index. Build once; `search` is cheap and thread-safe.
+    """Hybrid search over one open index. Build once; `search` is cheap and thread-safe.
 
-    On an exact (flat) index every passage and sentence is scored. On an approximate index
-    (`IndexData.vector_kind` "hnsw" or "ivf-sq8", large corpora) the candidates are the
-    `params.ann_candidates` best passages of the vector index and of BM25 (at least 2·k), their
-    sentences are scored from the memory-mapped sentence vectors, and fusion ranks them alone
-    (the title, neighbour and feedback options apply to exact indexes only; all are off by default).
-    On both, the top `params.rerank_depth` fused passages are then re-scored (`_rerank`).
+    On an exact reader (`reader.exact`, small corpora) every passage and sentence is scored. On
+    an approximate one the candidates are the `params.ann_candidates` best passages of the
+    vector search and of BM25 (at least 2·k), only their sentences are scored, and fusion ranks
+    them alone. On both, the top `params.rerank_depth` fused passages are then re-scored.
     """
 
-    def __init__(self, data, embedder, params: SearchParams = SearchParams()):
-        self.data = data
+    def __init__(self, reader: IndexReader, embedder, params: SearchParams = SearchParams()):
+        self.reader = reader
         self.embedder = embedder
         self.params = params
-        self.passages: list[Passage] = data.passages
-        self.exact = getattr(data, "vector_kind", "flat") == "flat"
-        spans = data.sentence_spans
-        # Sentence rows are grouped by passage, in passage order (see api.build_index).
-        self.sentence_passage = np.fromiter((s[0] for s in spans), dtype=np.int64, count=len(spans))
-        self._row = None
-        self._first_sentence = np.searchsorted(self.sentence_passage, np.arange(len(self.passages) + 1))
-        self._vectors = None
-        if self.exact and data.passage_index is not None:
-            from .store import flat_vectors
+        self.exact = reader.exact
+        self._n = len(reader)
+        self._vectors = self._sentences = self._first_sentence = None
+        if self.exact:  # small: plain in-memory copies, the fastest to score
+            self._vectors = np.array(reader.passage_vectors(None), dtype=np.float32)
+            self._sentences = reader.sentence_vectors(None)
+            starts, counts = reader.sentence_range(np.arange(self._n, dtype=np.int64))
+            self._first_sentence = np.append(starts, starts[-1] + counts[-1] if self._n else 0).astype(np.int64)
 
-            self._vectors = np.array(flat_vectors(data.passage_index))  # small: a plain, fast copy
-        self._title_vectors = None
-        self._same_next = None
+    def allowed_sources(self, patterns: Sequence[str] | None) -> set[str] | None:
+        """The indexed sources matching `patterns` (None: no restriction)."""
+        return match_sources(self.reader.sources(), patterns)
 
-    def sentence_scores(self, query: np.ndarray) -> np.ndarray:
-        """Cosine of the query with every stored sentence."""
-        if not len(self.sentence_passage):
-            return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.data.sentence_vectors @ query, dtype=np.float32)
-
-    def passage_scores(self, query: np.ndarray) -> np.ndarray:
-        """Cosine of the query with every passage vector (exact index)."""
-        if self._vectors is not None:
-            return np.asarray(self._vectors @ query, dtype=np.float32)
-        index = self.data.passage_index
-        n = index.ntotal
-        scores, ids = index.search(query.reshape(1, -1), n)
-        out = np.full(n, -1.0, dtype=np.float32)
-        valid = ids[0] >= 0
-        out[ids[0][valid]] = scores[0][valid]
-        return out
+    def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dense score per passage, cosine per sentence, cosine per passage) (exact reader)."""
+        passage_cos = np.asarray(self._vectors @ query, dtype=np.float32)
+        if len(self._sentences):
+            sent = np.asarray(self._sentences @ query, dtype=np.float32)
+        else:
+            sent = np.zeros(0, dtype=np.float32)
+        best_sentence = np.full(self._n, -1.0, dtype=np.float32)
+        if len(sent):  # sentences are grouped by passage: one max per passage's run of rows
+            has = np.diff(self._first_sentence) > 0
+            best_sentence[has] = np.maximum.reduceat(sent, self._first_sentence[:-1][has])
+        return dense_scores(passage_cos, best_sentence, self.params), sent, passage_cos
 
     def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores, np.ndarray]:
         """Best sentence cosine of each passage in `rows` (ascending; -1 where it has none),
         reading only their sentence vectors; those sentences' cosines; and the id of each
         passage's best sentence (the first of equals; -1 where it has none)."""
-        starts = self._first_sentence[rows]
-        counts = self._first_sentence[rows + 1] - starts
+        starts, counts = self.reader.sentence_range(rows)
         best = np.full(len(rows), -1.0, dtype=np.float32)
         best_ids = np.full(len(rows), -1, dtype=np.int64)
         offsets = np.cumsum(counts) - counts  # where each passage's sentences start in `ids`
         total = int(counts.sum())
         ids = np.repeat(starts - offsets, counts) + np.arange(total)
-        cos = np.asarray(self.data.sentence_vectors[ids], dtype=np.float32) @ query if total else np.zeros(0, np.float32)
+        if total:
+            cos = np.asarray(self.reader.sentence_vectors(ids), dtype=np.float32) @ query
+        else:
+            cos = np.zeros(0, np.float32)
         has = counts > 0
         if total:
             best[has] = np.maximum.reduceat(cos, offsets[has])
             segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
             at_max = np.flatnonzero(cos == best[has][segment])
             best_ids[has] = ids[at_max[np.unique(segment[at_max], return_index=True)[1]]]
-        return best, SentenceScores(self.data.sentence_vectors, query, ids, cos), best_ids
-
-    def title_scores(self, query: np.ndarray) -> np.ndarray:
-        """Cosine of the query with each passage's section title (0 without a title). The title
-        vectors are computed on first use, once per distinct title."""
-        if self._title_vectors is None:
-            titles = sorted({p.section for p in self.passages if p.section})
-            self._title_id = {t: i for i, t in enumerate(titles)}
-            self._title_vectors = self.embedder.encode_documents(titles) if titles else np.zeros((0, 1), np.float32)
-            self._passage_title = np.array([self._title_id.get(p.section, -1) for p in self.passages], dtype=np.int64)
-        if not len(self._title_vectors):
-            return np.zeros(len(self.passages), dtype=np.float32)
-        cos = np.append(self._title_vectors @ query, np.float32(0.0))
-        return cos[self._passage_title].astype(np.float32)
-
-    def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(dense score per passage, cosine per sentence, cosine per passage) for a query vector
-        (exact index)."""
-        n = len(self.passages)
-        p = self.params
-        passage_cos = self.passage_scores(query)
-        sent = self.sentence_scores(query)
-        best_sentence = np.full(n, -1.0, dtype=np.float32)
-        if len(sent):  # sentences are grouped by passage: one max per passage's run of rows
-            has = np.diff(self._first_sentence) > 0
-            best_sentence[has] = np.maximum.reduceat(sent, self._first_sentence[:-1][has])
-        dense = dense_scores(passage_cos, best_sentence, p)
-        if p.title_weight:
-            dense = dense + p.title_weight * self.title_scores(query)
-        if p.neighbour_weight:
-            if self._same_next is None:
-                sources = [x.source for x in self.passages]
-                self._same_next = np.array([a == b for a, b in zip(sources, sources[1:])] + [False], dtype=bool)
-            dense = with_neighbours(dense, self._same_next, p.neighbour_weight)
-        return dense, sent, passage_cos
+        return best, SentenceScores(self.reader, query, ids, cos), best_ids
 
     def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None,
                 best_ids=None) -> None:
@@ -441,22 +138,23 @@ class Searcher:
             return
         depth = min(p.rerank_depth, len(finite))
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
-        weights = bm25_idf(self.data.bm25, set(tokenize(question)))
+        weights = self.reader.bm25_idf(set(tokenize(question)))
         kinds = answer_types(question)
-        spans = self.data.sentence_spans
-        texts = []
-        for at in top:
-            i = int(rows[at]) if rows is not None else int(at)
-            passage = self.passages[i]
-            text = passage.text
+        top_rows = [int(rows[at]) if rows is not None else int(at) for at in top]
+        best = []
+        for at, i in zip(top, top_rows):
             if best_ids is not None:
-                best = int(best_ids[at])
+                best.append(int(best_ids[at]))
             else:  # the passage's best sentence by cosine (the first of equals)
                 first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
-                best = first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1
-            if best >= 0:
-                _, a, b = spans[best]
-                text = text[a - passage.start_char : b - passage.start_char]
+                best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
+        spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
+        texts = []
+        for passage, b in zip(self.reader.passages(top_rows), best):
+            text = passage.text
+            if b >= 0:
+                _, start, end = spans[b]
+                text = text[start - passage.start_char : end - passage.start_char]
             texts.append(text)
         bonus = [
             rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
@@ -464,64 +162,45 @@ class Searcher:
         ]
         fused[top] += bonus
 
-    def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> dict:
+    def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> ScoreParts:
         """Every score part for every passage (arrays indexed by passage row; on an approximate
-        index, for the candidates only, aligned with `parts["candidates"]`). `query_vector`:
-        the question's embedding when already computed (evaluation encodes queries in batches)."""
+        index, for the candidates only, aligned with `parts.candidates`). `sources`: patterns of
+        source paths to search (None: all). `query_vector`: the question's embedding when
+        already computed (evaluation encodes queries in batches)."""
         query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
+        allowed_sources = self.allowed_sources(sources)
         if not self.exact:
-            return self._score_candidates(question, query, sources, k)
+            return self._score_candidates(question, query, allowed_sources, k)
         p = self.params
-        n = len(self.passages)
+        n = self._n
         dense, sent, passage_cos = self._dense(query)
-        bm25 = bm25_scores(self.data.bm25, question)
-        mask = source_mask(self.passages, sources)
-        allowed = np.ones(n, dtype=bool) if mask is None else mask
+        bm25 = self.reader.bm25_scores(tokenize(question))
+        allowed = np.ones(n, dtype=bool) if allowed_sources is None else self.reader.source_mask(allowed_sources)
         bm25_order = np.argsort(-bm25, kind="stable")
         bm25_order = bm25_order[allowed[bm25_order] & (bm25[bm25_order] > 0)].astype(np.int64)
-
-        def dense_order_of(dense):
-            order = np.argsort(-dense, kind="stable")
-            return order[allowed[order]].astype(np.int64)
-
-        dense_order = dense_order_of(dense)
+        dense_order = np.argsort(-dense, kind="stable")
+        dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        first_dense = dense
-        if p.prf_weight > 0 and len(self.sentence_passage):
-            # Pseudo-relevance feedback: move the query towards the sentences of the top passages.
-            top = [i for i in np.argsort(-fused, kind="stable")[: p.prf_depth] if allowed[i]]
-            rows = [j for i in top for j in range(self._first_sentence[i], self._first_sentence[i + 1])]
-            query = feedback_query(query, np.asarray(self.data.sentence_vectors[rows]), p.prf_weight)
-            dense, sent, passage_cos = self._dense(query)
-            dense_order = dense_order_of(dense)
-            fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
         self._rerank(question, fused, passage_cos, sent)
-        return {
-            "query": query,
-            "dense": dense,
-            "question_dense": first_dense,  # dense scores of the question itself (before feedback)
-            "bm25": bm25,
-            "sentence": sent,
-            "fused": fused,
-            "dense_rank": ranks_of(dense_order, n),
-            "bm25_rank": ranks_of(bm25_order, n),
-            "allowed": allowed,
-        }
+        return ScoreParts(
+            query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
+            dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
+        )
 
-    def _score_candidates(self, question: str, query: np.ndarray, sources, k: int) -> dict:
-        """`score` on an approximate index: only candidates are scored. `parts["candidates"]`
+    def _score_candidates(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
+                          k: int) -> ScoreParts:
+        """`score` on an approximate index: only candidates are scored. `parts.candidates`
         holds their passage rows (ascending); "dense", "bm25", "fused", the ranks and "allowed"
         are aligned with it rather than sized to the corpus (half a dozen corpus-sized arrays
         cost ~6 ms per query at 1,000,000 passages); ranks are ranks among the candidates."""
-        from .store import search_vectors
-
         p = self.params
         c = max(p.ann_candidates, 2 * k)
-        mask = source_mask(self.passages, sources)
-        ann_ids, ann_cos = search_vectors(self.data.passage_index, query, c, mask)
-        all_bm25 = bm25_scores(self.data.bm25, question)
-        ok = all_bm25 > 0 if mask is None else (all_bm25 > 0) & mask
+        ann_ids, ann_cos = self.reader.search(query, c, allowed_sources)
+        all_bm25 = self.reader.bm25_scores(tokenize(question))
+        ok = all_bm25 > 0
+        if allowed_sources is not None:
+            ok &= self.reader.source_mask(allowed_sources)
         pool = np.flatnonzero(ok)
         if len(pool) > c:
             pool = pool[np.argpartition(-all_bm25[pool], c - 1)[:c]]
@@ -529,8 +208,8 @@ class Searcher:
         from_ann = first < len(ann_ids)
         passage_cos = np.full(len(rows), -1.0, dtype=np.float32)
         passage_cos[from_ann] = ann_cos[first[from_ann]]
-        if not from_ann.all():  # BM25 candidates the vector index did not return
-            passage_cos[~from_ann] = self.data.passage_index.reconstruct_batch(rows[~from_ann]) @ query
+        if not from_ann.all():  # BM25 candidates the vector search did not return
+            passage_cos[~from_ann] = self.reader.passage_vectors(rows[~from_ann]) @ query
         best, sentence_cos, best_ids = self.best_sentences(query, rows)
         dense = dense_scores(passage_cos, best, p)
         bm25 = all_bm25[rows]
@@ -541,54 +220,50 @@ class Searcher:
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
         self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids)
-        return {
-            "query": query,
-            "dense": dense,
-            "bm25": bm25,
-            "sentence": sentence_cos,
-            "fused": fused,
-            "dense_rank": ranks_of(dense_order, len(rows)),
-            "bm25_rank": ranks_of(bm25_order, len(rows)),
-            "allowed": np.ones(len(rows), dtype=bool),  # candidates are allowed passages only
-            "candidates": rows,
-        }
+        return ScoreParts(
+            query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
+            dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
+            allowed=np.ones(len(rows), dtype=bool),  # candidates are allowed passages only
+            candidates=rows,
+        )
 
     def search(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:
         """The top `k` passages for `question`, best first, each with its score parts."""
-        hits, _ = self.search_with_scores(question, k, sources)
+        hits, _, _ = self.search_with_scores(question, k, sources)
         return hits
 
-    def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], dict]:
+    def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], ScoreParts, np.ndarray]:
+        """(hits, their score parts, the passage row of each hit)."""
         parts = self.score(question, sources, k)
-        allowed = int(parts["allowed"].sum())
+        allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
-        if "candidates" in parts:  # approximate index: parts are aligned with the candidates
-            at = np.lexsort((parts["candidates"], -parts["fused"]))[:k]
-            order = parts["candidates"][at]
+        if parts.candidates is not None:  # approximate index: parts are aligned with the candidates
+            at = np.lexsort((parts.candidates, -parts.fused))[:k]
+            order = parts.candidates[at]
         else:
-            order = at = np.argsort(-parts["fused"], kind="stable")[:k]
+            order = at = np.argsort(-parts.fused, kind="stable")[:k]
         hits = []
-        for rank, (i, j) in enumerate(zip(order, at), start=1):
-            passage = self.passages[i]
+        for rank, (passage, j) in enumerate(zip(self.reader.passages(order), at), start=1):
             hits.append(
                 Hit(
                     **passage.__dict__,
                     rank=rank,
-                    score=round(float(parts["fused"][j]), 6),
-                    dense=round(float(parts["dense"][j]), 6),
-                    bm25=round(float(parts["bm25"][j]), 6),
-                    dense_rank=int(parts["dense_rank"][j]) or None,
-                    bm25_rank=int(parts["bm25_rank"][j]) or None,
+                    score=round(float(parts.fused[j]), 6),
+                    dense=round(float(parts.dense[j]), 6),
+                    bm25=round(float(parts.bm25[j]), 6),
+                    dense_rank=int(parts.dense_rank[j]) or None,
+                    bm25_rank=int(parts.bm25_rank[j]) or None,
                 )
             )
-        return hits, parts
+        return hits, parts, np.asarray(order, dtype=np.int64)
 
-    def row_of(self, hit: Passage) -> int:
-        """The store row of a passage returned by this searcher."""
-        if self._row is None:  # built on first use: a large index pays for it only when asked
-            self._row = {(p.source, p.start_char, p.end_char): i for i, p in enumerate(self.passages)}
-        return self._row[(hit.source, hit.start_char, hit.end_char)]
-
-    def sentences_of(self, row: int) -> list[int]:
-        """Sentence ids (rows of the sentence table) inside passage `row`."""
-        return list(range(self._first_sentence[row], self._first_sentence[row + 1]))
+    def hit_sentences(self, rows: np.ndarray, parts: ScoreParts) -> list[list[tuple[int, int, float]]]:
+        """For each passage row (of the hits), its sentences as (start_char, end_char, cosine
+        with the question), in text order: what `qa.answer` decides with."""
+        starts, counts = self.reader.sentence_range(np.asarray(rows, dtype=np.int64))
+        out = []
+        for s, c in zip(starts, counts):
+            ids = list(range(int(s), int(s + c)))
+            spans = self.reader.sentence_spans(ids) if ids else []
+            out.append([(a, b, float(parts.sentence[j])) for j, (_, a, b) in zip(ids, spans)])
+        return out

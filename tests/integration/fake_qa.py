@@ -1,6 +1,6 @@
 """`qa` with the FakeEmbedder, for tests that need a real separate process (kill, lock, watch).
 
-    python tests/fake_qa.py index -q        # like `qa index -q`, embedding with FakeEmbedder
+    python tests/integration/fake_qa.py index -q        # like `qa index -q`, embedding with FakeEmbedder
 
 QA_TEST_PAUSE_AT=<point> makes the build print "PAUSED <point>" on stderr and sleep there
 (QA_TEST_PAUSE_SECONDS, default 120), so a test can kill or interrupt it at that moment. Points, in build order:
@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))  # the repository (qa)
+sys.path.insert(0, str(HERE.parent))  # tests/ (conftest)
 
-import qa.api  # noqa: E402
-import qa.store  # noqa: E402
+import qa.build  # noqa: E402
+import qa.store.local.generations as generations  # noqa: E402
 from conftest import FakeEmbedder  # noqa: E402
 
 POINT = os.environ.get("QA_TEST_PAUSE_AT", "")
@@ -54,14 +54,14 @@ def wrap(module, name, point, after=True, when=lambda *a: True):
 
 
 embedder = PausingEmbedder()
-qa.api.get_embedder = lambda name: embedder
-wrap(qa.store, "_write_sqlite", "sqlite")
-wrap(qa.store, "_fsync_tree", "fsync", after=False)
-wrap(qa.store.os, "rename", "rename", when=lambda src, dst: Path(dst).name.startswith("gen-"))
-wrap(qa.store, "_prune", "swap", after=False)
+qa.build.get_embedder = lambda name: embedder
+wrap(generations, "write_sqlite", "sqlite")
+wrap(generations, "_fsync_tree", "fsync", after=False)
+wrap(generations.os, "rename", "rename", when=lambda src, dst: Path(dst).name.startswith("gen-"))
+wrap(generations, "_prune", "swap", after=False)
 
 if __name__ == "__main__":
-    from qa.cli import main
+    from qa.frontends.cli import main
 
     os.environ.setdefault("QA_MODEL", FakeEmbedder.name)
     sys.exit(main(sys.argv[1:]))

@@ -9,6 +9,7 @@ import qa
 from qa.api import Retriever, build_index, ensure_index, index_state
 from qa.config import Settings
 from qa.errors import BadInput, CorpusEmpty, EmptyQuestion, IndexMismatch, IndexMissing
+from conftest import all_passages
 
 
 def _file_text(settings, source):
@@ -22,8 +23,8 @@ def test_build_then_load_round_trip(settings, fake_embedder):
     assert retriever.manifest["model"] == "fake-embedder"
     assert retriever.manifest["dim"] == 64
     assert set(retriever.manifest["files"]) == {"garden.txt", "sub/boats.md"}
-    assert len(retriever.data.passages) == report.passages
-    for p in retriever.data.passages:
+    assert len(all_passages(retriever.reader)) == report.passages
+    for p in all_passages(retriever.reader):
         assert p.text == _file_text(settings, p.source)[p.start_char : p.end_char]
 
 
@@ -57,7 +58,7 @@ def test_hit_fields_and_json_shape(settings, fake_embedder):
 def test_k_is_clamped_to_corpus_and_validated(settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
     retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
-    n = len(retriever.data.passages)
+    n = len(all_passages(retriever.reader))
     assert len(retriever.search("garden", k=100)) == n
     for bad in (0, -1, 10**9, 2.5, "many", None):
         with pytest.raises(BadInput):
@@ -127,12 +128,14 @@ def test_changed_corpus_is_detected_and_rebuilt(settings, fake_embedder):
 
 
 def test_module_level_retrieve_uses_environment(settings, fake_embedder, monkeypatch):
-    import qa.api
+    import qa.build
+    import qa.retriever
 
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     hits = qa.retrieve("Guided tours start at the gate", k=2)
     assert hits[0].section == "Visitors" and hits[0].source == "garden.txt"
     answer = qa.ask("Guided tours start at the gate", k=2)
@@ -167,19 +170,21 @@ def test_links_out_of_the_corpus_are_not_indexed(settings, fake_embedder, tmp_pa
     report = build_index(settings, embedder=fake_embedder)
     retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
     assert "link.txt" not in retriever.manifest["files"] and "inside.txt" in retriever.manifest["files"]
-    assert all("vault" not in p.text for p in retriever.data.passages)
+    assert all("vault" not in p.text for p in all_passages(retriever.reader))
     assert "link.txt" in caplog.text and report.files == 3
 
 
 def test_threads_using_the_index_for_the_first_time_share_one_build(settings, fake_embedder, monkeypatch):
     import threading
 
-    import qa.api
+    import qa.build
+    import qa.retriever
 
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     results, errors = [], []
 
     def worker():

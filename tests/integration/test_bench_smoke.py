@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from bench import report, scale, warm
-from qa import store
+from qa.store.local import vectors as store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_synthetic_corpus_is_deterministic_and_its_sentences_are_exact_spans():
@@ -32,7 +32,7 @@ def test_scale_build_and_query_at_a_tiny_size(tmp_path):
     assert measured["vector_search"]["n"] == scale.QUERIES
     assert measured["retriever_search_without_encoding"]["n"] == scale.QUERIES
     assert 1.0 <= measured["vector_fraction_of_flat_float32"] < 1.01
-    from qa.store import load_index
+    from qa.store.local.generations import load_index
 
     data = load_index(tmp_path / "index")
     p = data.passages[7]

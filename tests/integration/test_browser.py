@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from qa.api import Retriever, build_index
+from qa.build import build_index
+from qa.retriever import Retriever
 from qa.config import Settings
 
 from conftest import FakeEmbedder

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ["torch", "sentence_transformers", "transformers", "gradio", "faiss", "onnxruntime"]
 REPORT = f"import json, sys; print('\\nLOADED=' + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
 
@@ -30,24 +30,24 @@ def test_import_qa_loads_no_heavy_module():
 
 
 def test_help_loads_no_heavy_module():
-    code = "from qa.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    code = "from qa.frontends.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     assert _loaded(code) == []
 
 
 def test_ask_help_loads_no_heavy_module():
-    code = "from qa.cli import main\ntry:\n    main(['ask', '--help'])\nexcept SystemExit:\n    pass"
+    code = "from qa.frontends.cli import main\ntry:\n    main(['ask', '--help'])\nexcept SystemExit:\n    pass"
     assert _loaded(code) == []
 
 
 @pytest.mark.model
 def test_ask_with_a_built_index_imports_neither_torch_nor_sentence_transformers(tmp_path, real_embedder):
-    from qa.api import build_index
+    from qa.build import build_index
     from qa.config import Settings
 
     settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp_path / "index")
     build_index(settings, embedder=real_embedder)
     code = (
-        "import io, contextlib\nfrom qa.cli import main\nbuf = io.StringIO()\n"
+        "import io, contextlib\nfrom qa.frontends.cli import main\nbuf = io.StringIO()\n"
         f"with contextlib.redirect_stdout(buf):\n    rc = main(['ask', 'Who leads the NCRI?', '--json', "
         f"'--index', {str(settings.index_dir)!r}, '--corpus', {str(settings.corpus_dir)!r}])\n"
         "assert rc == 0, rc\nanswer = json.loads(buf.getvalue())\n"

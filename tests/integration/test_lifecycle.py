@@ -14,15 +14,19 @@ import numpy as np
 import pytest
 
 import qa
-import qa.api
-from qa.api import Retriever, build_index, default_retriever, watch
+import qa.build
+import qa.retriever
+from qa.build import build_index, watch
+from qa.retriever import Retriever, default_retriever
 from qa.chunking import chunk_document, split_sentences
-from qa.cli import main
+from qa.frontends.cli import main
 from qa.config import ChunkSettings, Settings
 from qa.documents import read_document
 from qa.errors import BadInput, IndexLocked
-from qa.search import embedding_text
-from qa.store import build_lock, current_generation, load_index, read_manifest
+from qa.embedding import embedding_text
+from qa.store.local.generations import build_lock, current_generation, load_index, read_manifest
+
+from conftest import all_passages
 
 HERE = Path(__file__).resolve().parent
 BEES = "Bees\n\nThe bees live in three hives by the north wall. Their honey is sold in June.\n"
@@ -45,7 +49,7 @@ def texts_of(settings, source, chunking=ChunkSettings()):
 
 def stored(settings):
     data = load_index(settings.index_dir)
-    return data, [(p.source, p.start_char, p.end_char, p.text) for p in data.passages]
+    return data, [(p.source, p.start_char, p.end_char, p.text) for p in all_passages(data)]
 
 
 # --- incremental builds -------------------------------------------------------------------
@@ -91,10 +95,13 @@ def test_incremental_equals_full_build(settings, fake_embedder, tmp_path):
     build_index(full, embedder=fake_embedder)
     ref, ref_rows = stored(full)
     assert inc_rows == ref_rows
-    assert inc.sentence_spans == ref.sentence_spans
+    n_sentences = inc.manifest.sentences
+    assert n_sentences == ref.manifest.sentences
+    assert inc.sentence_spans(range(n_sentences)) == ref.sentence_spans(range(n_sentences))
     assert np.array_equal(np.load(inc.path / "passages.npy"), np.load(ref.path / "passages.npy"))
-    assert np.array_equal(np.asarray(inc.sentence_vectors), np.asarray(ref.sentence_vectors))
-    assert inc.bm25.scores["num_docs"] == ref.bm25.scores["num_docs"] == len(inc_rows)
+    assert np.array_equal(np.asarray(inc.sentence_vectors(None)), np.asarray(ref.sentence_vectors(None)))
+    assert len(inc) == len(ref) == len(inc_rows)
+    assert inc.bm25_scores(["bee"]).tolist() == ref.bm25_scores(["bee"]).tolist()
 
 
 def test_deleted_file_leaves_faiss_bm25_and_store_together(settings, fake_embedder):
@@ -105,7 +112,7 @@ def test_deleted_file_leaves_faiss_bm25_and_store_together(settings, fake_embedd
     assert report.removed == ["sub/boats.md"] and fake_embedder.batches == []
     data, rows = stored(settings)
     assert {r[0] for r in rows} == {"garden.txt"}
-    assert data.passage_index.ntotal == len(rows) == int(data.bm25.scores["num_docs"]) == data.manifest["passages"]
+    assert data.passage_index.ntotal == len(rows) == int(data._bm25.scores["num_docs"]) == data.manifest["passages"]
     assert list(data.manifest["files"]) == ["garden.txt"]
     hits = Retriever.load(settings.index_dir, embedder=fake_embedder).search("boats race lighthouse silver cup", k=10)
     assert {h.source for h in hits} == {"garden.txt"}
@@ -132,7 +139,8 @@ def test_renamed_file_reuses_its_vectors(settings, fake_embedder):
 
 
 def test_model_or_chunking_change_forces_full_rebuild_and_says_so(settings, fake_embedder, monkeypatch, capsys):
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     args = ["index", "-q", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
     assert main([*args, "--model", "fake-embedder"]) == 0
     all_texts = sorted(texts_of(settings, "garden.txt") + texts_of(settings, "sub/boats.md"))
@@ -155,7 +163,8 @@ def test_model_or_chunking_change_forces_full_rebuild_and_says_so(settings, fake
 
 
 def test_incremental_summary_on_the_command_line(settings, fake_embedder, monkeypatch, capsys):
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     args = ["index", "-q", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake-embedder"]
     main(args)
     (settings.corpus_dir / "bees.txt").write_text(BEES, encoding="utf-8")
@@ -347,7 +356,7 @@ def test_ctrl_c_during_a_watch_build_lets_it_finish(settings, fake_embedder):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and err.strip() == "Stopped watching."
     assert out.startswith("Indexed 2 files: ")  # the build completed and is live
-    assert {p.source for p in Retriever.load(settings.index_dir, embedder=fake_embedder).data.passages} == {
+    assert {p.source for p in all_passages(Retriever.load(settings.index_dir, embedder=fake_embedder).reader)} == {
         "garden.txt", "sub/boats.md"}
 
 
@@ -371,7 +380,8 @@ def test_second_ctrl_c_abandons_the_watch_build(settings, fake_embedder):
 
 
 def test_running_retriever_picks_up_a_new_index(settings, fake_embedder, monkeypatch):
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     build_index(settings, embedder=fake_embedder)
     first = default_retriever(settings)
     assert "bees.txt" not in first.sources()
@@ -387,7 +397,8 @@ def test_running_retriever_picks_up_a_new_index(settings, fake_embedder, monkeyp
 
 
 def test_damaged_new_generation_is_not_swapped_in(settings, fake_embedder, monkeypatch, caplog):
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     build_index(settings, embedder=fake_embedder)
     first = default_retriever(settings)
     (settings.corpus_dir / "bees.txt").write_text(BEES, encoding="utf-8")
@@ -396,7 +407,7 @@ def test_damaged_new_generation_is_not_swapped_in(settings, fake_embedder, monke
         f.truncate(10)
     assert default_retriever(settings) is first
     assert default_retriever(settings) is first
-    warnings = [r.getMessage() for r in caplog.records if r.name == "qa.api"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "qa.retriever"]
     assert len(warnings) == 1 and "could not load the new index" in warnings[0] and "passages.faiss" in warnings[0]
     build_index(settings, embedder=fake_embedder, full=True)  # repaired: swapped in at the next query
     assert "bees.txt" in default_retriever(settings).sources()
@@ -416,7 +427,8 @@ def test_sources_filter_in_ask_retrieve_and_cli(settings, fake_embedder, monkeyp
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     hits = qa.retrieve("boats race roses watered", k=5, sources=["garden.txt"])
     assert hits and {h.source for h in hits} == {"garden.txt"}
     assert main(["ask", "roses", "--source", "boats", "--json"]) == 0
@@ -426,7 +438,8 @@ def test_sources_filter_in_ask_retrieve_and_cli(settings, fake_embedder, monkeyp
 
 
 def test_status_text_and_json(settings, fake_embedder, monkeypatch, capsys):
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake-embedder"]
     assert main(["status", *args]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "state:    missing (no index: run `qa index`)"
@@ -464,7 +477,8 @@ def test_status_text_and_json(settings, fake_embedder, monkeypatch, capsys):
 def test_queries_during_rebuilds_answer_from_one_whole_index(settings, fake_embedder, monkeypatch):
     """Threads keep asking through the shared retriever while builds swap indexes: every answer
     comes from one complete index (its passages are exact spans of a version of the file)."""
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     build_index(settings, embedder=fake_embedder)
     bees = settings.corpus_dir / "bees.txt"
     versions = {BEES, BEES.replace("three", "four")}

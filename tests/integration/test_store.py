@@ -6,11 +6,13 @@ import sqlite3
 
 import pytest
 
-import qa.api
-from qa.api import Retriever, build_index
-from qa.cli import main
+import qa.build
+import qa.retriever
+from qa.build import build_index
+from qa.retriever import Retriever
+from qa.frontends.cli import main
 from qa.errors import IndexCorrupt, IndexMissing
-from qa.store import (
+from qa.store.local.generations import (
     FORMAT_VERSION,
     current_generation,
     list_sources,
@@ -18,6 +20,8 @@ from qa.store import (
     passages_of,
     read_manifest,
 )
+
+from conftest import all_passages
 
 INDEX_FILES = ["manifest.json", "passages.sqlite", "passages.faiss", "passages.npy", "sentences.npy"]
 
@@ -28,7 +32,8 @@ def _bm25_files(gen):
 
 @pytest.fixture
 def built(settings, fake_embedder, monkeypatch):
-    monkeypatch.setattr(qa.api, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
@@ -57,11 +62,11 @@ def test_passage_store_is_sqlite_and_queryable_by_source(built):
     con.close()
     data = load_index(built.index_dir)
     counts = {}
-    for p in data.passages:
+    for p in all_passages(data):
         counts[p.source] = counts.get(p.source, 0) + 1
     assert list_sources(built.index_dir) == sorted(counts.items())
     boats = passages_of(built.index_dir, "sub/boats.md")
-    assert boats == [p for p in data.passages if p.source == "sub/boats.md"]
+    assert boats == [p for p in all_passages(data) if p.source == "sub/boats.md"] == data.passages_of("sub/boats.md")
     text = (built.corpus_dir / "sub/boats.md").read_text(encoding="utf-8")
     assert [p.text for p in boats] == [text[p.start_char : p.end_char] for p in boats]
     assert boats[0].section == "Boats of the harbour" and boats[0].start_line == 3

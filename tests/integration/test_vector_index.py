@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa import store
-from qa.api import Retriever, build_index
+from qa.store.local import vectors as store
+from qa.build import build_index
+from qa.retriever import Retriever
+from conftest import all_passages
 
 
 def _clustered(n: int, dim: int = 32, clusters: int = 20, seed: int = 0) -> np.ndarray:
@@ -95,14 +97,14 @@ def test_approximate_index_returns_the_exact_results_when_candidates_cover_the_c
 
     build_index(settings, embedder=fake_embedder)
     exact = Retriever.load(settings.index_dir, embedder=fake_embedder)
-    assert exact.data.vector_kind == "flat" and exact.manifest["vector_index"] == "flat"
+    assert exact.reader.vector_kind == "flat" and exact.manifest["vector_index"] == "flat"
     monkeypatch.setattr(store, "EXACT_MAX", limits[0])
     monkeypatch.setattr(store, "HNSW_MAX", limits[1])
     other = replace(settings, index_dir=tmp_path / "approx")
     build_index(other, embedder=fake_embedder)
     approx = Retriever.load(other.index_dir, embedder=fake_embedder)
-    assert approx.data.vector_kind == kind and approx.manifest["vector_index"] == kind
-    assert approx.data.sentence_vectors.dtype == (np.float16 if kind == "ivf-sq8" else np.float32)
+    assert approx.reader.vector_kind == kind and approx.manifest["vector_index"] == kind
+    assert approx.reader.sentence_vectors(np.array([0])).dtype == (np.float16 if kind == "ivf-sq8" else np.float32)
     for question in ["Guided tours start at the gate", "boats on the lake", "roses"]:
         assert _hits(approx, question, k=5) == _hits(exact, question, k=5)
         assert _hits(approx, question, k=3, sources=["sub/*"]) == _hits(exact, question, k=3, sources=["sub/*"])
@@ -112,7 +114,7 @@ def test_approximate_index_returns_the_exact_results_when_candidates_cover_the_c
     # Evaluation ranks documents from the score parts, which cover only the candidates here.
     from qa.evaluation import doc_ranking
 
-    docs = {p.source: p.source for p in exact.data.passages}
+    docs = {p.source: p.source for p in all_passages(exact.reader)}
 
     def ranking(retriever):
         parts = retriever.searcher.score("boats on the lake", sources=["sub/*"], k=5)
@@ -140,18 +142,18 @@ def test_vector_file_reads_rows_and_runs_without_mapping(tmp_path):
 
 
 def test_best_sentences_gives_each_passages_best_sentence_first_of_equals():
-    from types import SimpleNamespace
-
     from qa.schema import Passage
     from qa.search import Searcher
+    from qa.store.base import IndexData
+    from qa.store.memory import MemoryReader
 
     # 4 passages with 2, 1, 3 and 2 sentences; 2-d vectors so cosines are easy to read.
     owners = [0, 0, 1, 2, 2, 2, 3, 3]
     vectors = np.array([[0.1, 0], [0.5, 0], [0.9, 0], [0.3, 0], [0.7, 0], [0.7, 0], [0.2, 0], [0.6, 0]], np.float32)
     passages = [Passage(text="x", source="a.txt", section="", start_line=1, end_line=1, start_char=0, end_char=1)] * 4
-    data = SimpleNamespace(passages=passages, sentence_spans=[(o, 0, 1) for o in owners], sentence_vectors=vectors,
-                           passage_index=None, vector_kind="hnsw")
-    searcher = Searcher(data, embedder=None)
+    data = IndexData(manifest=None, passages=passages, passage_vectors=np.zeros((4, 2), np.float32),
+                     sentence_spans=[(o, 0, 1) for o in owners], sentence_vectors=vectors)
+    searcher = Searcher(MemoryReader(data), embedder=None)
     best, cos, ids = searcher.best_sentences(np.array([1.0, 0.0], np.float32), np.array([0, 2, 3]))
     assert best.tolist() == pytest.approx([0.5, 0.7, 0.6])
     assert ids.tolist() == [1, 4, 7]  # passage 2: sentences 4 and 5 tie; the first wins

@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from qa import web
-from qa.answer import render_html, to_json
-from qa.api import Retriever, build_index
+from qa.frontends import web
+from qa.render import render_html, to_json
+from qa.build import build_index
+from qa.retriever import Retriever
 from qa.config import Settings
 
 from conftest import DATA, FakeEmbedder
@@ -133,7 +134,7 @@ def _fuzz_cases(n: int):
     """The bad-input generator of bench/load.py (one copy, shared with the 1,000-case run)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_load", Path(__file__).parent.parent / "bench" / "load.py")
+    spec = importlib.util.spec_from_file_location("bench_load", Path(__file__).resolve().parents[2] / "bench" / "load.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.fuzz_cases(n)
@@ -315,7 +316,8 @@ def test_parse_auth():
 
 def test_serve_warns_for_other_hosts_and_never_shares(monkeypatch, settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
-    monkeypatch.setattr("qa.api.get_embedder", lambda name=None: fake_embedder)
+    monkeypatch.setattr("qa.build.get_embedder", lambda name=None: fake_embedder)
+    monkeypatch.setattr("qa.retriever.get_embedder", lambda name=None: fake_embedder)
     launched = []
     monkeypatch.setattr(web, "launch", lambda demo, **kw: launched.append(kw))
     said = []
@@ -329,7 +331,7 @@ def test_serve_warns_for_other_hosts_and_never_shares(monkeypatch, settings, fak
 
 
 def test_cli_serve_rejects_malformed_auth(monkeypatch, settings, fake_embedder, capsys):
-    from qa.cli import main
+    from qa.frontends.cli import main
 
     build_index(settings, embedder=fake_embedder)
     monkeypatch.setenv("QA_AUTH", "no-colon")
@@ -341,7 +343,8 @@ def test_cli_serve_rejects_malformed_auth(monkeypatch, settings, fake_embedder, 
 def test_running_server_picks_up_a_rebuilt_index(monkeypatch, settings, fake_embedder):
     from gradio_client import Client
 
-    monkeypatch.setattr("qa.api.get_embedder", lambda name=None: fake_embedder)
+    monkeypatch.setattr("qa.build.get_embedder", lambda name=None: fake_embedder)
+    monkeypatch.setattr("qa.retriever.get_embedder", lambda name=None: fake_embedder)
     build_index(settings, embedder=fake_embedder)
     demo, url = start(settings)  # no retriever: api.default_retriever, reloaded on a new index
     try:

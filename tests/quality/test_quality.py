@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from qa.api import Retriever
+from qa.retriever import Retriever
 from qa.evaluation import read_qa, run_qa
 
 pytestmark = pytest.mark.model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEED_DEV = ROOT.parent / "shared" / "eval" / "seed_dev.jsonl"
 EXTRA = ROOT / "bench" / "dev_extra.jsonl"
 

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from qa.answer import _supported, render_text, to_json, word_coverage
-from qa.api import Retriever, build_index
-from qa.schema import Hit
-from qa.search import SearchParams
+from qa.answer import FoundRule, supported, word_coverage
+from qa.render import render_text, to_json
+from qa.build import build_index
+from qa.retriever import Retriever
+from qa.schema import Hit, ScoreParts
 
 
 def _hit(text: str, section: str = "", dense: float = 0.5) -> Hit:
@@ -25,27 +26,29 @@ def test_word_coverage_counts_content_words_of_the_best_passage():
     assert word_coverage("Who is it?", hits) == 0.0  # no content word at all
 
 
-def _parts(dense):
+def _parts(dense, allowed=None):
     dense = np.asarray(dense, dtype=np.float32)
-    return {"dense": dense, "allowed": np.ones(len(dense), dtype=bool)}
+    allowed = np.ones(len(dense), dtype=bool) if allowed is None else np.asarray(allowed)
+    return ScoreParts(query=None, dense=dense, question_dense=dense, bm25=None, sentence=None, fused=None,
+                      dense_rank=None, bm25_rank=None, allowed=allowed)
 
 
 def test_supported_by_dense_threshold_or_words():
-    params = SearchParams(found_threshold=0.5, found_threshold_words=0.3, found_coverage=0.5)
+    params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     hits = [_hit("The roses are watered at six.")]
-    assert _supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
+    assert supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
     # below the threshold, but every content word is in the top passage
-    assert _supported("When are the roses watered?", hits, _parts([0.35]), params)
+    assert supported("When are the roses watered?", hits, _parts([0.35]), params)
     # below the threshold and the passage holds 1 of 3 content words
-    assert not _supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
+    assert not supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
     # too far below for words to matter
-    assert not _supported("When are the roses watered?", hits, _parts([0.25]), params)
+    assert not supported("When are the roses watered?", hits, _parts([0.25]), params)
 
 
 def test_supported_ignores_passages_outside_the_source_filter():
-    params = SearchParams(found_threshold=0.5, found_threshold_words=0.3, found_coverage=0.5)
-    parts = {"dense": np.array([0.9, 0.1], dtype=np.float32), "allowed": np.array([False, True])}
-    assert not _supported("zebra?", [_hit("Nothing here.")], parts, params)
+    params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
+    parts = _parts([0.9, 0.1], [False, True])
+    assert not supported("zebra?", [_hit("Nothing here.")], parts, params)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from qa.chunking import chunk_document, find_headings, find_sections, split_sent
 from qa.config import ChunkSettings
 from qa.schema import Document
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _doc(text: str, source: str = "doc.txt") -> Document:

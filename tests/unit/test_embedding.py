@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import onnx_encoder as ox
+from qa.embedding import onnx as ox
 from qa.embedding import SentenceTransformerEmbedder, bundled_model_path
 
 

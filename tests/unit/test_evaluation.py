@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from qa.cli import main
+from qa.frontends.cli import main
 from qa.errors import BadInput
 from qa.evaluation import (
     CachedEmbedder,

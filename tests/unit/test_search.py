@@ -1,4 +1,4 @@
-"""The pure scoring and fusion functions of search.py, on hand-made arrays."""
+"""The pure scoring and fusion functions of qa.search (fusion.py), on hand-made arrays."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ import pytest
 from qa.search import (
     SearchParams,
     answer_types,
-    bm25_idf,
     dense_scores,
     fuse,
     held_types,
-    minmax,
+    match_sources,
     ranks_of,
     rerank_bonus,
     rrf,
-    tokenize,
-    with_neighbours,
     word_share,
 )
-
-
-def test_tokenize_stems_and_drops_stop_words():
-    assert tokenize("The residents of the camps, in the attacks") == ["resid", "camp", "attack"]
-    assert tokenize("a 7 b") == ["7"]
 
 
 def test_rrf_weights_and_constant():
@@ -37,40 +29,20 @@ def test_ranks_of():
     assert ranks_of(np.array([3, 1]), 4).tolist() == [0, 2, 0, 1]
 
 
-def test_minmax_over_given_ids_only():
-    scores = np.array([0.2, 0.8, 0.5, 0.9])
-    assert minmax(scores, np.array([1, 2, 0]), 4).tolist() == pytest.approx([0.0, 1.0, 0.5, 0.0])
-    assert minmax(scores, np.array([2]), 4).tolist() == [0.0, 0.0, 1.0, 0.0]
-    assert minmax(scores, np.array([], dtype=int), 4).tolist() == [0.0] * 4
-
-
-def test_dense_scores_max_and_mix():
+def test_dense_scores_max_of_passage_and_weighted_sentence():
     passage = np.array([0.5, 0.3, 0.4], dtype=np.float32)
     sentence = np.array([0.4, 0.6, -1.0], dtype=np.float32)  # passage 2 has no sentence vector
     assert dense_scores(passage, sentence, SearchParams(sentence_weight=1.0)).tolist() == pytest.approx([0.5, 0.6, 0.4])
-    assert dense_scores(passage, sentence, SearchParams(sentence_weight=1.1, sentence_mix=0)).tolist() == pytest.approx(
-        [0.5, 0.66, 0.4]
-    )
-    mixed = dense_scores(passage, sentence, SearchParams(sentence_mix=0.25))
-    assert mixed.tolist() == pytest.approx([0.475, 0.375, 0.4])
+    assert dense_scores(passage, sentence, SearchParams(sentence_weight=1.1)).tolist() == pytest.approx([0.5, 0.66, 0.4])
 
 
-def test_with_neighbours_stays_inside_a_file():
-    scores = np.array([1.0, 2.0, 4.0, 8.0])
-    same_next = np.array([True, False, True, False])  # files: [0, 1] and [2, 3]
-    assert with_neighbours(scores, same_next, 0.5).tolist() == [2.0, 2.5, 8.0, 10.0]
-    assert with_neighbours(scores, same_next, 0.0) is scores
-
-
-def test_fuse_convex_normalises_each_retriever_over_its_candidates():
+def test_fuse_cosine_adds_bm25_relative_to_the_best():
     dense = np.array([0.9, 0.5, 0.7, 0.1])
-    bm25 = np.array([0.0, 6.0, 2.0, 4.0])
-    dense_order = np.array([0, 2, 1, 3])
-    bm25_order = np.array([1, 3, 2])
-    params = SearchParams(fusion="convex", dense_weight=1.0, bm25_weight=0.5, candidates=3)
-    # dense over ids 0,2,1: (0.9, 0.7, 0.5) -> 1, 0.5, 0; id 3 not a candidate -> 0
-    # bm25 over ids 1,3,2: (6, 4, 2) -> 1, 0.5, 0
-    assert fuse(dense, bm25, dense_order, bm25_order, params).tolist() == pytest.approx([1.0, 0.5, 0.5, 0.25])
+    bm25 = np.array([0.0, 6.0, 3.0, 4.0])
+    params = SearchParams(fusion="cosine", bm25_weight=0.3, candidates=3)
+    # dense over ids 0,2,1 as they are; id 3 not a dense candidate; bm25 over 1,3,2 divided by 6
+    fused = fuse(dense, bm25, np.array([0, 2, 1, 3]), np.array([1, 3, 2]), params)
+    assert fused.tolist() == pytest.approx([0.9, 0.5 + 0.3, 0.7 + 0.15, 0.2])
 
 
 def test_fuse_rrf_uses_candidates():
@@ -81,18 +53,8 @@ def test_fuse_rrf_uses_candidates():
 
 
 def test_fuse_rejects_unknown_method():
-    with pytest.raises(ValueError, match="convex"):
+    with pytest.raises(ValueError, match="cosine"):
         fuse(np.zeros(1), np.zeros(1), np.array([0]), np.array([0]), SearchParams(fusion="max"))
-
-
-def test_bm25_idf_of_question_words():
-    import bm25s
-
-    bm25 = bm25s.BM25(method="lucene")
-    bm25.index([["camp", "ashraf"], ["camp"], ["iraq"]], show_progress=False)
-    idf = bm25_idf(bm25, {"camp", "ashraf", "albania"})
-    # N = 3; camp in 2 passages: log(1 + 1.5/2.5); ashraf in 1: log(1 + 2.5/1.5); unknown counts as in 1
-    assert idf == pytest.approx({"camp": np.log(1.6), "ashraf": np.log(8 / 3), "albania": np.log(8 / 3)})
 
 
 def test_word_share_weighs_question_words():
@@ -133,15 +95,24 @@ def test_rerank_bonus_adds_the_weighted_features():
 
 
 def test_rescoring_touches_only_the_top_passages(settings, fake_embedder):
-    from qa.api import Retriever, build_index
+    from qa.build import build_index
+    from qa.retriever import Retriever
 
     build_index(settings, embedder=fake_embedder)
-    data = Retriever.load(settings.index_dir, embedder=fake_embedder).data
+    reader = Retriever.load(settings.index_dir, embedder=fake_embedder).reader
     question = "When are the roses watered?"
-    plain = Retriever(data, fake_embedder, SearchParams(rerank_depth=0)).searcher.score(question)
-    rescored = Retriever(data, fake_embedder, SearchParams(rerank_depth=2)).searcher.score(question)
+    plain = Retriever(reader, fake_embedder, SearchParams(rerank_depth=0)).searcher.score(question)
+    rescored = Retriever(reader, fake_embedder, SearchParams(rerank_depth=2)).searcher.score(question)
     top2 = np.argsort(-plain["fused"], kind="stable")[:2]
     changed = np.flatnonzero(rescored["fused"] != plain["fused"])
     assert sorted(changed.tolist()) == sorted(top2.tolist())
     assert np.all(rescored["fused"][top2] > plain["fused"][top2])
     assert np.array_equal(rescored["dense"], plain["dense"])  # "not found" reads these, unchanged
+
+
+def test_match_sources_exact_name_glob_or_part():
+    sources = ["a.md", "data.md", "notes/b.txt"]
+    assert match_sources(sources, ["a.md"]) == {"a.md"}  # an exact name does not bring data.md
+    assert match_sources(sources, ["*.md"]) == {"a.md", "data.md"}
+    assert match_sources(sources, ["notes"]) == {"notes/b.txt"}
+    assert match_sources(sources, [" ", ""]) is None and match_sources(sources, None) is None

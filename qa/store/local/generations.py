@@ -1,4 +1,5 @@
-"""STORE: the index folder on disk, written atomically and checked when read.
+"""The local backend's index folder: generations, the CURRENT link, the build lock, the manifest
+checks, writing a generation atomically and reading one back.
 
 Layout of `index_dir`:
 
@@ -34,13 +35,16 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
-from .schema import Passage
+from ...errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
+from ...schema import Manifest, Passage
+from ..base import IndexData, Reusable
+from .passages import COLUMNS, connect, read_passages, write_sqlite
+from .vectors import VectorFile, build_vector_index, read_vector_index, sentence_dtype, vector_kind, _faiss
 
 log = logging.getLogger(__name__)
 
@@ -56,219 +60,10 @@ REQUIRED = (MANIFEST, PASSAGES_DB, PASSAGE_VECTORS, SENTENCE_VECTORS, BM25_DIR)
 RERUN = "Run `qa index --full` to rebuild it."
 CACHE = ".cache"
 
-# Vector index by corpus size (passages), measured in bench/scale.py (see bench/RESULTS.md):
-# up to EXACT_MAX every passage is scored exactly (IndexFlatIP) and results are exact; then an
-# HNSW graph over the float vectors (exact cosines for the candidates it finds); above HNSW_MAX,
-# IVF with 8-bit scalar quantisation (a quarter of the float32 memory, memory-mapped).
-EXACT_MAX = 5_000
-HNSW_MAX = 200_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 100  # = SearchParams.ann_candidates: the smallest that returns them all; recall@10 0.999 at 20k
-IVF_NPROBE_FRACTION = 1 / 128  # of the lists searched per query (at least IVF_NPROBE_MIN);
-IVF_NPROBE_MIN = 16  # recall@10 0.98 at 1M in bench/scale.py, where the SQ8 codes, not nprobe, limit it
-IVF_TRAIN_PER_LIST = 40  # vectors sampled per list to train the coarse quantiser and SQ8 ranges
-
-
-def index_kind(n_passages: int) -> str:
-    """Which vector index a corpus of `n_passages` gets: "flat", "hnsw" or "ivf-sq8"."""
-    if n_passages <= EXACT_MAX:
-        return "flat"
-    return "hnsw" if n_passages <= HNSW_MAX else "ivf-sq8"
-
-
-def sentence_dtype(n_passages: int):
-    """float16 (half the disk and page cache) above HNSW_MAX, where only candidates' sentences
-    are read; float32 below (converting float16 costs ~0.4 ms per 1,000 rows per query)."""
-    return np.float16 if index_kind(n_passages) == "ivf-sq8" else np.float32
-
-
-def ivf_lists(n: int) -> int:
-    """Number of IVF lists for n vectors: about 4·sqrt(n), a power of two (4,096 at 1M)."""
-    return int(2 ** round(np.log2(max(4 * np.sqrt(max(n, 1)), 16))))
-
-
-def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int = 0):
-    """An inner-product FAISS index of `vectors` (normalised float32 rows) of `kind`
-    (default: `index_kind(len(vectors))`)."""
-    faiss = _faiss()
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dim = vectors.shape
-    kind = kind or index_kind(n)
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-    elif kind == "ivf-sq8":
-        nlist = min(ivf_lists(n), max(1, n // 39))  # FAISS wants >= 39 training points per list
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(
-            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-        )
-        rng = np.random.default_rng(seed)
-        train = IVF_TRAIN_PER_LIST * nlist
-        sample = vectors if n <= train else vectors[np.sort(rng.choice(n, train, replace=False))]
-        index.train(sample)
-        index.nprobe = max(IVF_NPROBE_MIN, int(nlist * IVF_NPROBE_FRACTION))
-    else:
-        raise ValueError(f"unknown vector index kind {kind!r}")
-    if n:
-        for start in range(0, n, 65_536):  # in blocks: bounded temporary memory
-            index.add(vectors[start : start + 65_536])
-    if kind == "ivf-sq8":
-        index.make_direct_map()  # id -> (list, offset): scoring a BM25 candidate reads its vector
-    return index
-
-
-def vector_kind(index) -> str:
-    """"flat", "hnsw" or "ivf-sq8" for a loaded index."""
-    name = type(index).__name__
-    return "hnsw" if "HNSW" in name else "ivf-sq8" if "IVF" in name else "flat"
-
-
-def read_vector_index(path: Path, kind: str = "flat"):
-    """Read a passage index. An IVF-SQ8 index (large corpora) is memory-mapped: pages are read
-    as lists are searched and shared between processes. Flat and HNSW indexes (<= HNSW_MAX
-    passages) are read into memory: a scan of mapped 4 KiB pages measured several times slower."""
-    faiss = _faiss()
-    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if kind == "ivf-sq8" else 0
-    index = faiss.read_index(str(path), flags)
-    if vector_kind(index) == "hnsw":
-        faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
-    elif vector_kind(index) == "ivf-sq8":
-        ivf = faiss.extract_index_ivf(index)
-        if ivf.direct_map.type == faiss.DirectMap.NoMap:  # written by an older build
-            ivf.make_direct_map()
-        lists = faiss.downcast_InvertedLists(ivf.invlists)
-        if isinstance(lists, faiss.OnDiskInvertedLists):  # the mapped lists
-            # Their search starts `prefetch_nthread` (32) threads per query to page the lists in
-            # ahead of the scan: ~1 ms and ~50 page faults (new thread stacks) per query, 4-5x
-            # the scan of 32 lists from the page cache (bench/scale.py). Read on demand instead.
-            lists.prefetch_nthread = 0
-    return index
-
-
-class VectorFile:
-    """Rows of a `.npy` matrix read with positional reads, never mapped: only the rows asked for
-    are read (through the page cache), so a long-running process's RSS does not grow toward the
-    file's size as a memory map's would (3 GB of sentence vectors at 1M passages).
-
-    `vectors[j]` is row j; `vectors[ids]` (ascending ids) reads each contiguous run at once.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        with open(self.path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(fh)
-            self.offset = fh.tell()
-        if fortran or len(shape) != 2:
-            raise ValueError(f"{path}: expected a C-ordered matrix")
-        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
-        self._row_bytes = self.shape[1] * self.dtype.itemsize
-        self._fd = os.open(self.path, os.O_RDONLY)
-        expected = self.offset + self.shape[0] * self._row_bytes
-        if os.fstat(self._fd).st_size < expected:
-            raise ValueError(f"{path} is truncated")
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __del__(self):
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            os.close(fd)
-
-    def _read(self, start: int, count: int) -> np.ndarray:
-        data = os.pread(self._fd, count * self._row_bytes, self.offset + start * self._row_bytes)
-        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
-
-    def __getitem__(self, key) -> np.ndarray:
-        if isinstance(key, (int, np.integer)):
-            return self._read(int(key), 1)[0]
-        ids = np.asarray(key, dtype=np.int64)
-        if not len(ids):
-            return np.zeros((0, self.shape[1]), dtype=self.dtype)
-        breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-        starts = np.concatenate([[0], breaks])
-        ends = np.concatenate([breaks, [len(ids)]])
-        if len(starts) == 1:
-            return self._read(int(ids[0]), len(ids))
-        return np.concatenate([self._read(int(ids[a]), int(b - a)) for a, b in zip(starts, ends)])
-
-
-class _IndexView(np.ndarray):
-    """An array viewing memory owned by a FAISS index; keeps the index alive while it lives."""
-
-    owner = None
-
-
-def flat_vectors(index) -> np.ndarray:
-    """The (n, dim) float32 vectors inside a flat index, as a view (no copy)."""
-    faiss = _faiss()
-    n, dim = index.ntotal, index.d
-    if not n:
-        return np.zeros((0, dim), dtype=np.float32)
-    view = faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim).view(_IndexView)
-    view.owner = index
-    return view
-
-
-def search_vectors(index, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
-    """The `k` best (ids, inner products) of `query` in an approximate `index`, restricted to
-    passages where `allowed` is True (FAISS skips the others while searching)."""
-    faiss = _faiss()
-    k = max(0, min(k, index.ntotal))
-    if not k:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    params = None
-    if allowed is not None:
-        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
-        if vector_kind(index) == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
-        elif vector_kind(index) == "ivf-sq8":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=faiss.extract_index_ivf(index).nprobe)
-        else:
-            params = faiss.SearchParameters(sel=selector)
-    elif vector_kind(index) == "hnsw" and k > HNSW_EF_SEARCH:
-        params = faiss.SearchParametersHNSW(efSearch=k)
-    scores, ids = index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
-    keep = ids[0] >= 0
-    return ids[0][keep].astype(np.int64), scores[0][keep]
-
 
 def cache_dir(index_dir: Path) -> Path:
     """Folder for derived files kept across generations (e.g. the ONNX query encoder)."""
     return Path(index_dir) / CACHE
-
-
-def _faiss():
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - faiss-cpu is a hard dependency
-        raise IndexMissing("faiss is not installed: `pip install faiss-cpu`.") from exc
-    return faiss
-
-
-@dataclass
-class IndexData:
-    """Everything a build produces, ready to be written (or just read back).
-
-    `sentence_spans[j]` is (passage row, start_char, end_char) of sentence vector j.
-    """
-
-    manifest: dict
-    passages: list[Passage]
-    passage_vectors: np.ndarray | None = None
-    sentence_spans: list[tuple[int, int, int]] = field(default_factory=list)
-    sentence_vectors: np.ndarray | None = None
-    bm25: object = None  # a bm25s.BM25
-    passage_index: object = None  # faiss index, set when loaded
-    path: Path | None = None
-    vector_kind: str = "flat"  # "flat" (exact), "hnsw" or "ivf-sq8"; see index_kind
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -289,7 +84,7 @@ def generation_id(index_dir: Path) -> str | None:
         return None
 
 
-def read_generation_manifest(gen: Path) -> dict:
+def read_generation_manifest(gen: Path) -> Manifest:
     """The manifest of generation folder `gen`. Raises IndexCorrupt (naming the file) if unreadable."""
     path = Path(gen) / MANIFEST
     try:
@@ -300,10 +95,13 @@ def read_generation_manifest(gen: Path) -> dict:
         raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
     if not isinstance(manifest, dict):
         raise IndexCorrupt(f"Index file {path} is not a manifest (not a JSON object). {RERUN}")
-    return manifest
+    try:
+        return Manifest.from_dict(manifest)
+    except TypeError as exc:
+        raise IndexCorrupt(f"Index file {path} is not a manifest ({exc}). {RERUN}") from exc
 
 
-def read_manifest(index_dir: Path) -> dict | None:
+def read_manifest(index_dir: Path) -> Manifest | None:
     """The live manifest, or None when there is no index. Raises IndexCorrupt if unreadable."""
     gen = current_generation(index_dir)
     return None if gen is None else read_generation_manifest(gen)
@@ -318,19 +116,19 @@ def _sizes(gen: Path) -> dict[str, int]:
     }
 
 
-def check_files(gen: Path, manifest: dict) -> None:
+def check_files(gen: Path, manifest: Manifest) -> None:
     """Check that the files of generation `gen` are all there with the sizes the manifest
     recorded (cheap; catches truncated and missing files before a library reads them).
 
     Raises:
         IndexCorrupt: the message names the first bad file.
     """
-    if manifest.get("format") != FORMAT_VERSION:
+    if manifest.format != FORMAT_VERSION:
         raise IndexCorrupt(
-            f"Index file {gen / MANIFEST} has format {manifest.get('format')!r}, this qa reads "
+            f"Index file {gen / MANIFEST} has format {manifest.format!r}, this qa reads "
             f"{FORMAT_VERSION}. {RERUN}"
         )
-    expected = manifest.get("index_files")
+    expected = manifest.index_files
     if not isinstance(expected, dict):
         raise IndexCorrupt(f"Index file {gen / MANIFEST} lacks its file list. {RERUN}")
     for name in REQUIRED[1:]:
@@ -378,39 +176,6 @@ def build_lock(index_dir: Path, wait: bool = False):
         os.close(fd)
 
 
-def _write_sqlite(path: Path, passages: list[Passage], sentence_spans) -> None:
-    con = sqlite3.connect(path)
-    try:
-        con.executescript(
-            """
-            CREATE TABLE passages (
-                id INTEGER PRIMARY KEY, source TEXT NOT NULL, section TEXT NOT NULL,
-                start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
-                start_char INTEGER NOT NULL, end_char INTEGER NOT NULL, text TEXT NOT NULL,
-                page INTEGER, locator TEXT NOT NULL DEFAULT '');
-            CREATE INDEX passages_source ON passages(source);
-            CREATE TABLE sentences (
-                id INTEGER PRIMARY KEY, passage_id INTEGER NOT NULL REFERENCES passages(id),
-                start_char INTEGER NOT NULL, end_char INTEGER NOT NULL);
-            """
-        )
-        con.executemany(
-            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                (i, p.source, p.section, p.start_line, p.end_line, p.start_char, p.end_char, p.text,
-                 p.page, p.locator)
-                for i, p in enumerate(passages)
-            ),
-        )
-        con.executemany(
-            "INSERT INTO sentences VALUES (?,?,?,?)",
-            ((j, *span) for j, span in enumerate(sentence_spans)),
-        )
-        con.commit()
-    finally:
-        con.close()
-
-
 def _fsync_tree(folder: Path) -> None:
     for path in [*folder.rglob("*"), folder]:
         fd = os.open(path, os.O_RDONLY)
@@ -431,11 +196,11 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = gen.with_name(gen.name + ".tmp")
     tmp.mkdir()
-    _write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
-    dim = int(data.manifest["dim"])
+    write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
+    dim = int(data.manifest.dim)
     n = len(data.passages)
     index = build_vector_index(np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim))
-    data.manifest["vector_index"] = vector_kind(index)
+    data.manifest.vector_index = vector_kind(index)
     faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
     np.save(tmp / STORED_VECTORS, np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim), allow_pickle=False)
     del index
@@ -445,8 +210,8 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
     # The manifest last, with the size of every other file: a reader can then tell a complete
     # generation from a damaged one.
-    data.manifest["index_files"] = _sizes(tmp)
-    (tmp / MANIFEST).write_text(json.dumps(data.manifest, indent=2, sort_keys=True), encoding="utf-8")
+    data.manifest.index_files = _sizes(tmp)
+    (tmp / MANIFEST).write_text(json.dumps(data.manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
     _fsync_tree(tmp)
     os.rename(tmp, gen)
     link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
@@ -480,55 +245,7 @@ def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-_COLUMNS = "text, source, section, start_line, end_line, start_char, end_char, page, locator"
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A read-only connection to a passage store."""
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-
-
-def _read_passages(path: Path) -> tuple[list[Passage], list[tuple[int, int, int]]]:
-    con = _connect(path)
-    try:
-        passages = [Passage(*row) for row in con.execute(f"SELECT {_COLUMNS} FROM passages ORDER BY id")]
-        spans = [tuple(row) for row in con.execute("SELECT passage_id, start_char, end_char FROM sentences ORDER BY id")]
-    finally:
-        con.close()
-    return passages, spans
-
-
-def _query(index_dir: Path, sql: str, args=()) -> list[tuple]:
-    gen = current_generation(index_dir)
-    if gen is None:
-        raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
-    path = gen / PASSAGES_DB
-    try:
-        con = _connect(path)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error as exc:
-        raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
-
-
-def list_sources(index_dir: Path) -> list[tuple[str, int]]:
-    """(source, number of passages) of every file in the live index, sorted by source.
-
-    Raises:
-        IndexMissing: no index. IndexCorrupt: the passage store is unreadable.
-    """
-    return _query(index_dir, "SELECT source, COUNT(*) FROM passages GROUP BY source ORDER BY source")
-
-
-def passages_of(index_dir: Path, source: str) -> list[Passage]:
-    """The passages of one source file in the live index, in the order of the text."""
-    rows = _query(index_dir, f"SELECT {_COLUMNS} FROM passages WHERE source = ? ORDER BY id", (source,))
-    return [Passage(*row) for row in rows]
-
-
-def load_index(index_dir: Path) -> IndexData:
+def load_index(index_dir: Path) -> "LocalReader":
     """Read the live generation of `index_dir`, checking that its parts agree.
 
     The generation is resolved once and read from its own folder, so a build that swaps in a
@@ -552,7 +269,7 @@ def load_index(index_dir: Path) -> IndexData:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def load_generation(gen: Path) -> IndexData:
+def load_generation(gen: Path) -> "LocalReader":
     """Read and check one generation folder (see `load_index`)."""
     import bm25s
 
@@ -561,9 +278,9 @@ def load_generation(gen: Path) -> IndexData:
     current = None
     try:
         current = gen / PASSAGES_DB
-        passages, spans = _read_passages(current)
+        passages, spans = read_passages(current)
         current = gen / PASSAGE_VECTORS
-        kind = manifest.get("vector_index", "flat")
+        kind = manifest.vector_index or "flat"
         passage_index = read_vector_index(current, kind)
         current = gen / SENTENCE_VECTORS
         # Exact search reads every sentence vector per query: keep them in memory. HNSW (up to
@@ -582,12 +299,14 @@ def load_generation(gen: Path) -> IndexData:
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {first}). {RERUN}") from exc
-    counts = (len(passages), passage_index.ntotal, int(bm25.scores["num_docs"]), manifest.get("passages"))
+    counts = (len(passages), passage_index.ntotal, int(bm25.scores["num_docs"]), manifest.passages)
     if len(set(counts)) != 1 or len(spans) != len(sentence_vectors):
         raise IndexCorrupt(
             f"The index in {gen}/ is inconsistent (passages/vectors/BM25/manifest: {counts}). {RERUN}"
         )
-    return IndexData(
+    from .reader import LocalReader
+
+    return LocalReader(
         manifest=manifest,
         passages=passages,
         sentence_spans=spans,
@@ -595,37 +314,7 @@ def load_generation(gen: Path) -> IndexData:
         passage_index=passage_index,
         sentence_vectors=sentence_vectors,
         path=gen,
-        vector_kind=vector_kind(passage_index),
     )
-
-
-@dataclass
-class Reusable:
-    """What an incremental build can take from the live generation: per source file, its
-    passages, their vectors, and their sentences (spans and vectors)."""
-
-    manifest: dict
-    passages: list[Passage]
-    passage_vectors: np.ndarray
-    sentence_spans: list[tuple[int, int, int]]
-    sentence_vectors: np.ndarray
-    rows: dict[str, tuple[int, int]]  # source -> [first, last) passage row
-
-    def of(self, source: str, new_source: str | None = None, row_offset: int = 0):
-        """(passages, passage vectors, sentence spans renumbered from `row_offset`, sentence
-        vectors) of `source`, relabelled `new_source` when the file was renamed."""
-        a, b = self.rows.get(source, (0, 0))  # a file may have no passage (only a heading)
-        passages = self.passages[a:b]
-        if new_source and new_source != source:
-            passages = [replace(p, source=new_source) for p in passages]
-        first = np.searchsorted(self._sentence_rows, a, side="left")
-        last = np.searchsorted(self._sentence_rows, b, side="left")
-        spans = [(r - a + row_offset, s, e) for r, s, e in self.sentence_spans[first:last]]
-        return passages, self.passage_vectors[a:b], spans, self.sentence_vectors[first:last]
-
-    def __post_init__(self):
-        self._sentence_rows = np.fromiter((s[0] for s in self.sentence_spans), dtype=np.int64,
-                                          count=len(self.sentence_spans))
 
 
 def read_reusable(index_dir: Path) -> Reusable | None:
@@ -641,7 +330,7 @@ def read_reusable(index_dir: Path) -> Reusable | None:
     check_files(gen, manifest)
     current = gen / PASSAGES_DB
     try:
-        passages, spans = _read_passages(current)
+        passages, spans = read_passages(current)
         current = gen / STORED_VECTORS
         passage_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
         current = gen / SENTENCE_VECTORS
@@ -655,3 +344,33 @@ def read_reusable(index_dir: Path) -> Reusable | None:
         a, _ = rows.get(p.source, (i, i))
         rows[p.source] = (a, i + 1)
     return Reusable(manifest, passages, passage_vectors, spans, sentence_vectors, rows)
+
+
+def _query(index_dir: Path, sql: str, args=()) -> list[tuple]:
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
+    path = gen / PASSAGES_DB
+    try:
+        con = connect(path)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
+
+
+def list_sources(index_dir: Path) -> list[tuple[str, int]]:
+    """(source, number of passages) of every file in the live index, sorted by source.
+
+    Raises:
+        IndexMissing: no index. IndexCorrupt: the passage store is unreadable.
+    """
+    return _query(index_dir, "SELECT source, COUNT(*) FROM passages GROUP BY source ORDER BY source")
+
+
+def passages_of(index_dir: Path, source: str) -> list[Passage]:
+    """The passages of one source file in the live index, in the order of the text."""
+    rows = _query(index_dir, f"SELECT {COLUMNS} FROM passages WHERE source = ? ORDER BY id", (source,))
+    return [Passage(*row) for row in rows]
