@@ -23,9 +23,8 @@ from .documents import file_hashes, format_of, load_corpus, snapshot
 from .embedding import Embedder, embedding_text, get_embedder
 from .errors import CorpusEmpty, IndexCorrupt, IndexMismatch, QAError
 from .lexical import build_bm25
-from .schema import Manifest, Passage
+from .schema import INDEX_FORMAT, Manifest, Passage
 from .store import IndexData, get_store
-from .store.local.generations import FORMAT_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def _settings_key(settings: Settings) -> dict:
     """What the stored vectors and passages depend on besides a file's bytes: if any of it
     differs from the live index's manifest, nothing can be reused."""
     return {
-        "format": FORMAT_VERSION,
+        "format": INDEX_FORMAT,
         "qa_version": __version__,
         "model": settings.model,
         "chunking": settings.chunking.as_dict(),

@@ -157,6 +157,9 @@ class Answer:
         }
 
 
+INDEX_FORMAT = 2  # 2: page/locator columns, passages.npy, file sizes in the manifest
+
+
 @dataclass
 class Manifest:
     """`manifest.json` of an index generation: what it was built from and with, and what it holds.

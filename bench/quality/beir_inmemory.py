@@ -2,7 +2,7 @@
 `qa index` does, passage vectors from the embedding cache, sentence vectors only when --sentences
 (those not cached yet are computed). Same Searcher, same fusion code.
 
-    PYTHONPATH=. python bench/beir_inmemory.py scifact train [--sentences] 'fusion="convex"' ...
+    PYTHONPATH=. python bench/quality/beir_inmemory.py scifact train [--sentences] 'fusion="convex"' ...
 """
 import sys
 import time

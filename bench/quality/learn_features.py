@@ -1,6 +1,6 @@
 """Score features of the first-stage candidates, for fitting a small learned re-scoring.
 
-    PYTHONPATH=. python bench/learn_features.py dev extra scifact-train scifact-test squad-train squad-test \
+    PYTHONPATH=. python bench/quality/learn_features.py dev extra scifact-train scifact-test squad-train squad-test \
         squad-inart-train squad-inart-test
 
 For every query: the top `DEPTH` passages of the first stage (`SearchParams(rerank_depth=0)`), each with

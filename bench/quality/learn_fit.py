@@ -1,13 +1,13 @@
-"""Fit a linear re-scoring of the first-stage candidates on features from bench/learn_features.py
+"""Fit a linear re-scoring of the first-stage candidates on features from bench/quality/learn_features.py
 (listwise softmax loss, each training set weighted equally) and report every dataset.
 
-    PYTHONPATH=. python bench/learn_fit.py pcos,idfcov_s1,when_s,num_s --offset --brief   # the default's fit
-    PYTHONPATH=. python bench/learn_fit.py dense,bm25n --weights 1,0.3 --brief            # fixed weights, no fit
+    PYTHONPATH=. python bench/quality/learn_fit.py pcos,idfcov_s1,when_s,num_s --offset --brief   # the default's fit
+    PYTHONPATH=. python bench/quality/learn_fit.py dense,bm25n --weights 1,0.3 --brief            # fixed weights, no fit
 
 --offset adds the first stage's fused score as a feature and reports the weights divided by its
 weight (so they read as what is added to the fused score). The loss is scale-free only when the
 fused score's weight is not shrunk, hence no L2 on it. Training sets: SciFact train, SQuAD questions
-outside test_1k over the whole SQuAD corpus and within their own article (bench/learn_features.py).
+outside test_1k over the whole SQuAD corpus and within their own article (bench/quality/learn_features.py).
 """
 import argparse
 import json

@@ -1,6 +1,6 @@
 """Grid of SearchParams over the evaluation datasets, reusing one loaded index per dataset.
 
-    PYTHONPATH=. python bench/tune.py dev|extra|scifact-train|scifact-test|squad  'fusion="rrf"' 'fusion="convex",bm25_weight=0.3' ...
+    PYTHONPATH=. python bench/quality/tune.py dev|extra|scifact-train|scifact-test|squad  'fusion="rrf"' 'fusion="convex",bm25_weight=0.3' ...
 
 Each argument is a SearchParams(...) keyword list; prints one line of metrics per configuration.
 """

@@ -28,7 +28,7 @@ from qa.chunking import chunk_document, split_sentences
 from qa.config import ChunkSettings
 from qa.documents import load_corpus
 from qa.embedding import resolve_model
-from qa.search import embedding_text
+from qa.embedding import embedding_text
 report = load_corpus(sys.argv[1])
 passages = [p for d in report.documents for p in chunk_document(d, ChunkSettings())]
 sentences = {}
@@ -53,7 +53,7 @@ print(json.dumps({"passages": len(passages), "sentences": len(sentences), "texts
 BUILD = """
 import json, resource, sys, time
 t = time.perf_counter()
-from qa.cli import main
+from qa.frontends.cli import main
 rc = main(["index", "-q", "--corpus", sys.argv[1], "--index", sys.argv[2]])
 assert rc == 0, rc
 print(json.dumps({"seconds_in_process": time.perf_counter() - t,

@@ -16,9 +16,9 @@ from bench.common import CACHE, ROOT, summary, target, write_result
 QUESTION = "Who leads the NCRI?"
 SERVE = """
 import sys
-from qa.api import default_retriever
+from qa.retriever import default_retriever
 from qa.config import Settings
-from qa.web import build_app
+from qa.frontends.web import build_app
 settings = Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
 build_app(settings)
 default_retriever(settings).search("Who leads the NCRI?")

@@ -12,7 +12,7 @@ sections), then times, each as a fresh `qa index` process with the real bundled 
 Writes bench/results/incremental.json with the seconds and the ratios edit/full and delete/full
 (measured in the same run, on the same machine). Usage:
 
-    python bench/incremental.py [--files 1000] [--out bench/results/incremental.json]
+    python bench/speed/incremental.py [--files 1000] [--out bench/results/incremental.json]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 WORDS = (
     "river mill harbour garden library tower bridge market school church field forest valley road "

@@ -1,9 +1,9 @@
 """Load and bad-input benchmarks of the web chat's `ask` endpoint.
 
-    python bench/load.py                 # 50 clients x 20 questions -> bench/results/load.json
-    python bench/load.py --fuzz 1000     # 1,000 generated bad inputs -> bench/results/fuzz.json
+    python bench/speed/load.py                 # 50 clients x 20 questions -> bench/results/load.json
+    python bench/speed/load.py --fuzz 1000     # 1,000 generated bad inputs -> bench/results/fuzz.json
 
-The server runs in its own process (`qa.web`, the real model, the default corpus indexed into a
+The server runs in its own process (`qa.frontends.web`, the real model, the default corpus indexed into a
 temporary folder), on a free 127.0.0.1 port; clients speak plain HTTP to Gradio's
 /gradio_api/call/ask (POST, then the event stream). Every reply is compared with a direct
 `Retriever.ask` in this process: the same dict, or the same error message. The run is bounded
@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 SEED_DEV = ROOT.parent / "shared" / "eval" / "seed_dev.jsonl"
 EXTRA_QUESTIONS = [
@@ -104,7 +104,7 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
 
 def expected(retriever, question, k) -> tuple[str, object]:
     """What the endpoint must reply, from a direct Retriever.ask."""
-    from qa.api import check_k, check_question
+    from qa.retriever import check_k, check_question
     from qa.errors import QAError
 
     try:
@@ -118,7 +118,7 @@ def expected(retriever, question, k) -> tuple[str, object]:
 
 def run_server(args) -> None:
     """`load.py serve ...`: the web app on 127.0.0.1, as `qa serve` runs it."""
-    from qa import web
+    from qa.frontends import web
     from qa.config import Settings
 
     if args.concurrency:
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--questions", type=int, default=20, help="per client")
     parser.add_argument("--fuzz", type=int, default=0, metavar="N", help="run N bad-input cases instead of the load test")
-    parser.add_argument("--concurrency", type=int, help="override qa.web.CONCURRENCY in the server")
+    parser.add_argument("--concurrency", type=int, help="override qa.frontends.web.CONCURRENCY in the server")
     parser.add_argument("--corpus", default=str(ROOT / "corpus"))
     parser.add_argument("--index", help="an index of --corpus built with the default model (default: build one)")
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds before remaining requests count as dropped")
@@ -291,8 +291,9 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import httpx
 
-    from qa import web
-    from qa.api import Retriever, build_index
+    from qa.frontends import web
+    from qa.build import build_index
+    from qa.retriever import Retriever
     from qa.config import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -310,7 +311,7 @@ def main(argv=None) -> int:
             server.stop()
     report.update(
         {
-            "command": ("python bench/load.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip(),
+            "command": ("python bench/speed/load.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip(),
             "server_concurrency": args.concurrency or web.CONCURRENCY,
             "queue_max_size": web.QUEUE_SIZE,
             "cpus": os.cpu_count(),

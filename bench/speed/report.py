@@ -12,10 +12,10 @@ from bench.common import RESULTS, ROOT
 
 ORDER = ["cold_start", "warm_query", "build", "scale"]
 HOW = {
-    "cold_start": "python -m bench.cold",
-    "warm_query": "python -m bench.warm",
-    "build": "python -m bench.build",
-    "scale": "python -m bench.scale run",
+    "cold_start": "python -m bench.speed.cold",
+    "warm_query": "python -m bench.speed.warm",
+    "build": "python -m bench.speed.build",
+    "scale": "python -m bench.speed.scale run",
 }
 
 
@@ -95,10 +95,10 @@ def render(results_dir: Path = RESULTS) -> str:
     for path in sorted(Path(results_dir).glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         results[data.get("benchmark", path.stem)] = data
-    names = [n for n in ORDER if n in results]  # others (bench/incremental.py) have their own format
+    names = [n for n in ORDER if n in results]  # others (bench/speed/incremental.py) have their own format
     machines = {(results[n]["machine"]["cores"], results[n]["machine"]["date"][:10]) for n in names}
     out = ["# Benchmark results", "",
-           "Written by `make bench` (`python -m bench.report`). Every ratio is measured side by side in one run.", ""]
+           "Written by `make bench` (`python -m bench.speed.report`). Every ratio is measured side by side in one run.", ""]
     for cores, date in sorted(machines):
         out.append(f"Machine: {cores} cores; run on {date} (UTC).")
     out += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
@@ -106,9 +106,9 @@ def render(results_dir: Path = RESULTS) -> str:
         for t in results[name].get("targets", []):
             out.append(f"| {t['name']} | {_fmt(t['value'])} | {t['op']} {_fmt(t['limit'])} | {'PASS' if t['pass'] else 'FAIL'} |")
     inc = results.get("incremental")
-    if inc and "edit_over_full" in inc and "target_edit_over_full" in inc:  # bench/incremental.py
+    if inc and "edit_over_full" in inc and "target_edit_over_full" in inc:  # bench/speed/incremental.py
         ok = inc["edit_over_full"] <= inc["target_edit_over_full"]
-        out.append(f"| incremental: edit one file / full build (python -m bench.incremental) | "
+        out.append(f"| incremental: edit one file / full build (python -m bench.speed.incremental) | "
                    f"{_fmt(inc['edit_over_full'])} | <= {_fmt(inc['target_edit_over_full'])} | {'PASS' if ok else 'FAIL'} |")
     for name in names:
         r = results[name]

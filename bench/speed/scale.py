@@ -1,5 +1,5 @@
 """Scale: index type by corpus size, recall and latency of approximate search, memory at
-1,000,000 passages; and the sweep that sets the exact-search threshold (store.EXACT_MAX).
+1,000,000 passages; and the sweep that sets the exact-search threshold (qa.store.local.vectors.EXACT_MAX).
 
 Synthetic data (no model can embed a million passages here in reasonable time):
 - passage vectors: 1,000 random centres in 384-d ("topics"); each passage is its topic's centre
@@ -112,9 +112,10 @@ class Synthetic:
 
 def build(n: int, index_dir: Path, seed: int = 0, block: int = 100_000) -> dict:
     """Write a `qa` index of `n` synthetic passages into `index_dir`; times and peak memory."""
-    from qa import store
-    from qa.schema import Passage
-    from qa.search import build_bm25
+    from qa.lexical import build_bm25
+    from qa.schema import Manifest, Passage
+    from qa.store.base import IndexData
+    from qa.store.local import generations, vectors as store
 
     started = time.perf_counter()
     times = {}
@@ -142,13 +143,13 @@ def build(n: int, index_dir: Path, seed: int = 0, block: int = 100_000) -> dict:
     t = time.perf_counter()
     bm25 = build_bm25(passages)
     times["bm25_s"] = time.perf_counter() - t
-    manifest = {"format": store.FORMAT_VERSION, "model": "synthetic", "dim": DIM, "normalize": True,
+    manifest = {"format": generations.FORMAT_VERSION, "model": "synthetic", "dim": DIM, "normalize": True,
                 "passages": n, "sentences": len(spans), "files": {}, "synthetic_seed": seed}
-    data = store.IndexData(manifest=manifest, passages=passages, passage_vectors=vectors, sentence_spans=spans,
+    data = IndexData(manifest=Manifest.from_dict(manifest), passages=passages, passage_vectors=vectors, sentence_spans=spans,
                            sentence_vectors=sentence_vectors, bm25=bm25)
     shutil.rmtree(index_dir, ignore_errors=True)
     t = time.perf_counter()
-    gen = store.write_index(index_dir, data)
+    gen = generations.write_index(index_dir, data)
     times["write_index_s"] = time.perf_counter() - t  # SQLite + vector index (train, add) + files
     questions, qv = syn.queries()
     t = time.perf_counter()
@@ -164,7 +165,7 @@ def build(n: int, index_dir: Path, seed: int = 0, block: int = 100_000) -> dict:
     return {
         "passages": n,
         "sentences": len(spans),
-        "vector_index": manifest["vector_index"],
+        "vector_index": data.manifest.vector_index,
         "build_seconds": round(time.perf_counter() - started, 1),
         "stages_seconds": {k: round(v, 1) for k, v in times.items()},
         "build_peak_rss_mb": peak_rss_mb(),
@@ -194,8 +195,8 @@ class LookupEmbedder:
 
 def query(index_dir: Path, repeats: int = 3) -> dict:
     """Load the index like `qa` does (fresh process) and measure recall, latency and memory."""
-    from qa import store
-    from qa.api import Retriever
+    from qa.retriever import Retriever
+    from qa.store.local import generations
 
     rss_start = current_rss_mb()
     questions = json.loads((Path(index_dir) / "bench-queries.json").read_text())["questions"]
@@ -205,18 +206,13 @@ def query(index_dir: Path, repeats: int = 3) -> dict:
     retriever = Retriever.load(index_dir, model="synthetic", embedder=LookupEmbedder(questions, qv))
     load_s = time.perf_counter() - t
     rss_loaded = current_rss_mb()
-    index = retriever.data.passage_index
-    kind = retriever.data.vector_kind
+    reader = retriever.reader
+    kind = reader.vector_kind
     ann, found = [], []
     for _ in range(repeats):
         for q in qv:
             t = time.perf_counter()
-            if kind == "flat":
-                scores = retriever.searcher.passage_scores(q)
-                top = np.argpartition(-scores, 10)[:10]
-                ids = top[np.argsort(-scores[top])]
-            else:
-                ids, _ = store.search_vectors(index, q, 10)
+            ids, _ = reader.search(q, 10)
             ann.append(time.perf_counter() - t)
             found.append(ids)
     recall = float(np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, np.tile(truth, (repeats, 1)))]))
@@ -226,8 +222,8 @@ def query(index_dir: Path, repeats: int = 3) -> dict:
             t = time.perf_counter()
             retriever.search(question, k=10)
             full.append(time.perf_counter() - t)
-    n, dim = retriever.data.manifest["passages"], retriever.data.manifest["dim"]
-    vector_bytes = (Path(retriever.data.path) / store.PASSAGE_VECTORS).stat().st_size
+    n, dim = reader.manifest.passages, reader.manifest.dim
+    vector_bytes = (Path(reader.path) / generations.PASSAGE_VECTORS).stat().st_size
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     return {
         "passages": n,
@@ -246,8 +242,7 @@ def query(index_dir: Path, repeats: int = 3) -> dict:
 def compare(index_dirs: list[Path], repeats: int = 3) -> list[dict]:
     """Vector search and Retriever.search latency of several indexes, loaded in one process and
     interleaved query by query, so that all see the same machine load (the machine is shared)."""
-    from qa import store
-    from qa.api import Retriever
+    from qa.retriever import Retriever
 
     loaded = []
     for d in index_dirs:
@@ -257,18 +252,18 @@ def compare(index_dirs: list[Path], repeats: int = 3) -> list[dict]:
         loaded.append((r, questions, qv, [], []))
     for r, questions, qv, _, _ in loaded:  # warm-up: first touch of mapped pages
         for q, question in zip(qv, questions):
-            store.search_vectors(r.data.passage_index, q, 10)
+            r.reader.search(q, 10)
             r.search(question, k=10)
     for _ in range(repeats):
         for j in range(QUERIES):
             for r, questions, qv, ann, full in loaded:
                 t = time.perf_counter()
-                store.search_vectors(r.data.passage_index, qv[j], 10)
+                r.reader.search(qv[j], 10)
                 ann.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 r.search(questions[j], k=10)
                 full.append(time.perf_counter() - t)
-    return [{"passages": r.data.manifest["passages"], "vector_index": r.data.vector_kind,
+    return [{"passages": r.reader.manifest.passages, "vector_index": r.reader.vector_kind,
              "vector_search": summary(ann), "retriever_search_without_encoding": summary(full)}
             for r, _, _, ann, full in loaded]
 
@@ -276,7 +271,7 @@ def compare(index_dirs: list[Path], repeats: int = 3) -> list[dict]:
 def _query_subprocess(index_dir: Path, *more: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = "compare" if more else "query"
-    out = subprocess.run([sys.executable, "-m", "bench.scale", cmd, str(index_dir), *map(str, more)],
+    out = subprocess.run([sys.executable, "-m", "bench.speed.scale", cmd, str(index_dir), *map(str, more)],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -285,7 +280,7 @@ def _query_subprocess(index_dir: Path, *more: Path) -> dict:
 
 def sweep(sizes=(1_000, 2_000, 5_000, 10_000, 20_000), work: Path = CACHE / "scale") -> list[dict]:
     """Searcher.search p50 (encoding excluded) with an exact and an HNSW index at each size."""
-    from qa import store
+    from qa.store.local import vectors as store
 
     rows = []
     for n in sizes:

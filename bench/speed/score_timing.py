@@ -1,6 +1,6 @@
 """Time `Searcher.score` (no query encoding) on SciFact's index for SearchParams configurations.
 
-    PYTHONPATH=. python bench/score_timing.py 'rerank_depth=0' ''
+    PYTHONPATH=. python bench/speed/score_timing.py 'rerank_depth=0' ''
 """
 import sys
 import time

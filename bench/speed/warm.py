@@ -43,8 +43,8 @@ class RandomEmbedder:
 
 def build(settings, exact: bool = False, dim: int = 384):
     """Build the index of `settings` with random vectors (exact=True forces a flat index)."""
-    from qa import store
-    from qa.api import build_index
+    from qa.build import build_index
+    from qa.store.local import vectors as store
 
     saved = store.EXACT_MAX
     if exact:
@@ -72,7 +72,7 @@ def measure(retriever, embedder, questions: list[str], k: int = 10, warmup: int 
 
 def run(docs: int | None = None, queries: int = 300, work: Path = CACHE / "warm", out_dir=None,
         embedder=None, compare_exact: bool = True) -> dict:
-    from qa.api import Retriever
+    from qa.retriever import Retriever
     from qa.config import Settings
     from qa.embedding import get_embedder
 
@@ -87,7 +87,7 @@ def run(docs: int | None = None, queries: int = 300, work: Path = CACHE / "warm"
         "corpus": f"SciFact corpus ({report.files} abstracts), real passages/sentences/BM25, random unit vectors",
         "passages": report.passages,
         "sentences": report.sentences,
-        "vector_index": retriever.data.vector_kind,
+        "vector_index": retriever.reader.vector_kind,
         "questions": len(questions),
         **measure(retriever, embedder, questions),
     }

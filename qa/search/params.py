@@ -14,7 +14,7 @@ from dataclasses import dataclass
 BM25_WEIGHT = 0.3
 # bench/quality.md "Sentence scores": dense = max(passage cosine, best sentence cosine).
 SENTENCE_WEIGHT = 1.0
-# bench/quality.md "Re-scoring the top passages" (bench/learn_fit.py on SciFact train + SQuAD
+# bench/quality.md "Re-scoring the top passages" (bench/quality/learn_fit.py on SciFact train + SQuAD
 # questions outside test_1k): depth 10, weights below.
 RERANK_DEPTH = 10
 RERANK_PASSAGE = 0.24

@@ -13,7 +13,7 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
 - re-scored: the top `rerank_depth` fused passages get `rerank_bonus` added: the passage's own
   cosine, the IDF-weighted share of the question's words in its best sentence, and whether that
   sentence holds what a "when" or "how many" question asks for (a year, a number). The weights
-  were fitted on SciFact train and SQuAD questions outside test_1k (bench/learn_fit.py), not on
+  were fitted on SciFact train and SQuAD questions outside test_1k (bench/quality/learn_fit.py), not on
   the dev questions.
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import report, scale, warm
+from bench.speed import report, scale, warm
 from qa.store.local import vectors as store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,11 @@ def test_scale_build_and_query_at_a_tiny_size(tmp_path):
     assert 1.0 <= measured["vector_fraction_of_flat_float32"] < 1.01
     from qa.store.local.generations import load_index
 
-    data = load_index(tmp_path / "index")
-    p = data.passages[7]
-    for row, start, end in data.sentence_spans:
-        if row == 7:
-            assert p.text[start:end].endswith(".")
+    reader = load_index(tmp_path / "index")
+    p = reader.passages([7])[0]
+    starts, counts = reader.sentence_range([7])
+    spans = reader.sentence_spans(range(int(starts[0]), int(starts[0] + counts[0])))
+    assert spans and all(row == 7 and p.text[start:end].endswith(".") for row, start, end in spans)
 
 
 def test_scale_ivf_tier_at_a_tiny_size(tmp_path, monkeypatch):
@@ -68,7 +68,7 @@ def test_warm_query_bench_and_report_at_a_tiny_size(tmp_path, fake_embedder):
 
 @pytest.mark.model
 def test_cold_start_bench_at_a_tiny_size(tmp_path):
-    from bench import cold
+    from bench.speed import cold
 
     result = cold.run(repeats=1, corpus=ROOT / "corpus", work=tmp_path / "cold", out_dir=tmp_path / "results")
     assert "Maryam Rajavi" in result["answer_line"]  # the answer sentence to "Who leads the NCRI?"
@@ -78,7 +78,7 @@ def test_cold_start_bench_at_a_tiny_size(tmp_path):
 
 @pytest.mark.model
 def test_build_bench_at_a_tiny_size(tmp_path):
-    from bench import build
+    from bench.speed import build
 
     result = build.run(docs=3, work=tmp_path / "build", out_dir=tmp_path / "results", first_build=False,
                        repeats=1)

@@ -131,7 +131,7 @@ def test_bad_input_is_a_clear_error(client, question, k, message):
 
 
 def _fuzz_cases(n: int):
-    """The bad-input generator of bench/load.py (one copy, shared with the 1,000-case run)."""
+    """The bad-input generator of bench/speed/load.py (one copy, shared with the 1,000-case run)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_load", Path(__file__).resolve().parents[2] / "bench" / "load.py")

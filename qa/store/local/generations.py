@@ -41,14 +41,14 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
-from ...schema import Manifest, Passage
+from ...schema import INDEX_FORMAT, Manifest, Passage
 from ..base import IndexData, Reusable
 from .passages import COLUMNS, connect, read_passages, write_sqlite
 from .vectors import VectorFile, build_vector_index, read_vector_index, sentence_dtype, vector_kind, _faiss
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: page/locator columns, passages.npy, file sizes in the manifest
+FORMAT_VERSION = INDEX_FORMAT
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 PASSAGES_DB = "passages.sqlite"

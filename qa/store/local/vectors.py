@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import IndexMissing
 
-# Vector index by corpus size (passages), measured in bench/scale.py (see bench/RESULTS.md):
+# Vector index by corpus size (passages), measured in bench/speed/scale.py (see bench/RESULTS.md):
 # up to EXACT_MAX every passage is scored exactly (IndexFlatIP) and results are exact; then an
 # HNSW graph over the float vectors (exact cosines for the candidates it finds); above HNSW_MAX,
 # IVF with 8-bit scalar quantisation (a quarter of the float32 memory, memory-mapped).
@@ -21,7 +21,7 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 100  # = SearchParams.ann_candidates: the smallest that returns them all; recall@10 0.999 at 20k
 IVF_NPROBE_FRACTION = 1 / 128  # of the lists searched per query (at least IVF_NPROBE_MIN);
-IVF_NPROBE_MIN = 16  # recall@10 0.98 at 1M in bench/scale.py, where the SQ8 codes, not nprobe, limit it
+IVF_NPROBE_MIN = 16  # recall@10 0.98 at 1M in bench/speed/scale.py, where the SQ8 codes, not nprobe, limit it
 IVF_TRAIN_PER_LIST = 40  # vectors sampled per list to train the coarse quantiser and SQ8 ranges
 
 
@@ -100,7 +100,7 @@ def read_vector_index(path: Path, kind: str = "flat"):
         if isinstance(lists, faiss.OnDiskInvertedLists):  # the mapped lists
             # Their search starts `prefetch_nthread` (32) threads per query to page the lists in
             # ahead of the scan: ~1 ms and ~50 page faults (new thread stacks) per query, 4-5x
-            # the scan of 32 lists from the page cache (bench/scale.py). Read on demand instead.
+            # the scan of 32 lists from the page cache (bench/speed/scale.py). Read on demand instead.
             lists.prefetch_nthread = 0
     return index
 
