@@ -1,6 +1,6 @@
 """Score features of the first-stage candidates, for fitting a small learned re-scoring.
 
-    PYTHONPATH=. python bench/quality/learn_features.py dev extra scifact-train scifact-test squad-train squad-test \
+    PYTHONPATH=. python -m bench.quality.learn_features dev extra scifact-train scifact-test squad-train squad-test \
         squad-inart-train squad-inart-test
 
 For every query: the top `DEPTH` passages of the first stage (`SearchParams(rerank_depth=0)`), each with
@@ -19,27 +19,32 @@ nsent sentences; bm25raw; s1_minus_mean s1 - mean sentence cosine; when_/num_/wh
 "how many" / "who" question and the passage|s1 holds a year / a number / a capitalised name not in
 the question; tcos cosine of the question with the section title.
 """
+from __future__ import annotations
+
+import argparse
 import json
 import math
 import random
 import re
-import sys
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from qa.api import Retriever
+from bench.common import CACHE, ROOT, SHARED
 from qa.chunking import chunk_document, split_sentences
 from qa.config import Settings
 from qa.documents import load_corpus
-from qa.embedding import get_embedder
-from qa.evaluation import CachedEmbedder, _norm, load_beir, qa_retriever, read_qa, write_beir_corpus
-from qa.search import SearchParams, build_bm25, embedding_text, tokenize
-from qa.store import IndexData
+from qa.embedding import embedding_text, get_embedder
+from qa.evaluation import CachedEmbedder, load_beir, qa_retriever, read_qa, write_beir_corpus
+from qa.evaluation.runners import _norm
+from qa.lexical import build_bm25, tokenize
+from qa.retriever import Retriever
+from qa.schema import Manifest
+from qa.search import SearchParams
+from qa.store.base import IndexData
+from qa.store.memory import MemoryReader
 
-SHARED = Path("/work/shared")
-CACHE = Path("bench/cache")
+emb = None  # the cached embedder, set by main()
 DEPTH = 30
 FEATURES = ["pcos", "s1", "s2", "dense", "bm25n", "cov", "cov_s1", "idfcov", "idfcov_s1", "title_cov",
             "loglen", "pair", "nsent", "bm25raw", "s1_minus_mean",
@@ -58,9 +63,6 @@ def names_not_in(text, question):
     return any(m.lower() not in q for m in NAME.findall(text))
 
 
-emb = CachedEmbedder(get_embedder(), CACHE)
-emb._con.execute("PRAGMA busy_timeout = 60000")
-
 
 def beir_index(folder, split):
     data = load_beir(SHARED / "benchmarks" / folder, split)
@@ -76,17 +78,27 @@ def beir_index(folder, split):
             spans.append((row, p.start_char + a, p.start_char + b))
             texts.append(p.text[a:b])
     sv = emb.encode_documents(texts)
-    index = faiss.IndexFlatIP(pv.shape[1])
-    index.add(pv)
-    idx = IndexData(manifest={}, passages=passages, passage_vectors=pv, sentence_spans=spans, sentence_vectors=sv,
-                    bm25=build_bm25(passages), passage_index=index)
+    idx = IndexData(manifest=Manifest(passages=len(passages)), passages=passages, passage_vectors=pv,
+                    sentence_spans=spans, sentence_vectors=sv, bm25=build_bm25(passages))
     return data, idx, sources
 
 
+def to_index_data(reader) -> IndexData:
+    """An exact reader's whole index as an IndexData (the featurizer reads every part of it)."""
+    passages = reader.passages(range(len(reader)))
+    spans = reader.sentence_spans(range(reader.manifest.sentences))
+    return IndexData(manifest=reader.manifest, passages=passages, passage_vectors=np.asarray(reader.passage_vectors(None)),
+                     sentence_spans=spans, sentence_vectors=np.asarray(reader.sentence_vectors(None)),
+                     bm25=build_bm25(passages))
+
+
 class Featurizer:
-    def __init__(self, searcher):
-        self.s = searcher
-        self.data = searcher.data
+    def __init__(self, idx: IndexData):
+        self.data = idx
+        self.passages = idx.passages
+        self.vectors = np.asarray(idx.passage_vectors, dtype=np.float32)
+        owner = np.fromiter((sp[0] for sp in idx.sentence_spans), dtype=np.int64, count=len(idx.sentence_spans))
+        self.first_sentence = np.searchsorted(owner, np.arange(len(idx.passages) + 1))
         bm = self.data.bm25
         self.vocab = bm.vocab_dict
         df = np.diff(np.asarray(bm.scores["indptr"]))
@@ -94,20 +106,20 @@ class Featurizer:
         self.idf = {t: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5)) for t, i in self.vocab.items() if i < len(df)}
         self.tok = {}
         self.sent_tok = {}
-        titles = sorted({p.section for p in searcher.passages if p.section})
+        titles = sorted({p.section for p in self.passages if p.section})
         tv = emb.encode_documents(titles) if titles else np.zeros((0, 384), np.float32)
         self.title_vec = dict(zip(titles, tv))
 
     def ptok(self, i):
         if i not in self.tok:
-            p = self.s.passages[i]
+            p = self.passages[i]
             self.tok[i] = (set(tokenize(p.text)), set(tokenize(p.section or "")), len(p.text.split()))
         return self.tok[i]
 
     def stok(self, j):
         if j not in self.sent_tok:
             row, a, b = self.data.sentence_spans[j]
-            p = self.s.passages[row]
+            p = self.passages[row]
             self.sent_tok[j] = set(tokenize(p.text[a - p.start_char: b - p.start_char]))
         return self.sent_tok[j]
 
@@ -115,14 +127,14 @@ class Featurizer:
         words = set(tokenize(question))
         widf = {w: self.idf.get(w, max(self.idf.values()) if self.idf else 1.0) for w in words}
         total_idf = sum(widf.values()) or 1.0
-        bm = parts["bm25"]
+        bm = parts.bm25
         top = float(bm.max()) if len(bm) else 0.0
-        sent = parts["sentence"]
+        sent = parts.sentence
         is_when, is_num, is_who = (bool(r.search(question)) for r in (WHEN_Q, NUM_Q, WHO_Q))
         out = []
         for i in rows:
-            ids = list(range(self.s._first_sentence[i], self.s._first_sentence[i + 1]))
-            pcos = float(self.s._vectors[i] @ query)
+            ids = list(range(self.first_sentence[i], self.first_sentence[i + 1]))
+            pcos = float(self.vectors[i] @ query)
             cos = np.array([sent[j] for j in ids], dtype=np.float32) if ids else np.array([pcos], np.float32)
             order = np.argsort(-cos)
             s1 = float(cos[order[0]])
@@ -142,10 +154,10 @@ class Featurizer:
             idfcov = sum(widf[w] for w in words & all_t) / total_idf
             idfcov_s1 = sum(widf[w] for w in words & best_t) / total_idf
             title_cov = len(words & title_t) / max(1, len(words))
-            ptext = self.s.passages[i].text
+            ptext = self.passages[i].text
             if ids:
                 _, a, b = self.data.sentence_spans[ids[order[0]]]
-                stext = ptext[a - self.s.passages[i].start_char: b - self.s.passages[i].start_char]
+                stext = ptext[a - self.passages[i].start_char: b - self.passages[i].start_char]
             else:
                 stext = ptext
             types = [is_when and bool(YEAR.search(ptext)), is_when and bool(YEAR.search(stext)),
@@ -154,7 +166,7 @@ class Featurizer:
             out.append([pcos, s1, s2, max(pcos, s1), float(bm[i]) / top if top > 0 else 0.0, cov, cov_s1, idfcov,
                         idfcov_s1, title_cov, math.log(1 + nwords), pairc, len(ids), float(bm[i]),
                         s1 - float(cos.mean())] + [float(t) for t in types]
-                       + [float(self.title_vec[self.s.passages[i].section] @ query) if self.s.passages[i].section else 0.0])
+                       + [float(self.title_vec[self.passages[i].section] @ query) if self.passages[i].section else 0.0])
         return np.asarray(out, dtype=np.float32)
 
 
@@ -166,10 +178,8 @@ def sub_index(idx, rows):
     keep = [j for j, sp in enumerate(idx.sentence_spans) if sp[0] in new]
     spans = [(new[idx.sentence_spans[j][0]], *idx.sentence_spans[j][1:]) for j in keep]
     pv = idx.passage_vectors[rows]
-    index = faiss.IndexFlatIP(pv.shape[1])
-    index.add(pv)
-    return IndexData(manifest={}, passages=passages, passage_vectors=pv, sentence_spans=spans,
-                     sentence_vectors=idx.sentence_vectors[keep], bm25=build_bm25(passages), passage_index=index)
+    return IndexData(manifest=Manifest(passages=len(passages)), passages=passages, passage_vectors=pv,
+                     sentence_spans=spans, sentence_vectors=idx.sentence_vectors[keep], bm25=build_bm25(passages))
 
 
 def run_inarticle(name):
@@ -193,17 +203,17 @@ def run_inarticle(name):
     for art, aq in sorted(by_art.items()):
         rows = [i for i, p in enumerate(idx.passages) if art_of(sources[p.source]) == art]
         sub = sub_index(idx, rows)
-        s = Retriever(sub, emb, SearchParams(rerank_depth=0)).searcher
-        feat = Featurizer(s)
+        s = Retriever(MemoryReader(sub), emb, SearchParams(rerank_depth=0)).searcher
+        feat = Featurizer(sub)
         vectors = emb.encode_queries([data.queries[q] for q in aq])
         for qid, vec in zip(aq, vectors):
             q = data.queries[qid]
             parts = s.score(q, k=100, query_vector=vec)
-            fused = parts["fused"]
+            fused = parts.fused
             order = np.argsort(-fused, kind="stable")
             cand = order[:DEPTH]
             x = feat.features(q, vec, parts, cand)
-            docs_all = [sources[s.passages[i].source] for i in order[:400]]
+            docs_all = [sources[sub.passages[i].source] for i in order[:400]]
             docs = docs_all[:DEPTH]
             lab = [1.0 if data.qrels[qid].get(d, 0) > 0 else 0.0 for d in docs]
             pad = DEPTH - len(cand)  # an article may have fewer passages than DEPTH
@@ -225,10 +235,11 @@ def run(name):
     if name.startswith("squad-inart"):
         return run_inarticle(name)
     if name in ("dev", "extra"):
-        f = {"dev": SHARED / "eval/seed_dev.jsonl", "extra": Path("bench/dev_extra.jsonl")}[name]
+        f = {"dev": SHARED / "eval/seed_dev.jsonl", "extra": ROOT / "bench" / "dev_extra.jsonl"}[name]
         rows = [r for r in read_qa(f) if r["evidence"] is not None]
-        base = qa_retriever(Settings(corpus_dir=Path("corpus")), emb, CACHE)
-        r = Retriever(base.data, emb, searcher_params)
+        base = qa_retriever(Settings(corpus_dir=ROOT / "corpus"), emb, CACHE)
+        idx = to_index_data(base.reader)
+        r = Retriever(MemoryReader(idx), emb, searcher_params)
         qs = [(x["id"], x["question"]) for x in rows]
         evid = {x["id"]: _norm(x["evidence"]) for x in rows}
         sources = None
@@ -237,7 +248,7 @@ def run(name):
                          "squad-train": ("squad-v1.1-dev-passages", "test"),
                          "squad-test": ("squad-v1.1-dev-passages", "test_1k")}[name]
         data, idx, sources = beir_index(folder, split)
-        r = Retriever(idx, emb, searcher_params)
+        r = Retriever(MemoryReader(idx), emb, searcher_params)
         qids = list(data.qrels)
         if name == "squad-train":
             test = set(load_beir(SHARED / "benchmarks" / folder, "test_1k").qrels)
@@ -247,22 +258,22 @@ def run(name):
             qids = sorted(qids[:2000])
         qs = [(q, data.queries[q]) for q in qids]
     s = r.searcher
-    feat = Featurizer(s)
+    feat = Featurizer(idx)
     vectors = emb.encode_queries([q for _, q in qs])
     X, Y, G, FUSED, DOCS = [], [], [], [], []
     allruns = {}
     for (qid, q), vec in zip(qs, vectors):
         parts = s.score(q, k=100, query_vector=vec)
-        fused = parts["fused"]
+        fused = parts.fused
         order = np.argsort(-fused, kind="stable")
         cand = order[:DEPTH]
         X.append(feat.features(q, vec, parts, cand))
         if sources is None:
-            lab = [1.0 if evid[qid] in _norm(s.passages[i].text) else 0.0 for i in cand]
+            lab = [1.0 if evid[qid] in _norm(idx.passages[i].text) else 0.0 for i in cand]
             docs = [str(i) for i in cand]
             rest = []
         else:
-            docs_all = [sources[s.passages[i].source] for i in order[:400]]
+            docs_all = [sources[idx.passages[i].source] for i in order[:400]]
             docs = docs_all[:DEPTH]
             rest = docs_all[DEPTH:]
             lab = [1.0 if data.qrels[qid].get(d, 0) > 0 else 0.0 for d in docs]
@@ -276,5 +287,19 @@ def run(name):
     print(name, len(qs), "queries", flush=True)
 
 
-for n in sys.argv[1:]:
-    run(n)
+def main(argv=None) -> int:
+    global emb
+    names = ["dev", "extra", "scifact-train", "scifact-test", "squad-train", "squad-test", "squad-inart-train",
+             "squad-inart-test"]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="+", choices=names, help="feature sets to compute")
+    args = parser.parse_args(argv)
+    emb = CachedEmbedder(get_embedder(), CACHE)
+    emb._con.execute("PRAGMA busy_timeout = 60000")
+    for name in args.sets:
+        run(name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,26 +1,25 @@
 """Fit a linear re-scoring of the first-stage candidates on features from bench/quality/learn_features.py
 (listwise softmax loss, each training set weighted equally) and report every dataset.
 
-    PYTHONPATH=. python bench/quality/learn_fit.py pcos,idfcov_s1,when_s,num_s --offset --brief   # the default's fit
-    PYTHONPATH=. python bench/quality/learn_fit.py dense,bm25n --weights 1,0.3 --brief            # fixed weights, no fit
+    PYTHONPATH=. python -m bench.quality.learn_fit pcos,idfcov_s1,when_s,num_s --offset --brief   # the default's fit
+    PYTHONPATH=. python -m bench.quality.learn_fit dense,bm25n --weights 1,0.3 --brief            # fixed weights, no fit
 
 --offset adds the first stage's fused score as a feature and reports the weights divided by its
 weight (so they read as what is added to the fused score). The loss is scale-free only when the
 fused score's weight is not shrunk, hence no L2 on it. Training sets: SciFact train, SQuAD questions
 outside test_1k over the whole SQuAD corpus and within their own article (bench/quality/learn_features.py).
 """
+from __future__ import annotations
+
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
 
+from bench.common import CACHE, SHARED
 from qa.evaluation import beir_metrics, load_beir
 
-CACHE = Path("bench/cache")
-SHARED = Path("/work/shared/benchmarks")
-ap = argparse.ArgumentParser()
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("features")
 ap.add_argument("--train", default="squad-inart-train,squad-train,scifact-train")
 ap.add_argument("--l2", type=float, default=0.001)
@@ -29,7 +28,7 @@ ap.add_argument("--brief", action="store_true")
 ap.add_argument("--depth", type=int, default=30)
 ap.add_argument("--offset", action="store_true", help="score = the default fused score + features @ w")
 ap.add_argument("--sets", default="dev,extra,scifact-train,squad-train,squad-inart-train,scifact-test,squad-test,squad-inart-test")
-args = ap.parse_args()
+args = None  # set by main()
 
 QRELS = {}
 
@@ -90,7 +89,7 @@ def evaluate(name, w):
         "squad-inart-train": ("squad-v1.1-dev-passages", "test"),
         "squad-inart-test": ("squad-v1.1-dev-passages", "test_1k")}[name]
     if name not in QRELS:
-        QRELS[name] = load_beir(SHARED / folder, split).qrels
+        QRELS[name] = load_beir(SHARED / "benchmarks" / folder, split).qrels
     qrels = QRELS[name]
     runs = {}
     for q in range(len(G)):
@@ -109,21 +108,31 @@ def evaluate(name, w):
     return f"{name}: nDCG@10 {m['ndcg@10']:.4f} hit@1 {m['hit@1']:.4f} MRR {m['mrr@10']:.4f} R@100 {m['recall@100']:.4f}"
 
 
-if args.weights:
-    w = np.array([float(x) for x in args.weights.split(",")])
-else:
-    sets = [(lambda t: (t[0], t[1], t[4]))(load(n)) for n in args.train.split(",")]
-    d = sets[0][0].shape[2]
-    res = minimize(loss, np.zeros(d), args=(sets,), jac=True, method="L-BFGS-B")
-    w = res.x / (res.x[-1] if args.offset else 1.0)  # ranks do not change; the fused score gets weight 1
-    print("raw scale", round(float(res.x[-1]), 2), "loss", round(float(res.fun), 4))
-if args.brief:
-    out = []
+def main(argv=None) -> int:
+    global args
+    args = ap.parse_args(argv)
+    from scipy.optimize import minimize
+
+    if args.weights:
+        w = np.array([float(x) for x in args.weights.split(",")])
+    else:
+        sets = [(lambda t: (t[0], t[1], t[4]))(load(n)) for n in args.train.split(",")]
+        d = sets[0][0].shape[2]
+        res = minimize(loss, np.zeros(d), args=(sets,), jac=True, method="L-BFGS-B")
+        w = res.x / (res.x[-1] if args.offset else 1.0)  # ranks do not change; the fused score gets weight 1
+        print("raw scale", round(float(res.x[-1]), 2), "loss", round(float(res.fun), 4))
+    if args.brief:
+        out = []
+        for n in args.sets.split(","):
+            r = evaluate(n, w).split(" miss")[0].replace("hit@", "h").replace("nDCG@10", "n")
+            out.append(" ".join(x for x in r.split() if not x.startswith(("MRR", "R@")) and not x[0].isdigit() or True))
+        print(f"{args.features:40s} w={' '.join(f'{x:.3f}' for x in w)} | " + " | ".join(out), flush=True)
+        return 0
+    print("features", args.features, "weights", " ".join(f"{x:.3f}" for x in w), "train", args.train if not args.weights else "-")
     for n in args.sets.split(","):
-        r = evaluate(n, w).split(" miss")[0].replace("hit@", "h").replace("nDCG@10", "n")
-        out.append(" ".join(x for x in r.split() if not x.startswith(("MRR", "R@")) and not x[0].isdigit() or True))
-    print(f"{args.features:40s} w={' '.join(f'{x:.3f}' for x in w)} | " + " | ".join(out), flush=True)
-    raise SystemExit
-print("features", args.features, "weights", " ".join(f"{x:.3f}" for x in w), "train", args.train if not args.weights else "-")
-for n in args.sets.split(","):
-    print("  ", evaluate(n, w), flush=True)
+        print("  ", evaluate(n, w), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
