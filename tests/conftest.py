@@ -106,3 +106,12 @@ def default_corpus_index(tmp_path_factory, real_embedder):
 def all_passages(reader) -> list:
     """Every passage of an open index (`IndexReader`), in row order."""
     return reader.passages(range(len(reader)))
+
+
+def patch_embedder(monkeypatch, embedder) -> None:
+    """Make `qa.build` and `qa.retriever` use `embedder` whatever model name they ask for."""
+    import qa.build
+    import qa.retriever
+
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name=None: embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name=None: embedder)

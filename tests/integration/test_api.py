@@ -9,7 +9,7 @@ import qa
 from qa.api import Retriever, build_index, ensure_index, index_state
 from qa.config import Settings
 from qa.errors import BadInput, CorpusEmpty, EmptyQuestion, IndexMismatch, IndexMissing
-from conftest import all_passages
+from conftest import all_passages, patch_embedder
 
 
 def _file_text(settings, source):
@@ -128,14 +128,11 @@ def test_changed_corpus_is_detected_and_rebuilt(settings, fake_embedder):
 
 
 def test_module_level_retrieve_uses_environment(settings, fake_embedder, monkeypatch):
-    import qa.build
-    import qa.retriever
 
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     hits = qa.retrieve("Guided tours start at the gate", k=2)
     assert hits[0].section == "Visitors" and hits[0].source == "garden.txt"
     answer = qa.ask("Guided tours start at the gate", k=2)
@@ -177,14 +174,11 @@ def test_links_out_of_the_corpus_are_not_indexed(settings, fake_embedder, tmp_pa
 def test_threads_using_the_index_for_the_first_time_share_one_build(settings, fake_embedder, monkeypatch):
     import threading
 
-    import qa.build
-    import qa.retriever
 
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     results, errors = [], []
 
     def worker():

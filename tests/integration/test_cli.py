@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import qa.build
-import qa.retriever
 from qa.frontends.cli import main
+from conftest import patch_embedder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,8 +19,7 @@ def fake_env(settings, fake_embedder, monkeypatch):
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     return settings
 
 
@@ -78,8 +76,7 @@ def test_bad_usage_exits_2_with_a_message(fake_env, capsys, argv, code, message)
 
 
 def test_empty_corpus_exits_1_naming_the_folder(tmp_path, monkeypatch, capsys, fake_embedder):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     (tmp_path / "c").mkdir()
     assert main(["index", "-q", "--corpus", str(tmp_path / "c"), "--index", str(tmp_path / "i"), "--model", "fake-embedder"]) == 1
     assert f"No readable document (.docx, .html, .md, .pdf, .txt) in {tmp_path / 'c'}/" in capsys.readouterr().err

@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 
 import qa
-import qa.build
-import qa.retriever
 from qa.build import build_index, watch
 from qa.retriever import Retriever, default_retriever
 from qa.chunking import chunk_document, split_sentences
@@ -26,7 +24,7 @@ from qa.errors import BadInput, IndexLocked
 from qa.embedding import embedding_text
 from qa.store.local.generations import build_lock, current_generation, load_index, read_manifest
 
-from conftest import all_passages
+from conftest import all_passages, patch_embedder
 
 HERE = Path(__file__).resolve().parent
 BEES = "Bees\n\nThe bees live in three hives by the north wall. Their honey is sold in June.\n"
@@ -139,8 +137,7 @@ def test_renamed_file_reuses_its_vectors(settings, fake_embedder):
 
 
 def test_model_or_chunking_change_forces_full_rebuild_and_says_so(settings, fake_embedder, monkeypatch, capsys):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     args = ["index", "-q", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
     assert main([*args, "--model", "fake-embedder"]) == 0
     all_texts = sorted(texts_of(settings, "garden.txt") + texts_of(settings, "sub/boats.md"))
@@ -163,8 +160,7 @@ def test_model_or_chunking_change_forces_full_rebuild_and_says_so(settings, fake
 
 
 def test_incremental_summary_on_the_command_line(settings, fake_embedder, monkeypatch, capsys):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     args = ["index", "-q", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake-embedder"]
     main(args)
     (settings.corpus_dir / "bees.txt").write_text(BEES, encoding="utf-8")
@@ -380,8 +376,7 @@ def test_second_ctrl_c_abandons_the_watch_build(settings, fake_embedder):
 
 
 def test_running_retriever_picks_up_a_new_index(settings, fake_embedder, monkeypatch):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     build_index(settings, embedder=fake_embedder)
     first = default_retriever(settings)
     assert "bees.txt" not in first.sources()
@@ -397,8 +392,7 @@ def test_running_retriever_picks_up_a_new_index(settings, fake_embedder, monkeyp
 
 
 def test_damaged_new_generation_is_not_swapped_in(settings, fake_embedder, monkeypatch, caplog):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     build_index(settings, embedder=fake_embedder)
     first = default_retriever(settings)
     (settings.corpus_dir / "bees.txt").write_text(BEES, encoding="utf-8")
@@ -427,8 +421,7 @@ def test_sources_filter_in_ask_retrieve_and_cli(settings, fake_embedder, monkeyp
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     hits = qa.retrieve("boats race roses watered", k=5, sources=["garden.txt"])
     assert hits and {h.source for h in hits} == {"garden.txt"}
     assert main(["ask", "roses", "--source", "boats", "--json"]) == 0
@@ -438,8 +431,7 @@ def test_sources_filter_in_ask_retrieve_and_cli(settings, fake_embedder, monkeyp
 
 
 def test_status_text_and_json(settings, fake_embedder, monkeypatch, capsys):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", "fake-embedder"]
     assert main(["status", *args]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "state:    missing (no index: run `qa index`)"
@@ -477,8 +469,7 @@ def test_status_text_and_json(settings, fake_embedder, monkeypatch, capsys):
 def test_queries_during_rebuilds_answer_from_one_whole_index(settings, fake_embedder, monkeypatch):
     """Threads keep asking through the shared retriever while builds swap indexes: every answer
     comes from one complete index (its passages are exact spans of a version of the file)."""
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     build_index(settings, embedder=fake_embedder)
     bees = settings.corpus_dir / "bees.txt"
     versions = {BEES, BEES.replace("three", "four")}

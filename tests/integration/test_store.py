@@ -6,8 +6,6 @@ import sqlite3
 
 import pytest
 
-import qa.build
-import qa.retriever
 from qa.build import build_index
 from qa.retriever import Retriever
 from qa.frontends.cli import main
@@ -21,7 +19,7 @@ from qa.store.local.generations import (
     read_manifest,
 )
 
-from conftest import all_passages
+from conftest import all_passages, patch_embedder
 
 INDEX_FILES = ["manifest.json", "passages.sqlite", "passages.faiss", "passages.npy", "sentences.npy"]
 
@@ -32,8 +30,7 @@ def _bm25_files(gen):
 
 @pytest.fixture
 def built(settings, fake_embedder, monkeypatch):
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)

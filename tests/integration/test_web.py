@@ -19,7 +19,7 @@ from qa.build import build_index
 from qa.retriever import Retriever
 from qa.config import Settings
 
-from conftest import DATA, FakeEmbedder
+from conftest import DATA, FakeEmbedder, patch_embedder
 
 HOSTILE = (
     "# Hostile notes\n"
@@ -316,8 +316,7 @@ def test_parse_auth():
 
 def test_serve_warns_for_other_hosts_and_never_shares(monkeypatch, settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
-    monkeypatch.setattr("qa.build.get_embedder", lambda name=None: fake_embedder)
-    monkeypatch.setattr("qa.retriever.get_embedder", lambda name=None: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     launched = []
     monkeypatch.setattr(web, "launch", lambda demo, **kw: launched.append(kw))
     said = []
@@ -343,8 +342,7 @@ def test_cli_serve_rejects_malformed_auth(monkeypatch, settings, fake_embedder, 
 def test_running_server_picks_up_a_rebuilt_index(monkeypatch, settings, fake_embedder):
     from gradio_client import Client
 
-    monkeypatch.setattr("qa.build.get_embedder", lambda name=None: fake_embedder)
-    monkeypatch.setattr("qa.retriever.get_embedder", lambda name=None: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     build_index(settings, embedder=fake_embedder)
     demo, url = start(settings)  # no retriever: api.default_retriever, reloaded on a new index
     try:

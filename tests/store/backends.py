@@ -1,4 +1,4 @@
-"""Backends for the store contract suite (tests/store/test_contract.py; fixtures in conftest.py).
+"""Backends for the store contract suite (tests/store/test_contract.py) and its fixtures.
 
 Each entry of `READERS` turns an `IndexData` into an open `IndexReader` of one backend, and each
 entry of `STORES` gives a fresh `Store` in a temporary place. A new backend (Milvus Lite, next)
@@ -8,6 +8,7 @@ adds one function to each and the whole suite runs against it.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from qa.lexical import build_bm25
 from qa.schema import INDEX_FORMAT, Manifest, Passage
@@ -76,3 +77,20 @@ READERS = {
     "memory": _memory_reader,
 }
 STORES = {"local": _local_store}
+
+
+@pytest.fixture
+def data() -> IndexData:
+    return make_data()
+
+
+@pytest.fixture(params=sorted(READERS))
+def reader(request, tmp_path, data, monkeypatch):
+    """An open `IndexReader` of each backend over `data`."""
+    return READERS[request.param](tmp_path, data, monkeypatch)
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request, tmp_path):
+    """A fresh, empty `Store` of each backend."""
+    return STORES[request.param](tmp_path)

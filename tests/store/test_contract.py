@@ -1,5 +1,5 @@
 """The store contract: what every backend's `Store` and `IndexReader` must do, checked against
-each backend listed in tests/store/conftest.py (as txtai's ANN tests run once per backend)."""
+each backend listed in tests/store/backends.py (as txtai's ANN tests run once per backend)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from qa.errors import IndexLocked
 from qa.lexical import bm25_idf, bm25_scores, tokenize
 from qa.store.base import IndexReader, Store
 
-from backends import make_data  # tests/store/backends.py
+from backends import data, make_data, reader, store  # noqa: F401 (fixtures)  tests/store/backends.py
 
 
 def _brute_force(data, query, k, sources=None):

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-import qa.build
-import qa.retriever
 from qa.build import build_index
 from qa.retriever import Retriever
 from qa.chunking import chunk_document
 from qa.frontends.cli import main
 from qa.documents import Unreadable, list_files, load_corpus, read_document
 from qa.schema import cite, unit_locator
+from conftest import patch_embedder
 
 HTML = """<!DOCTYPE html>
 <html>
@@ -197,8 +196,7 @@ def mixed(settings, fake_embedder, monkeypatch):
     make_docx(corpus / "rules.docx", DOCX_BLOCKS)
     (corpus / "mill.html").write_text(HTML, encoding="utf-8")
     make_pdf(corpus / "locked.pdf", ["Secret text."], password="secret")
-    monkeypatch.setattr(qa.build, "get_embedder", lambda name: fake_embedder)
-    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name: fake_embedder)
+    patch_embedder(monkeypatch, fake_embedder)
     monkeypatch.setenv("QA_CORPUS_DIR", str(settings.corpus_dir))
     monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
     monkeypatch.setenv("QA_MODEL", fake_embedder.name)
