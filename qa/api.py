@@ -469,7 +469,7 @@ def watch(
 def check_question(question) -> str:
     """The question, stripped. Raises EmptyQuestion for None, empty or whitespace."""
     if not isinstance(question, str) or not question.strip():
-        raise EmptyQuestion("The question is empty: ask something, e.g. qa ask \"Who leads the NCRI?\"")
+        raise EmptyQuestion("The question is empty: write one between quotes, e.g. qa ask \"What is the refund policy?\"")
     return question.strip()
 
 

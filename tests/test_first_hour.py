@@ -438,3 +438,9 @@ def test_web_assets_are_package_files():
             "library.js"} <= names
     assert web.CSS == (ROOT / "qa" / "static" / "chat.css").read_text()
     assert 'CSS = """' not in (ROOT / "qa" / "web.py").read_text()
+
+
+def test_empty_question_message_is_not_about_the_bundled_corpus(fake_env, capsys):
+    assert main(["ask", "  "]) == 2
+    err = capsys.readouterr().err
+    assert "question is empty" in err and "NCRI" not in err
