@@ -35,7 +35,6 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
