@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 QUESTIONS = ["When was the PMOI founded?", "Who leads the NCRI?"]
@@ -26,8 +27,8 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from playwright.sync_api import sync_playwright
 
-    from qa import web
-    from qa.api import build_index
+    from qa.build import build_index
+    from qa.frontends import web
     from qa.config import Settings
     from test_browser import ask  # the same way the browser tests ask
     from test_web import free_port
@@ -35,7 +36,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(corpus_dir=ROOT / "corpus", index_dir=Path(tmp) / "index")
         build_index(settings)
-        from qa.live import LiveIndex
+        from qa.frontends.live import LiveIndex
 
         live = LiveIndex(settings).start()
         demo = web.build_app(settings, live=live, allow_upload=True)
