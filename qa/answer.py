@@ -49,7 +49,7 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
                 choice = float(sentence_cos[j]) - RANK_PENALTY * h + WORD_BONUS * held / max(1, len(words))
                 if best is None or choice > best[0]:
                     best = (choice, h, j)
-    found = bool(hits) and _supported(question, hits, parts, searcher.params)
+    found, reason = _supported(question, hits, parts, searcher.params) if hits else (False, "no passage to search")
     answer = None
     if best is not None:
         _, start, end = spans[best[2]]
@@ -73,7 +73,7 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
             page=page,
             locator=locator,
         )
-    return Answer(question=question, passages=marked, answer=answer, found=found)
+    return Answer(question=question, passages=marked, answer=answer, found=found, reason=reason)
 
 
 def word_coverage(question: str, hits: list[Hit]) -> float:
@@ -85,16 +85,25 @@ def word_coverage(question: str, hits: list[Hit]) -> float:
     return max((len(words & set(tokenize(bm25_text(h)))) / len(words) for h in hits), default=0.0)
 
 
-def _supported(question: str, hits: list[Hit], parts: dict, params) -> bool:
-    """Whether the corpus supports an answer: the best dense score of any allowed passage
-    clears `found_threshold`, or clears the lower `found_threshold_words` while one of
+def _supported(question: str, hits: list[Hit], parts: dict, params) -> tuple[bool, str]:
+    """Whether the corpus supports an answer, and why: the best dense score of any allowed
+    passage clears `found_threshold`, or clears the lower `found_threshold_words` while one of
     the top 3 passages holds at least `found_coverage` of the question's words (calibrated on
     dev questions and SQuAD questions asked of the default corpus; see bench/quality.md)."""
     dense = parts.get("question_dense", parts["dense"])[parts["allowed"]]
     best = float(dense.max()) if len(dense) else 0.0
     if best >= params.found_threshold:
-        return True
-    return best >= params.found_threshold_words and word_coverage(question, hits[:3]) >= params.found_coverage
+        return True, f"a passage is close in meaning to the question (similarity {best:.2f}, at least {params.found_threshold:.2f})"
+    coverage = word_coverage(question, hits[:3])
+    if best >= params.found_threshold_words and coverage >= params.found_coverage:
+        return True, (
+            f"a top passage holds {coverage:.0%} of the question's words, with similarity {best:.2f} "
+            f"(at least {params.found_threshold_words:.2f})"
+        )
+    return False, (
+        f"no passage is close in meaning (best similarity {best:.2f}, below {params.found_threshold:.2f}) "
+        f"and no top passage holds {params.found_coverage:.0%} of the question's words ({coverage:.0%} at most)"
+    )
 
 
 # --- rendering -----------------------------------------------------------------------------

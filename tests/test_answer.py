@@ -30,22 +30,30 @@ def _parts(dense):
     return {"dense": dense, "allowed": np.ones(len(dense), dtype=bool)}
 
 
-def test_supported_by_dense_threshold_or_words():
+def test_supported_by_dense_threshold_or_words_with_the_reason():
     params = SearchParams(found_threshold=0.5, found_threshold_words=0.3, found_coverage=0.5)
     hits = [_hit("The roses are watered at six.")]
-    assert _supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
+    assert _supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params) == (
+        True, "a passage is close in meaning to the question (similarity 0.55, at least 0.50)"
+    )
     # below the threshold, but every content word is in the top passage
-    assert _supported("When are the roses watered?", hits, _parts([0.35]), params)
+    assert _supported("When are the roses watered?", hits, _parts([0.35]), params) == (
+        True, "a top passage holds 100% of the question's words, with similarity 0.35 (at least 0.30)"
+    )
     # below the threshold and the passage holds 1 of 3 content words
-    assert not _supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
+    assert _supported("When are the tulips planted watered?", hits, _parts([0.35]), params) == (
+        False,
+        "no passage is close in meaning (best similarity 0.35, below 0.50) "
+        "and no top passage holds 50% of the question's words (33% at most)",
+    )
     # too far below for words to matter
-    assert not _supported("When are the roses watered?", hits, _parts([0.25]), params)
+    assert _supported("When are the roses watered?", hits, _parts([0.25]), params)[0] is False
 
 
 def test_supported_ignores_passages_outside_the_source_filter():
     params = SearchParams(found_threshold=0.5, found_threshold_words=0.3, found_coverage=0.5)
     parts = {"dense": np.array([0.9, 0.1], dtype=np.float32), "allowed": np.array([False, True])}
-    assert not _supported("zebra?", [_hit("Nothing here.")], parts, params)
+    assert _supported("zebra?", [_hit("Nothing here.")], parts, params)[0] is False
 
 
 @pytest.fixture
