@@ -11,7 +11,7 @@ wrong: 400 bad input, 401 no or wrong credentials, 404 unknown file or endpoint,
 text too large, 503 no usable index. `install(app, ...)` adds all of it to a FastAPI app.
 """
 
-from __future__ import annotations
+# (no `from __future__ import annotations`: FastAPI reads the routes' annotations at run time)
 
 import json
 import logging

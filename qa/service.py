@@ -203,7 +203,7 @@ def parse_lines(value) -> tuple[int, int] | None:
 
 
 def source_record(settings: Settings, retriever, file: str, lines: tuple[int, int] | None = None,
-                  max_chars: int = MAX_SOURCE_CHARS) -> dict:
+                  max_chars: int | None = None) -> dict:
     """The text of lines `lines` (1-based, inclusive; default the whole file) of an indexed
     file, as the index sees it (the extracted text for html/pdf/docx: the text that passages'
     lines and offsets refer to). `text == document_text[start_char:end_char]`; `changed` says
@@ -212,7 +212,7 @@ def source_record(settings: Settings, retriever, file: str, lines: tuple[int, in
     Raises:
         NotInCorpus: `file` is not a file of the indexed corpus (or leads out of it).
         BadInput: the lines lie outside the file, or the file cannot be read.
-        TooLarge: the text asked for is longer than `max_chars`.
+        TooLarge: the text asked for is longer than `max_chars` (default MAX_SOURCE_CHARS).
     """
     from .api import read_source
 
@@ -225,13 +225,14 @@ def source_record(settings: Settings, retriever, file: str, lines: tuple[int, in
         raise NotInCorpus(f"{file!r} cannot be read.") from None
     document = read_source(path, file)
     starts = document.line_starts
-    total = len(starts)
+    total = len(starts) - (len(starts) > 1 and document.text.endswith("\n"))  # a final newline ends the last line
     first, last = lines or (1, total)
     if first > total:
         raise BadInput(f"{file} has {total} lines: ask for lines within 1-{total}.")
     last = min(last, total)
     start_char = starts[first - 1]
-    end_char = starts[last] - 1 if last < total else len(document.text)
+    end_char = starts[last] - 1 if last < len(starts) else len(document.text)  # without the line's newline
+    max_chars = max_chars or MAX_SOURCE_CHARS
     if end_char - start_char > max_chars:
         raise TooLarge(
             f"Lines {first}-{last} of {file} hold {end_char - start_char:,} characters, more than "
