@@ -226,6 +226,7 @@ def run_load(args, retriever, server, http, endpoint: str = "gradio") -> dict:
                 with lock:
                     results.append((kind, ok, seconds))
 
+    load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine, for the reader
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.clients) as ex:
         list(ex.map(client, work))
@@ -255,6 +256,8 @@ def run_load(args, retriever, server, http, endpoint: str = "gradio") -> dict:
             "mean": round(statistics.mean(latencies), 4) if latencies else None,
         },
         "server_alive_after": server.alive(),
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -317,6 +320,7 @@ def main(argv=None) -> int:
         return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))  # measure this checkout's qa, as the server process does
     import httpx
 
     from qa import web

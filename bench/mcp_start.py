@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "mcp_start.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))  # measure this checkout's qa, as the server process does
     corpus = Path(args.corpus)
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else Path(tmp) / "index"

@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from qa import service
-from qa.api import Retriever, build_index
+from qa.api import Retriever
 from qa.config import Settings
 
 from conftest import FakeEmbedder
-from test_web import free_port, make_corpus
+from test_web import fake_index, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_QA = str(ROOT / "tests" / "fake_qa.py")
@@ -99,11 +99,7 @@ class Serve:
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     """A FakeEmbedder index of make_corpus(): (settings, retriever)."""
-    base = tmp_path_factory.mktemp("mcp")
-    settings = Settings(corpus_dir=make_corpus(base), index_dir=base / "index", model=FakeEmbedder.name)
-    embedder = FakeEmbedder()
-    build_index(settings, embedder=embedder)
-    return settings, Retriever.load(settings.index_dir, embedder=embedder)
+    return fake_index(tmp_path_factory.mktemp("mcp"))
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,10 @@ import pytest
 from qa import rest, service
 from qa.api import Retriever, build_index
 from qa.cli import main
-from qa.config import Settings
 from qa.errors import IndexMissing
 
 from conftest import FakeEmbedder
-from test_web import make_corpus, start
+from test_web import fake_index, start
 
 API = "api/v1/"
 
@@ -26,11 +25,7 @@ API = "api/v1/"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The whole app over a FakeEmbedder index of make_corpus(): (url, retriever, settings)."""
-    base = tmp_path_factory.mktemp("rest")
-    settings = Settings(corpus_dir=make_corpus(base), index_dir=base / "index", model=FakeEmbedder.name)
-    embedder = FakeEmbedder()
-    build_index(settings, embedder=embedder)
-    retriever = Retriever.load(settings.index_dir, embedder=embedder)
+    settings, retriever = fake_index(tmp_path_factory.mktemp("rest"))
     running, url = start(settings, retriever)
     yield url, retriever, settings
     running.close()

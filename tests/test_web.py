@@ -57,14 +57,18 @@ def make_corpus(base: Path) -> Path:
     return corpus
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A FakeEmbedder index of make_corpus(), served on a free port: (url, retriever, settings)."""
-    base = tmp_path_factory.mktemp("web")
+def fake_index(base: Path) -> tuple[Settings, Retriever]:
+    """make_corpus(base) indexed with the FakeEmbedder: its settings and a loaded retriever."""
     settings = Settings(corpus_dir=make_corpus(base), index_dir=base / "index", model=FakeEmbedder.name)
     embedder = FakeEmbedder()
     build_index(settings, embedder=embedder)
-    retriever = Retriever.load(settings.index_dir, embedder=embedder)
+    return settings, Retriever.load(settings.index_dir, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A FakeEmbedder index of make_corpus(), served on a free port: (url, retriever, settings)."""
+    settings, retriever = fake_index(tmp_path_factory.mktemp("web"))
     running, url = start(settings, retriever)
     yield url, retriever, settings
     running.close()
