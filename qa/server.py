@@ -170,11 +170,14 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
         redoc_url=None,
         lifespan=lifespan,
     )
-    # Routers and middleware: add yours here, before Gradio (mounted at "/", it takes every path left).
+    app.state.settings, app.state.retriever, app.state.guard = settings, live, guard
+    # Front ends. Add a router here (and a middleware anywhere: `app.add_middleware(...)`); a
+    # route must come before the two catch-alls below.
     rest.install(app, settings, live, guard, concurrency=concurrency)
     app.add_route("/mcp", guard.protect(mcp_http), include_in_schema=False)
+    # Catch-alls: a JSON 404 for any other /api/v1 path, then the chat, mounted at "/" (Gradio
+    # answers every path not matched above).
     rest.add_not_found(app, guard)
-
     demo = web.build_app(settings, live)
     gr.mount_gradio_app(
         app,
