@@ -25,7 +25,7 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from playwright.sync_api import sync_playwright
 
-    from qa import server
+    from qa.frontends import server
     from qa.api import build_index
     from qa.config import Settings
     from test_browser import ask  # the same way the browser tests ask
