@@ -28,10 +28,9 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from qa.build import build_index
-    from qa.frontends import web
+    from qa.frontends import server
     from qa.config import Settings
     from test_browser import ask  # the same way the browser tests ask
-    from test_web import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(corpus_dir=ROOT / "corpus", index_dir=Path(tmp) / "index")
@@ -39,8 +38,8 @@ def main() -> int:
         from qa.frontends.live import LiveIndex
 
         live = LiveIndex(settings).start()
-        demo = web.build_app(settings, live=live, allow_upload=True)
-        url = web.launch(demo, port=free_port(), block=False, quiet=True)
+        running = server.start(server.create_app(settings, live=live, allow_upload=True))
+        url = running.url
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
@@ -67,7 +66,7 @@ def main() -> int:
                 browser.close()
         finally:
             live.stop()
-            demo.close()
+            running.close()
     print("wrote docs/chat-{desktop,phone,dark}.png, docs/viewer-{desktop,phone}.png, docs/library-desktop.png")
     return 0
 

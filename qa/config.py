@@ -86,3 +86,9 @@ def cache_root(settings: Settings | None = None, environ: dict | None = None) ->
         return Path(settings.cache_dir)
     env = os.environ if environ is None else environ
     return Path(env.get("QA_CACHE_DIR") or Path.home() / ".cache" / "qa")
+
+
+def api_token_from_env(environ: dict | None = None) -> str | None:
+    """The bearer token the REST API and MCP accept, from QA_API_TOKEN (None when unset or empty)."""
+    env = os.environ if environ is None else environ
+    return env.get("QA_API_TOKEN") or None

@@ -13,7 +13,7 @@ import sys
 import time
 
 from .._version import __version__
-from ..config import Settings, auth_from_env
+from ..config import Settings, api_token_from_env, auth_from_env
 from ..errors import BadInput, QAError
 
 log = logging.getLogger("qa")
@@ -24,11 +24,12 @@ EPILOG = """examples:
   qa status                         which index, which model, is it up to date
   qa ask "Who leads the NCRI?"      answer in the terminal, with citations
   qa ask "Who leads the NCRI?" --json
-  qa serve                          web chat on http://127.0.0.1:7860
+  qa serve                          web chat, REST API (/api/v1) and MCP (/mcp) on http://127.0.0.1:7860
+  qa mcp                            MCP server on stdin/stdout, for a desktop assistant
   qa eval path/to/beir-folder --split test      nDCG@10, Recall@10/100, MRR@10
   qa eval questions.jsonl           hit@1/3/5, MRR, "not found" rates on the corpus
 
-environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them)."""
+environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them), QA_AUTH, QA_API_TOKEN."""
 
 
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
@@ -69,7 +70,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", action="store_true", help="show why each passage ranked where it did (score parts)")
     _common(p)
 
-    p = sub.add_parser("serve", help="web chat (Gradio) on localhost")
+    p = sub.add_parser(
+        "serve",
+        help="web chat, REST API and MCP (HTTP) on localhost",
+        description="The web chat at /, the REST API at /api/v1 (docs at /api/v1/docs) and MCP over "
+        "streamable HTTP at /mcp, in one server. With --auth, all of them need the login; the API "
+        "and MCP also take `Authorization: Bearer $QA_API_TOKEN`.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
@@ -77,6 +84,14 @@ def make_parser() -> argparse.ArgumentParser:
                    help="do not re-index when the corpus changes (the page's re-index button still works)")
     p.add_argument("--allow-upload", action="store_true",
                    help="let the document library page add files to the corpus (and delete them)")
+    _common(p)
+
+    p = sub.add_parser(
+        "mcp",
+        help="MCP server on stdin/stdout (for a desktop assistant)",
+        description="Serve the tools search, read_source, list_sources and index_status over MCP's "
+        "stdio transport. The index must exist (`qa index`); the model loads at the first search.",
+    )
     _common(p)
 
     p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
@@ -258,21 +273,31 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .web import check_port, parse_auth, serve
+    from .server import bind, parse_auth, serve
 
     settings = _settings(args)
     auth = args.auth or auth_from_env()
     parse_auth(auth)  # a malformed login is refused before any index work
-    check_port(args.host, args.port)  # and a port in use, before saying anything is served
-    from .api import index_state
+    sock = bind(args.host, args.port)  # and a port in use, before saying anything is served
+    try:
+        from ..build import index_state
 
-    if args.watch and index_state(settings) == "stale":
-        # Serve the index there is at once; the server's watcher brings it up to date.
-        _say(f"{settings.corpus_dir}/ changed since the index was built: updating it while serving.")
-    else:
-        _ensure(settings)
-    serve(settings, host=args.host, port=args.port, auth=auth, say=_say, watch=args.watch,
-          allow_upload=args.allow_upload)
+        if args.watch and index_state(settings) == "stale":
+            # Serve the index there is at once; the server's watcher brings it up to date.
+            _say(f"{settings.corpus_dir}/ changed since the index was built: updating it while serving.")
+        else:
+            _ensure(settings)
+        serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say,
+              watch=args.watch, allow_upload=args.allow_upload, sock=sock)
+    finally:
+        sock.close()
+    return 0
+
+
+def cmd_mcp(args) -> int:
+    from .mcp_server import run_stdio
+
+    run_stdio(_settings(args))
     return 0
 
 
@@ -295,7 +320,6 @@ def cmd_status(args) -> int:
     settings = _settings(args)
     info = status(settings)
     state, changes = info["state"], info["changes"]
-    manifest = info["model"] is not None
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -306,7 +330,7 @@ def cmd_status(args) -> int:
         "model": f"built with another model than {settings.model!r}: run `qa index`",
     }[state]
     print(f"index:    {info['generation'] or settings.index_dir}")
-    if manifest:
+    if info["generation"]:
         print(f"model:    {info['model']}")
         skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
         print(f"passages: {info['passages']} from {_plural(info['files'], 'file')}{skipped}")
@@ -320,7 +344,8 @@ def cmd_status(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status, "eval": cmd_eval}
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "status": cmd_status,
+            "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the chat reports nothing anywhere
     try:
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe (`| head`) shows here, where it is caught

@@ -1,9 +1,9 @@
 """The web chat: a Gradio app over `qa.retriever`, plus a source viewer served by the same server.
 
-`build_app()` returns the Gradio Blocks without launching it; `launch()` starts it on a port
-(127.0.0.1 by default) with the viewer route, the theme and the queue settings; `serve()` is what
-`qa serve` runs. The app exposes one public API endpoint, `ask` (question, k), that returns
-exactly the dict `qa ask --json` prints.
+`build_app()` returns the Gradio Blocks without launching it, with the viewer and library routes in its
+`qa_routes`; `server.create_app()` mounts it (with `theme()`, `CSS` and `HEAD`) beside the REST
+API and MCP. The app exposes one public API endpoint, `ask` (question, k), that returns exactly
+the dict `qa ask --json` prints.
 
 Safety: every piece of corpus text and every question is HTML-escaped before it reaches a page
 (`render.escape`); the viewer only shows files of the index's corpus (no `..`, no absolute path,
@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import os
 import secrets
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Callable
 from urllib.parse import quote
 
@@ -26,10 +25,10 @@ from ..config import Settings
 from ..errors import BadInput, QAError
 from ..render import escape, render_html
 from ..schema import unit_locator
+from .service import NotInCorpus, resolve_source  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_K = 5
 MAX_UI_K = 20
 # The model is CPU-bound and shared (loaded once per process). With 50 clients on 2 cores, 4
@@ -65,7 +64,7 @@ SCROLL_TO_LAST_QUESTION = _asset("scroll.js")
 HEAD = _asset("head.html") + "<script>\n" + _asset("copy.js") + "</script>\n"
 
 
-def _theme():
+def theme():
     """Gradio's Soft theme with system fonts only: the stock themes load Google Fonts."""
     import gradio as gr
 
@@ -93,38 +92,6 @@ def source_url(item) -> str:
     if locator.startswith("¶"):  # a DOCX citation: the viewer shows paragraphs
         return url + f"#P{locator[1:].split('-')[0]}"
     return url + f"#L{item.start_line}"
-
-
-class NotInCorpus(BadInput):
-    """A viewer request for a path that is not a file of the corpus."""
-
-
-def resolve_source(corpus_dir: Path, files: dict | set | list, requested: str) -> Path:
-    """The file of the corpus named by `requested` (a corpus-relative POSIX path).
-
-    Only paths the index knows (`files`) are served, and only when the real path (symlinks
-    followed) lies inside the corpus folder.
-
-    Raises:
-        NotInCorpus: empty, absolute, `..`, backslash or NUL in the path, unknown to the index,
-            missing, or leading out of the corpus.
-    """
-    refuse = NotInCorpus(f"{requested!r} is not a file of the corpus.")
-    if not requested or "\x00" in requested or "\\" in requested:
-        raise refuse
-    pure = PurePosixPath(requested)
-    if pure.is_absolute() or any(part in ("..", ".", "") for part in requested.split("/")):
-        raise refuse
-    if requested not in files:
-        raise refuse
-    root = Path(corpus_dir).resolve()
-    try:
-        real = (root / pure).resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise refuse from None
-    if not real.is_relative_to(root) or not real.is_file():
-        raise refuse
-    return real
 
 
 def _parse_range(value: str | None) -> tuple[int, int] | None:
@@ -353,7 +320,7 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
             state (refreshed every few seconds) and a re-index button.
         allow_upload: the document library (/library) takes uploads into the corpus.
     Returns:
-        A `gr.Blocks` whose `qa_routes` attribute holds the viewer route for `launch()`.
+        A `gr.Blocks` whose `qa_routes` attribute holds the viewer route (for `server.create_app`).
     """
     import gradio as gr
 
@@ -504,115 +471,3 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         allow_upload=allow_upload,
     )
     return demo
-
-
-# --- launching ------------------------------------------------------------------------------
-
-
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    """'USER:PASSWORD' as a pair. Raises BadInput when the form is wrong."""
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise BadInput("--auth (QA_AUTH) must look like USER:PASSWORD, both non-empty.")
-    return user, password
-
-
-def check_port(host: str, port: int) -> None:
-    """Refuse, with the next step, a port outside 1-65535 or one another server already holds.
-
-    Raises:
-        BadInput: not a port number.
-        QAError: the port is taken (or the address is not this machine's).
-    """
-    import socket
-
-    if not 1 <= int(port) <= 65535:
-        raise BadInput(f"--port must be a number from 1 to 65535, not {port}.")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, int(port)))
-        except OSError as exc:
-            taken = exc.errno in (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
-            raise QAError(
-                f"Port {port} on {host} is in use (another server?): choose another, e.g. "
-                f"`qa serve --port {int(port) + 1}` or `make run PORT={int(port) + 1}`."
-                if taken
-                else f"Cannot serve on {host}:{port} ({exc.strerror or exc}): pass --host 127.0.0.1 "
-                "(or an address of this machine) and a free --port."
-            ) from None
-
-
-def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | None = None,
-           block: bool = True, quiet: bool = False, on_ready: Callable[[str], None] | None = None):
-    """Start `demo` (from `build_app`) with the viewer route, our theme and no share link.
-
-    `on_ready(url)` is called once the server listens (so "serving" is never said before a
-    failure to bind).
-
-    Returns:
-        The local URL (when `block` is False, the server runs in a background thread; stop it
-        with `demo.close()`).
-    """
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        _, url, _ = demo.launch(
-            server_name=host,
-            server_port=port,
-            auth=parse_auth(auth),
-            share=False,
-            prevent_thread_lock=True,
-            quiet=quiet,
-            show_error=True,
-            footer_links=["api"],
-            theme=_theme(),
-            css=CSS,
-            head=HEAD,
-            app_kwargs={"routes": list(getattr(demo, "qa_routes", []))},
-            ssr_mode=False,
-            pwa=False,
-            mcp_server=False,
-        )
-    except OSError:  # Gradio: "Cannot find empty port ..." (its advice names a variable qa ignores)
-        raise QAError(
-            f"Cannot serve on {host}:{port}: the port is in use (another server?). Choose another "
-            f"with --port, e.g. `qa serve --port {int(port or 7860) + 1}` or `make run PORT={int(port or 7860) + 1}`."
-        ) from None
-    if on_ready:
-        on_ready(url)
-    if block:
-        demo.block_thread()
-    return url
-
-
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          say: Callable[[str], None] = log.warning, watch: bool = True, allow_upload: bool = False) -> None:
-    """Serve the chat until interrupted (what `qa serve` runs).
-
-    Raises:
-        BadInput: a malformed `auth`.
-        QAError: no usable index.
-    """
-    parse_auth(auth)
-    check_port(host, port)
-    if host not in LOCAL_HOSTS:
-        say(
-            f"Warning: serving on {host}, reachable from other machines"
-            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth USER:PASSWORD")
-            + "."
-        )
-    from ..retriever import default_retriever
-    from .live import LiveIndex
-
-    default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
-    # Keeps the index current in the background (with watch=False only when the page asks).
-    live = LiveIndex(settings, watch=watch).start()
-    demo = build_app(settings, live=live, allow_upload=allow_upload)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    message = f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)"
-    try:
-        launch(demo, host=host, port=port, auth=auth, block=True, quiet=True, on_ready=lambda url: say(message))
-    finally:
-        live.stop()

@@ -9,13 +9,12 @@ import httpx
 import pytest
 
 from qa.build import build_index
-from qa.frontends import web
+from qa.frontends import server as qserver
 from qa.frontends.library import UploadRefused, safe_name, save_upload
 from qa.frontends.live import LiveIndex
 from qa.retriever import default_retriever
 
 from conftest import FakeEmbedder, patch_embedder
-from test_web import free_port
 
 
 @pytest.fixture
@@ -30,15 +29,14 @@ def served(settings, monkeypatch):
 
     def serve(auth=None, allow_upload=True):
         live = LiveIndex(settings, embedder=embedder, interval=0.05, debounce=0.1).start()
-        demo = web.build_app(settings, live=live, allow_upload=allow_upload)
-        url = web.launch(demo, host="127.0.0.1", port=free_port(), auth=auth, block=False, quiet=True)
-        servers.append((demo, live))
-        return url, live
+        running = qserver.start(qserver.create_app(settings, auth=auth, live=live, allow_upload=allow_upload))
+        servers.append((running, live))
+        return running.url, live
 
     yield settings, serve
-    for demo, live in servers:
+    for running, live in servers:
         live.stop()
-        demo.close()
+        running.close()
 
 
 def token(page: str) -> str:
