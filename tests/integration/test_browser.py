@@ -273,8 +273,8 @@ def test_history_kept_and_phone_width_readable(browser, server, request):
         ]
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
         last = page.locator("#qa-chat .qa-reply").last
+        sync_api.expect(last.locator(".qa-answer")).to_be_in_viewport()  # waits for the scroll to the reply to land
         assert last.locator(".qa-answer").bounding_box()["y"] < last.locator(".qa-card").first.bounding_box()["y"]
-        sync_api.expect(last.locator(".qa-answer")).to_be_in_viewport()
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
