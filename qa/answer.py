@@ -13,7 +13,8 @@ from bisect import bisect_right
 from dataclasses import replace
 
 from .schema import Answer, Hit, Span, cite, unit_locator
-from .search import bm25_text, tokenize
+from .notfound import Support, decide
+from .search import tokenize
 
 ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
 RANK_PENALTY = 0.15  # per rank below the first, taken off a sentence's cosine when choosing
@@ -33,9 +34,9 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
     marked: list[Hit] = []
     words = set(tokenize(question))
     best: tuple[float, int, int] | None = None  # (choice score, hit index, sentence id)
+    hit_rows = parts.get("hit_rows") or [[searcher.row_of(hit)] for hit in hits]
     for h, hit in enumerate(hits):
-        row = searcher.row_of(hit)
-        ids = searcher.sentences_of(row)
+        ids = _sentences(searcher, hit_rows[h], spans)
         if not ids:
             marked.append(hit)
             continue
@@ -49,7 +50,7 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
                 choice = float(sentence_cos[j]) - RANK_PENALTY * h + WORD_BONUS * held / max(1, len(words))
                 if best is None or choice > best[0]:
                     best = (choice, h, j)
-    found = bool(hits) and _supported(question, hits, parts, searcher.params)
+    support = supported(question, hits, parts, searcher)
     answer = None
     if best is not None:
         _, start, end = spans[best[2]]
@@ -73,28 +74,27 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
             page=page,
             locator=locator,
         )
-    return Answer(question=question, passages=marked, answer=answer, found=found)
+    return Answer(question=question, passages=marked, answer=answer, found=support.found,
+                  not_found_reason=support.reason)
 
 
-def word_coverage(question: str, hits: list[Hit]) -> float:
-    """The largest share of the question's content words (stemmed, no stop words) that one of
-    `hits` holds in its section title or text; 0.0 for a question without such words."""
-    words = set(tokenize(question, content_only=True))
-    if not words:
-        return 0.0
-    return max((len(words & set(tokenize(bm25_text(h)))) / len(words) for h in hits), default=0.0)
+def _sentences(searcher, rows: list[int], spans) -> list[int]:
+    """Sentence ids of the passages `rows` (one hit, merged or not), each span once, in text order."""
+    seen, out = set(), []
+    for row in rows:
+        for j in searcher.sentences_of(row):
+            if spans[j][1:] not in seen:
+                seen.add(spans[j][1:])
+                out.append(j)
+    return sorted(out, key=lambda j: spans[j][1])
 
 
-def _supported(question: str, hits: list[Hit], parts: dict, params) -> bool:
-    """Whether the corpus supports an answer: the best dense score of any allowed passage
-    clears `found_threshold`, or clears the lower `found_threshold_words` while one of
-    the top 3 passages holds at least `found_coverage` of the question's words (calibrated on
-    dev questions and SQuAD questions asked of the default corpus; see bench/quality.md)."""
+def supported(question: str, hits: list[Hit], parts: dict, searcher) -> Support:
+    """Whether the corpus supports an answer, and why not (`qa.notfound.decide`): from the best
+    dense score of any allowed passage, the words of the top passages and the corpus's words."""
     dense = parts.get("question_dense", parts["dense"])[parts["allowed"]]
     best = float(dense.max()) if len(dense) else 0.0
-    if best >= params.found_threshold:
-        return True
-    return best >= params.found_threshold_words and word_coverage(question, hits[:3]) >= params.found_coverage
+    return decide(question, hits, best, searcher.params, searcher.data.bm25, getattr(searcher.embedder, "name", None))
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -103,6 +103,12 @@ def _supported(question: str, hits: list[Hit], parts: dict, params) -> bool:
 def to_json(answer: Answer) -> str:
     """The `qa ask --json` document: one JSON object."""
     return json.dumps(answer.to_dict(), ensure_ascii=False, indent=2)
+
+
+def not_found_line(answer: Answer) -> str:
+    """"Not found: no passage of the corpus clearly answers this question (<reason>)." """
+    why = f" ({answer.not_found_reason})" if answer.not_found_reason else ""
+    return f"Not found: no passage of the corpus clearly answers this question{why}."
 
 
 def _score_line(hit: Hit) -> str:
@@ -133,8 +139,8 @@ def render_text(answer: Answer, color: bool = False, width: int = 100) -> str:
         out.append("")
         out.append("Passages:")
     else:
-        out.append("Not found: no passage of the corpus clearly answers this question.")
-        out.append("Closest passages:")
+        out.append(not_found_line(answer))
+        out.append("Related passages (none of them answers it):")
     for hit in answer.passages:
         section = f" — {hit.section}" if hit.section else ""
         out.append(f"\n[{hit.rank}] {bold[0]}{citation(hit)}{bold[1]}{section}  ({_score_line(hit)})")
@@ -181,11 +187,10 @@ def render_html(answer: Answer, link: callable = None) -> str:
         )
         out.append(f'<div class="qa-sources"><div class="qa-sources-title">Sources</div>{cards}</div>')
     else:
+        out.append(f'<div class="qa-notfound">{escape(not_found_line(answer))}</div>')
         out.append(
-            '<div class="qa-notfound">Not found: no passage of the corpus clearly answers this question.</div>'
-        )
-        out.append(
-            f'<details class="qa-closest"><summary>Closest passages ({len(answer.passages)})</summary>{cards}</details>'
+            f'<details class="qa-closest"><summary>Related passages, none of them answers it '
+            f"({len(answer.passages)})</summary>{cards}</details>"
         )
     return "".join(out)
 

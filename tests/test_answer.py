@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from qa.answer import _supported, render_text, to_json, word_coverage
+from qa.answer import render_text, to_json
+from qa.notfound import coverage as word_coverage
+from qa.notfound import decide
 from qa.api import Retriever, build_index
 from qa.schema import Hit
-from qa.search import SearchParams
+from qa.search import SearchParams, build_bm25
 
 
 def _hit(text: str, section: str = "", dense: float = 0.5) -> Hit:
@@ -25,27 +27,32 @@ def test_word_coverage_counts_content_words_of_the_best_passage():
     assert word_coverage("Who is it?", hits) == 0.0  # no content word at all
 
 
-def _parts(dense):
-    dense = np.asarray(dense, dtype=np.float32)
-    return {"dense": dense, "allowed": np.ones(len(dense), dtype=bool)}
+def _supported(question, hits, best_dense, params) -> bool:
+    return decide(question, hits, best_dense, params, build_bm25(hits)).found
 
 
 def test_supported_by_dense_threshold_or_words():
     params = SearchParams(found_threshold=0.5, found_threshold_words=0.3, found_coverage=0.5)
     hits = [_hit("The roses are watered at six.")]
-    assert _supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
+    assert _supported("When are the roses watered?", hits, 0.55, params)
     # below the threshold, but every content word is in the top passage
-    assert _supported("When are the roses watered?", hits, _parts([0.35]), params)
+    assert _supported("When are the roses watered?", hits, 0.35, params)
     # below the threshold and the passage holds 1 of 3 content words
-    assert not _supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
+    assert not _supported("When are the tulips planted watered?", hits, 0.35, params)
     # too far below for words to matter
-    assert not _supported("When are the roses watered?", hits, _parts([0.25]), params)
+    assert not _supported("When are the roses watered?", hits, 0.25, params)
 
 
 def test_supported_ignores_passages_outside_the_source_filter():
+    from types import SimpleNamespace
+
+    from qa.answer import supported
+
     params = SearchParams(found_threshold=0.5, found_threshold_words=0.3, found_coverage=0.5)
+    hits = [_hit("Nothing here.")]
+    searcher = SimpleNamespace(params=params, data=SimpleNamespace(bm25=build_bm25(hits)), embedder=None)
     parts = {"dense": np.array([0.9, 0.1], dtype=np.float32), "allowed": np.array([False, True])}
-    assert not _supported("zebra?", [_hit("Nothing here.")], parts, params)
+    assert not supported("zebra?", hits, parts, searcher).found
 
 
 @pytest.fixture
@@ -69,8 +76,9 @@ def test_not_found_is_said_plainly_with_closest_passages(retriever):
     answer = retriever.ask("zzz qqq xxx", k=2)
     assert not answer.found
     out = render_text(answer)
-    assert out.startswith("Not found: no passage of the corpus clearly answers this question.\nClosest passages:")
+    assert out.startswith("Not found: no passage of the corpus clearly answers this question (")
+    assert "\nRelated passages (none of them answers it):\n" in out
     assert len(answer.passages) == 2
     doc = json.loads(to_json(answer))
-    assert doc["found"] is False
+    assert doc["found"] is False and doc["not_found_reason"] in out
     assert set(doc["passages"][0]) >= {"dense", "bm25", "dense_rank", "bm25_rank", "score"}
