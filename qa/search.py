@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .merge import MAX_MERGED, merge_ranked, merged_passage
 from .schema import Hit, Passage
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -178,6 +179,8 @@ class SearchParams:
     found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
     found_threshold_words: float = 0.30  # ... or at or above this with enough question words:
     found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
+    merge: bool = True  # overlapping passages of one place shown as one result (qa.merge)
+    found_threshold_missing: float = 0.55  # a question word the corpus never mentions: found only from here (notfound.py)
 
 
 def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: SearchParams) -> np.ndarray:
@@ -559,17 +562,30 @@ class Searcher:
         return hits
 
     def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], dict]:
+        """The top `k` results and the score parts. With `params.merge`, passages of one place that
+        overlap are merged into one result (`qa.merge`); `parts["hit_rows"]` lists the passage
+        rows behind each hit, its best first."""
         parts = self.score(question, sources, k)
         allowed = int(parts["allowed"].sum())
         k = max(0, min(k, allowed))
+        pool = k * (MAX_MERGED + 1) if self.params.merge else k
         if "candidates" in parts:  # approximate index: parts are aligned with the candidates
-            at = np.lexsort((parts["candidates"], -parts["fused"]))[:k]
+            at = np.lexsort((parts["candidates"], -parts["fused"]))[:pool]
             order = parts["candidates"][at]
         else:
-            order = at = np.argsort(-parts["fused"], kind="stable")[:k]
-        hits = []
-        for rank, (i, j) in enumerate(zip(order, at), start=1):
-            passage = self.passages[i]
+            order = at = np.argsort(-parts["fused"], kind="stable")[:pool]
+        at = [j for j in at if np.isfinite(parts["fused"][j])]  # -inf (filtered out) sort last
+        order = order[: len(at)]
+        if self.params.merge:
+            groups = merge_ranked([self.passages[i] for i in order], k)
+        else:
+            groups = [[g] for g in range(min(k, len(order)))]
+        hits, hit_rows = [], []
+        for rank, group in enumerate(groups, start=1):
+            i, j = order[group[0]], at[group[0]]
+            members = [self.passages[order[g]] for g in group]
+            passage = merged_passage(members) if len(members) > 1 else members[0]
+            hit_rows.append([int(order[g]) for g in group])
             hits.append(
                 Hit(
                     **passage.__dict__,
@@ -581,6 +597,7 @@ class Searcher:
                     bm25_rank=int(parts["bm25_rank"][j]) or None,
                 )
             )
+        parts["hit_rows"] = hit_rows
         return hits, parts
 
     def row_of(self, hit: Passage) -> int:
