@@ -72,8 +72,10 @@ def collections(root: Path = ROOT, shared: Path = SHARED) -> list[Collection]:
         "dev": [shared / "eval" / "seed_dev.jsonl", root / "bench" / "dev_extra.jsonl"],
         "test": [root / "bench" / "holdout.jsonl"],
     }))
-    out.append(Collection("scifact", "beir", shared / "benchmarks" / "scifact", {"test": ["test"]}))
-    out.append(Collection("squad", "beir", shared / "benchmarks" / "squad-v1.1-dev-passages", {"test": ["test_1k"]}))
+    # BEIR: dev = SciFact train / 1,000 SQuAD questions outside test_1k (what was fitted on before)
+    out.append(Collection("scifact", "beir", shared / "benchmarks" / "scifact", {"dev": ["train"], "test": ["test"]}))
+    out.append(Collection("squad", "beir", shared / "benchmarks" / "squad-v1.1-dev-passages",
+                          {"dev": ["test", "-test_1k"], "test": ["test_1k"]}))
     return out
 
 
@@ -119,8 +121,8 @@ def load_collection(c: Collection, embedder, cache: Path = CACHE) -> Corpus:
     from qa.documents import load_corpus
     from qa.evaluation import load_beir, write_beir_corpus
 
-    if c.kind == "beir":  # one split per BEIR collection
-        beir = load_beir(c.folder, next(iter(c.splits.values()))[0])
+    if c.kind == "beir":  # the corpus (its test split's qrels; each split's are read by beir_split)
+        beir = load_beir(c.folder, c.splits["test"][0])
         folder = cache / f"inmem-{c.name}"
         if not folder.exists():
             write_beir_corpus(beir.corpus, folder)
@@ -219,10 +221,10 @@ def top_rows(scores: np.ndarray, depth: int) -> list[int]:
 # --- metrics -------------------------------------------------------------------------------
 
 
-def qa_rank(data, rows: list[int], evidence: str) -> int | None:
-    """1-based rank of the first passage holding `evidence`, or None."""
+def qa_rank(texts: list[str], evidence: str) -> int | None:
+    """1-based rank of the first of `texts` holding `evidence`, or None."""
     want = norm(evidence)
-    return next((r for r, i in enumerate(rows, 1) if want in norm(data.passages[i].text)), None)
+    return next((r for r, t in enumerate(texts, 1) if want in norm(t)), None)
 
 
 def doc_rows(corpus: Corpus, rows: list[int]) -> list[str]:
@@ -249,51 +251,91 @@ def summarise(records: list[dict]) -> dict:
         if answerable and "ndcg" in answerable[0]:
             m["ndcg@10"] = mean(r["ndcg"][system] for r in answerable)
         out["systems"][system] = m
-    for kind in ("off-topic", "not-covered", "answerable"):
-        group = [r for r in records if r["kind"] == kind and "found" in r]
-        out[f"flagged {kind}"] = [sum(not r["found"] for r in group), len(group)]
+    variants = records[0]["found"] if records else {}
+    out["flagged"] = {}
+    for name in variants:
+        for kind in ("off-topic", "not-covered", "answerable"):
+            group = [r for r in records if r["kind"] == kind]
+            out["flagged"].setdefault(name, {})[kind] = [sum(not r["found"][name] for r in group), len(group)]
     return out
 
 
 # --- running -------------------------------------------------------------------------------
 
 
-def evaluate_split(corpus: Corpus, rows: list[dict], embedder, params, beir_split=None) -> list[dict]:
+def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -> list[dict]:
     """One record per question: the rank of the first right passage (QA) or document (BEIR) under
-    every system, and whether the default found an answer."""
+    every baseline and every `variants` entry (name -> SearchParams, the qa default among them;
+    ranked as `Retriever.ask` shows its results, merged passages included), whether each variant
+    found an answer, and the not-found features of the first variant."""
     from qa.answer import build_answer
-    from qa.api import Retriever
     from qa.evaluation import ndcg_at_k, reciprocal_rank
+    from qa.notfound import common_words, coverage, missing_words
+    from qa.search import Searcher
 
     data = corpus.data
-    retriever = Retriever(data, embedder, params)
-    searcher = retriever.searcher
+    searchers = {name: Searcher(data, embedder, params) for name, params in variants.items()}
+    common = common_words(_model_folder(embedder))
     questions = [r["question"] for r in rows]
     vectors = embedder.encode_queries(questions) if questions else np.zeros((0, 1), np.float32)
     records = []
     for row, s in zip(rows, signals(data, questions, vectors)):
         ranked = {name: top_rows(f(s), 4 * DEPTH) for name, f in BASELINES.items()}
-        hits, parts = searcher.search_with_scores(row["question"], DEPTH)
-        ranked[DEFAULT] = [searcher.row_of(h) for h in hits]
-        found = build_answer(row["question"], hits[:5], parts, searcher).found
+        texts, found, features = {}, {}, None
+        for name, searcher in searchers.items():
+            hits, parts = searcher.search_with_scores(row["question"], DEPTH)
+            answer = build_answer(row["question"], hits[:5], parts, searcher)
+            found[name] = answer.found
+            texts[name] = [h.text for h in hits]
+            if corpus.doc_of_source is not None:
+                ranked[name] = top_rows(parts["fused"], 4 * DEPTH)
+            if features is None:
+                best = parts.get("question_dense", parts["dense"])
+                features = {"best": round(float(best.max()), 4), "coverage": round(coverage(row["question"], hits[:3]), 4),
+                            "missing": missing_words(row["question"], data.bm25, common),
+                            "reason": answer.not_found_reason}
         if corpus.doc_of_source is not None:  # BEIR: rank documents
             gains = row["gains"]
-            ranked[DEFAULT] = top_rows(parts["fused"], 4 * DEPTH)
             docs = {name: doc_rows(corpus, r)[:DEPTH] for name, r in ranked.items()}
             rel = {d for d, g in gains.items() if g > 0}
             ranks = {name: (round(1 / rr) if (rr := reciprocal_rank(d, rel, DEPTH)) else None) for name, d in docs.items()}
             ndcg = {name: ndcg_at_k(d, gains, DEPTH) for name, d in docs.items()}
-            records.append({"id": row["id"], "kind": "answerable", "ranks": ranks, "ndcg": ndcg, "found": found})
+            records.append({"id": row["id"], "kind": "answerable", "ranks": ranks, "ndcg": ndcg, "found": found,
+                            "features": features})
             continue
-        ranks = {name: (qa_rank(data, r[:DEPTH], row["evidence"]) if row["evidence"] else None) for name, r in ranked.items()}
-        records.append({"id": row.get("id"), "question": row["question"], "kind": row["kind"], "ranks": ranks,
-                        "found": found})
+        ranks = {}
+        if row["evidence"]:
+            ranks = {name: qa_rank([data.passages[i].text for i in r[:DEPTH]], row["evidence"]) for name, r in ranked.items()}
+            ranks.update({name: qa_rank(t[:DEPTH], row["evidence"]) for name, t in texts.items()})
+        records.append({"id": row.get("id"), "question": row["question"], "kind": row["kind"],
+                        "ranks": ranks or {name: None for name in [*ranked, *texts]}, "found": found,
+                        "features": features})
     return records
+
+
+def _model_folder(embedder) -> str | None:
+    from qa.notfound import _model_path
+
+    return _model_path(getattr(embedder, "name", None))
 
 
 def beir_rows(beir) -> list[dict]:
     return [{"id": q, "question": beir.queries[q], "evidence": None, "gains": g}
             for q, g in beir.qrels.items() if any(v > 0 for v in g.values())]
+
+
+def beir_split(c: Collection, corpus: Corpus, split: str, limit: int = 1000) -> list[dict]:
+    """Rows of a BEIR split: `c.splits[split]` names a qrels file, then "-name" for qrels whose
+    queries are left out; at most `limit` queries (the first, in qrels order)."""
+    from qa.evaluation import load_beir
+
+    names = c.splits[split]
+    qrels = load_beir(c.folder, names[0]).qrels
+    for name in names[1:]:
+        for q in load_beir(c.folder, name.lstrip("-")).qrels:
+            qrels.pop(q, None)
+    beir = dataclasses.replace(corpus.beir, qrels=dict(list(qrels.items())[:limit]))
+    return beir_rows(beir)
 
 
 def parse_params(items: list[str]):
@@ -314,8 +356,11 @@ def parse_params(items: list[str]):
     return SearchParams(**kwargs)
 
 
-def run(chosen: list[Collection], embedder, params, splits=None, log=print, cache: Path = CACHE) -> dict:
-    """Evaluate every system on every split of the `chosen` collections; returns the results."""
+def run(chosen: list[Collection], embedder, variants, splits=None, log=print, cache: Path = CACHE) -> dict:
+    """Evaluate every baseline and every `variants` entry (name -> SearchParams; a bare
+    SearchParams is the qa default) on every split of the `chosen` collections."""
+    if not isinstance(variants, dict):
+        variants = {DEFAULT: variants}
     results = {}
     for c in chosen:
         if not c.available():
@@ -328,14 +373,40 @@ def run(chosen: list[Collection], embedder, params, splits=None, log=print, cach
         for split, files in c.splits.items():
             if splits and split not in splits:
                 continue
-            rows = beir_rows(corpus.beir) if c.kind == "beir" else read_questions(files)
+            rows = beir_split(c, corpus, split) if c.kind == "beir" else read_questions(files)
             if not rows:
                 continue
-            records = evaluate_split(corpus, rows, embedder, params)
+            records = evaluate_split(corpus, rows, embedder, variants)
             results[f"{c.name}/{split}"] = {"collection": c.name, "split": split, "passages": len(corpus.data.passages),
                                             **summarise(records), "records": records}
             log(format_line(f"{c.name}/{split}", results[f"{c.name}/{split}"]))
     return results
+
+
+def loco(results: dict, variants: list[str], metric: str = "hit@1") -> str:
+    """Leave-one-corpus-out: for each corpus with a dev split, the variant with the best mean
+    `metric` (then MRR) over the OTHER corpora's dev splits, and what it scores on the left-out
+    corpus (dev, and test for reporting only). Markdown."""
+    devs = {r["collection"]: r for r in results.values() if r["split"] == "dev"}
+    tests = {r["collection"]: r for r in results.values() if r["split"] == "test"}
+
+    def score(v, names):
+        return (np.mean([devs[n]["systems"][v][metric] for n in names]),
+                np.mean([devs[n]["systems"][v]["mrr"] for n in names]))
+
+    lines = ["| left out | chosen on the others' dev | its dev hit@1 / hit@5 there | its test hit@1 / hit@5 there | best variant on its own dev |",
+             "|---|---|---|---|---|"]
+    for held in devs:
+        others = [n for n in devs if n != held]
+        chosen = max(variants, key=lambda v: score(v, others))
+        own = max(variants, key=lambda v: score(v, [held]))
+        d = devs[held]["systems"][chosen]
+        t = tests.get(held, {}).get("systems", {}).get(chosen)
+        lines.append(f"| {held} | {chosen} | {d['hit@1']:.3f} / {d['hit@5']:.3f} | "
+                     + (f"{t['hit@1']:.3f} / {t['hit@5']:.3f}" if t else "—") + f" | {own} |")
+    overall = max(variants, key=lambda v: score(v, list(devs)))
+    lines.append(f"\nChosen on every dev split: {overall}.")
+    return "\n".join(lines)
 
 
 # --- output --------------------------------------------------------------------------------
@@ -354,17 +425,19 @@ def format_line(name: str, r: dict) -> str:
     return f"{name}: " + "; ".join(f"{s} {cell(m)}" for s, m in r["systems"].items())
 
 
-def table(results: dict) -> str:
-    """The Markdown table: per corpus and split, hit@1 / hit@5 / MRR@10 of every system (the best
-    baseline's hit@1 in bold when the default does not beat it), and the not-found rates."""
-    head = ["corpus / split", "passages", "questions (ans + unans)", *SYSTEMS,
+def table(results: dict, default: str = DEFAULT) -> str:
+    """The Markdown table: per corpus and split, hit@1 / hit@5 / MRR@10 of every system, and the
+    not-found rates of `default`."""
+    systems = list(next(iter(results.values()))["systems"]) if results else SYSTEMS
+    head = ["corpus / split", "passages", "questions (ans + unans)", *systems,
             "off-topic flagged", "not covered flagged", "answerable flagged"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
-        cells = [cell(r["systems"][s]) for s in SYSTEMS]
+        cells = [cell(r["systems"][s]) for s in systems]
+        flagged = r["flagged"].get(default, {})
         lines.append("| " + " | ".join([
             name, f"{r['passages']:,}", f"{r['answerable']} + {r['unanswerable']}", *cells,
-            rate(r["flagged off-topic"]), rate(r["flagged not-covered"]), rate(r["flagged answerable"]),
+            *(rate(flagged.get(k, [0, 0])) for k in ("off-topic", "not-covered", "answerable")),
         ]) + " |")
     return "\n".join(lines)
 
@@ -405,6 +478,10 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", default="", help="comma-separated (dev, test); default: all")
     ap.add_argument("--default", nargs="*", default=[], metavar="KEY=VALUE",
                     help="SearchParams of the 'qa default' column (e.g. rerank_depth=0)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="another configuration as its own column (experiments; implies --no-write)")
+    ap.add_argument("--loco", action="store_true",
+                    help="with --variant: leave-one-corpus-out choice among the variants on the dev splits")
     ap.add_argument("--no-write", action="store_true", help="print only: leave bench/quality.md and results alone")
     ap.add_argument("--cache", default=str(CACHE), help="embedding cache folder (default bench/cache)")
     args = ap.parse_args(argv)
@@ -414,6 +491,10 @@ def main(argv=None) -> int:
         print(f"unknown corpus {', '.join(unknown)}: choose among {', '.join(names)}", file=sys.stderr)
         return 2
     params = parse_params(args.default)
+    variants = {DEFAULT: params}
+    for v in args.variant:
+        name, _, items = v.partition(":")
+        variants[name] = parse_params([i for i in items.split(",") if i])
     from qa.embedding import get_embedder
     from qa.evaluation import CachedEmbedder
 
@@ -421,10 +502,18 @@ def main(argv=None) -> int:
     embedder._con.execute("PRAGMA busy_timeout = 120000")  # other runs may be writing the cache
     chosen = [c for c in collections() if c.name in chosen_names]
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
-    results = run(chosen, embedder, params, splits, cache=Path(args.cache))
+    results = run(chosen, embedder, variants, splits, cache=Path(args.cache))
     print()
     print(table(results))
-    if not args.no_write and results:
+    if args.loco:
+        print()
+        print(loco(results, list(variants)))
+    if args.variant:
+        out = CACHE / "experiments.jsonl"
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"argv": sys.argv[1:], "results": {k: {x: y for x, y in r.items() if x != "records"}
+                                                                  for k, r in results.items()}}) + "\n")
+    if not args.no_write and not args.variant and results:
         out = ROOT / "bench" / "results" / "quality.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

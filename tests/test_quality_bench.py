@@ -36,6 +36,15 @@ def tiny(tmp_path, corpus_dir):
             quality.Collection("tinybeir", "beir", beir, {"test": ["test"]})]
 
 
+def test_variants_are_columns_and_loco_chooses_on_the_other_corpora(tiny, fake_embedder, tmp_path):
+    tiny[1].splits["dev"] = ["test"]  # a dev split for the BEIR collection too
+    variants = {quality.DEFAULT: quality.parse_params([]), "bm25 heavy": quality.parse_params(["bm25_weight=2"])}
+    results = quality.run(tiny, fake_embedder, variants, log=lambda _: None, cache=tmp_path / "cache")
+    assert set(results["tiny/dev"]["systems"]) == {*quality.BASELINES, *variants}
+    text = quality.loco(results, list(variants))
+    assert "| tiny | " in text and "| tinybeir | " in text and "Chosen on every dev split" in text
+
+
 def test_every_system_is_scored_on_every_split_and_written_between_the_markers(tiny, fake_embedder, tmp_path):
     results = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
     assert list(results) == ["tiny/dev", "tinybeir/test"]
@@ -47,7 +56,9 @@ def test_every_system_is_scored_on_every_split_and_written_between_the_markers(t
     assert first["ranks"]["BM25"] == 1
     kinds = {r["id"]: r["kind"] for r in qa_split["records"]}
     assert kinds == {"d1": "answerable", "d2": "answerable", "d3": "off-topic", "d4": "not-covered"}
-    assert qa_split["flagged off-topic"][1] == 1 and qa_split["flagged answerable"][1] == 2
+    flagged = qa_split["flagged"][quality.DEFAULT]
+    assert flagged["off-topic"][1] == 1 and flagged["answerable"][1] == 2
+    assert set(first["features"]) >= {"best", "coverage", "missing", "reason"}
     beir = results["tinybeir/test"]
     assert beir["systems"]["BM25"]["hit@1"] == 1.0 and 0 < beir["systems"]["BM25"]["ndcg@10"] <= 1.0
 
