@@ -270,12 +270,15 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
     found an answer, and the not-found features of the first variant."""
     from qa.answer import build_answer
     from qa.evaluation import ndcg_at_k, reciprocal_rank
-    from qa.notfound import common_words, coverage, missing_words
     from qa.search import Searcher
 
+    try:
+        from qa.notfound import common_words, coverage, missing_words
+    except ImportError:  # measuring an older qa ("before"): no not-found features
+        common_words = None
     data = corpus.data
     searchers = {name: Searcher(data, embedder, params) for name, params in variants.items()}
-    common = common_words(_model_folder(embedder))
+    common = common_words(_model_folder(embedder)) if common_words else None
     questions = [r["question"] for r in rows]
     vectors = embedder.encode_queries(questions) if questions else np.zeros((0, 1), np.float32)
     records = []
@@ -289,11 +292,11 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
             texts[name] = [h.text for h in hits]
             if corpus.doc_of_source is not None:
                 ranked[name] = top_rows(parts["fused"], 4 * DEPTH)
-            if features is None:
+            if features is None and common is not None:
                 best = parts.get("question_dense", parts["dense"])
                 features = {"best": round(float(best.max()), 4), "coverage": round(coverage(row["question"], hits[:3]), 4),
                             "missing": missing_words(row["question"], data.bm25, common),
-                            "reason": answer.not_found_reason}
+                            "reason": getattr(answer, "not_found_reason", None)}
         if corpus.doc_of_source is not None:  # BEIR: rank documents
             gains = row["gains"]
             docs = {name: doc_rows(corpus, r)[:DEPTH] for name, r in ranked.items()}
@@ -498,7 +501,9 @@ def main(argv=None) -> int:
     from qa.embedding import get_embedder
     from qa.evaluation import CachedEmbedder
 
-    embedder = CachedEmbedder(get_embedder(), Path(args.cache))
+    inner = get_embedder()
+    inner.use_cache_dir(Path(args.cache) / "onnx")  # the ONNX export `qa index` encodes with (~2.6x torch)
+    embedder = CachedEmbedder(inner, Path(args.cache))
     embedder._con.execute("PRAGMA busy_timeout = 120000")  # other runs may be writing the cache
     chosen = [c for c in collections() if c.name in chosen_names]
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
@@ -508,6 +513,7 @@ def main(argv=None) -> int:
     if args.loco:
         print()
         print(loco(results, list(variants)))
+    (Path(args.cache) / "last-run.json").write_text(json.dumps(results) + "\n", encoding="utf-8")  # every record
     if args.variant:
         out = CACHE / "experiments.jsonl"
         with open(out, "a", encoding="utf-8") as f:

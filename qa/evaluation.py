@@ -99,6 +99,8 @@ class CachedEmbedder:
     """An `Embedder` that remembers every vector it computed, keyed by model name and text, in a
     SQLite file under `cache_dir`. Vectors are those of the wrapped embedder, bit for bit."""
 
+    BLOCK = 2048  # texts encoded and committed at a time
+
     def __init__(self, inner, cache_dir: Path = DEFAULT_CACHE):
         self.inner = inner
         self.name = inner.name
@@ -126,11 +128,13 @@ class CachedEmbedder:
                 f"SELECT key, vec FROM v WHERE key IN ({','.join('?' * len(block))})", block
             )
             found.update(rows)
-        missing = [i for i, key in enumerate(keys) if key not in found]
-        if missing:
-            vectors = encode([texts[i] for i in missing])
-            self.computed += len(missing)
-            rows = [(keys[i], np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(missing, vectors)]
+        missing = sorted({keys[i]: i for i, key in enumerate(keys) if key not in found}.values(),
+                         key=lambda i: -len(texts[i]))  # each text once, longest first: little padding
+        for start in range(0, len(missing), self.BLOCK):  # committed block by block: an interrupted run keeps them
+            block = missing[start : start + self.BLOCK]
+            vectors = encode([texts[i] for i in block])
+            self.computed += len(block)
+            rows = [(keys[i], np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(block, vectors)]
             self._con.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", rows)
             self._con.commit()
             found.update(rows)

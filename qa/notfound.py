@@ -18,7 +18,6 @@ Debian with the question").
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 from .search import _TOKEN, _question_stopwords, _stemmer, bm25_text, tokenize
 
 MIN_WORD = 4  # shorter words are never "distinctive"
+# question words typed without their apostrophe: never taken for a subject
+CONTRACTIONS = frozenset("whats hows wheres whos whens whys dont doesnt didnt cant isnt arent wont shouldnt ive im".split())
 
 
 @dataclass(frozen=True)
@@ -78,34 +79,58 @@ def question_words(question: str) -> list[str]:
 
 def missing_words(question: str, bm25, common: frozenset[str]) -> list[str]:
     """Words of `question` that no passage holds (their stem is not in the BM25 vocabulary), that
-    are at least MIN_WORD letters, not in `common`, and not a close spelling of an indexed stem
-    (a typo of a word the corpus holds is not missing). As written in the question."""
+    are at least MIN_WORD letters and not in `common`; a lower-case word one edit away from an
+    indexed stem or a common word is a misspelling, not a subject. As written in the question."""
     vocab = bm25.vocab_dict
     out = []
-    for w in question_words(question):
+    for at, w in enumerate(question_words(question)):
         low = w.lower()
-        if len(low) < MIN_WORD or low in common or not low.isalpha():
+        if len(low) < MIN_WORD or low in common or low in CONTRACTIONS or not low.isalpha():
             continue
         stem = _stemmer().stemWord(low)
         if stem in vocab:
             continue
-        if difflib.get_close_matches(stem, _long_stems(bm25), n=1, cutoff=0.8):
+        named = w != low and not question.lstrip().startswith(w)  # a name: Kubernetes, WireGuard
+        if not named and (_near(stem, _deletes(bm25)) or _near(low, _common_deletes(common))):
             continue
         out.append(w)
     return out
 
 
-def _long_stems(bm25) -> list[str]:
-    """The indexed stems of MIN_WORD-1 letters or more (what a typo is compared with), cached
-    on the BM25 object."""
-    stems = getattr(bm25, "_qa_long_stems", None)
-    if stems is None:
-        stems = [s for s in bm25.vocab_dict if len(s) >= MIN_WORD - 1 and s.isalpha()]
+def _variants(word: str) -> set[str]:
+    """`word` and every string one deletion away from it. Pure."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _index(words) -> frozenset[str]:
+    """Every word of `words` (of MIN_WORD - 1 letters or more) and its one-deletion variants:
+    two words are at most one edit apart when their variants meet (symmetric deletion)."""
+    out = set()
+    for w in words:
+        if len(w) >= MIN_WORD - 1 and w.isalpha():
+            out |= _variants(w)
+    return frozenset(out)
+
+
+def _near(word: str, index: frozenset[str]) -> bool:
+    return bool(_variants(word) & index)
+
+
+@lru_cache(maxsize=4)
+def _common_deletes(common: frozenset[str]) -> frozenset[str]:
+    return _index(common)
+
+
+def _deletes(bm25) -> frozenset[str]:
+    """`_index` of the BM25 vocabulary (stems), cached on the BM25 object."""
+    index = getattr(bm25, "_qa_deletes", None)
+    if index is None:
+        index = _index(bm25.vocab_dict)
         try:
-            bm25._qa_long_stems = stems
+            bm25._qa_deletes = index
         except AttributeError:
             pass
-    return stems
+    return index
 
 
 def shared_words(question: str, hits) -> list[str]:

@@ -147,9 +147,12 @@ def held_types(text: str, kinds: frozenset[str]) -> frozenset[str]:
     return frozenset(held)
 
 
-def bm25_scores(bm25, question: str) -> np.ndarray:
-    """BM25 score of every passage for `question` (zeros when no query word is indexed)."""
-    tokens = [t for t in tokenize(question) if t in bm25.vocab_dict]
+def bm25_scores(bm25, question: str, content_only: bool = False) -> np.ndarray:
+    """BM25 score of every passage for `question` (zeros when no query word is indexed).
+    `content_only`: the question's own words (what, how, does...) left out of the query."""
+    tokens = [t for t in tokenize(question, content_only) if t in bm25.vocab_dict]
+    if not tokens and content_only:
+        tokens = [t for t in tokenize(question) if t in bm25.vocab_dict]
     if not tokens:
         return np.zeros(int(bm25.scores["num_docs"]), dtype=np.float32)
     return np.asarray(bm25.get_scores(tokens), dtype=np.float32)
@@ -167,6 +170,8 @@ class SearchParams:
     sentence_mix: float = 0.0  # > 0: dense = (1 - mix) × passage cosine + mix × best sentence cosine
     neighbour_weight: float = 0.0  # share of the best neighbouring passage's dense score added
     title_weight: float = 0.0  # × cosine of the question with the passage's section title, added
+    bm25_content_only: bool = False  # BM25 queries without question words (what, how, does...)
+    decisive_top: int = 0  # > 0: "decisive" fusion compares each retriever's best with its top this many
     candidates: int = 1000  # how deep each retriever's list is read before fusing
     ann_candidates: int = 100  # approximate (large) indexes: passages each retriever proposes
     prf_weight: float = 0.0  # > 0: second pass with the query moved towards the top passages
@@ -251,9 +256,36 @@ def fuse(dense: np.ndarray, bm25: np.ndarray, dense_order: np.ndarray, bm25_orde
         if top > 0:
             out[b_ids] += params.bm25_weight * bm25[b_ids] / top
         return out
+    if params.fusion == "decisive":
+        return decisive(dense, bm25, d_ids, b_ids, params)
     if params.fusion == "rrf":
         return rrf([(d_ids, params.dense_weight), (b_ids, params.bm25_weight)], n, params.rrf_k)
     raise ValueError(f"unknown fusion {params.fusion!r}: use 'rrf' or 'convex'")
+
+
+def decisiveness(scores: np.ndarray, top: int) -> float:
+    """How clearly a retriever's best score stands out of its `top` best: (best − mean) / std of
+    those scores (0 when fewer than 2, or all equal). Pure."""
+    vals = np.asarray(scores[:top], dtype=np.float64)
+    if len(vals) < 2 or vals.std() == 0:
+        return 0.0
+    return float((vals[0] - vals.mean()) / vals.std())
+
+
+def decisive(dense: np.ndarray, bm25: np.ndarray, d_ids: np.ndarray, b_ids: np.ndarray, params) -> np.ndarray:
+    """Cosine fusion with the BM25 weight scaled by how decisive BM25 is for this question
+    against the dense retriever: × 2·z_bm25 / (z_bm25 + z_dense), z being `decisiveness` over
+    each one's top `decisive_top` (1 when both are 0). Pure."""
+    n = len(dense)
+    zd = decisiveness(dense[d_ids], params.decisive_top)
+    zb = decisiveness(bm25[b_ids], params.decisive_top)
+    scale = 2 * zb / (zb + zd) if zb + zd > 0 else 1.0
+    top = float(bm25[b_ids[0]]) if len(b_ids) else 0.0
+    out = np.zeros(n, dtype=np.float64)
+    out[d_ids] = params.dense_weight * dense[d_ids]
+    if top > 0:
+        out[b_ids] += scale * params.bm25_weight * bm25[b_ids] / top
+    return out
 
 
 def feedback_query(query: np.ndarray, vectors: np.ndarray, weight: float) -> np.ndarray:
@@ -477,7 +509,7 @@ class Searcher:
         p = self.params
         n = len(self.passages)
         dense, sent, passage_cos = self._dense(query)
-        bm25 = bm25_scores(self.data.bm25, question)
+        bm25 = bm25_scores(self.data.bm25, question, self.params.bm25_content_only)
         mask = source_mask(self.passages, sources)
         allowed = np.ones(n, dtype=bool) if mask is None else mask
         bm25_order = np.argsort(-bm25, kind="stable")
@@ -523,7 +555,7 @@ class Searcher:
         c = max(p.ann_candidates, 2 * k)
         mask = source_mask(self.passages, sources)
         ann_ids, ann_cos = search_vectors(self.data.passage_index, query, c, mask)
-        all_bm25 = bm25_scores(self.data.bm25, question)
+        all_bm25 = bm25_scores(self.data.bm25, question, self.params.bm25_content_only)
         ok = all_bm25 > 0 if mask is None else (all_bm25 > 0) & mask
         pool = np.flatnonzero(ok)
         if len(pool) > c:
