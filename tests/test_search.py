@@ -9,6 +9,9 @@ from qa.search import (
     SearchParams,
     answer_types,
     bm25_idf,
+    bm25_scores,
+    build_bm25,
+    decisiveness,
     dense_scores,
     fuse,
     held_types,
@@ -83,6 +86,31 @@ def test_fuse_rrf_uses_candidates():
 def test_fuse_rejects_unknown_method():
     with pytest.raises(ValueError, match="convex"):
         fuse(np.zeros(1), np.zeros(1), np.array([0]), np.array([0]), SearchParams(fusion="max"))
+
+
+def test_decisiveness_and_decisive_fusion_weigh_bm25_by_how_clearly_it_picks():
+    assert decisiveness(np.array([1.0, 1.0, 1.0]), 3) == 0.0
+    assert decisiveness(np.array([3.0, 1.0, 1.0, 1.0]), 4) == pytest.approx(np.sqrt(3))
+    dense = np.array([0.50, 0.48, 0.47, 0.46], dtype=np.float32)  # dense hesitates
+    bm25 = np.array([1.0, 9.0, 1.0, 1.0], dtype=np.float32)  # BM25 is sure of passage 1
+    order = lambda x: np.argsort(-x, kind="stable")  # noqa: E731
+    params = SearchParams(fusion="decisive", decisive_top=4, bm25_weight=0.3)
+    fused = fuse(dense, bm25, order(dense), order(bm25), params)
+    plain = fuse(dense, bm25, order(dense), order(bm25), SearchParams(fusion="cosine", bm25_weight=0.3))
+    assert fused[1] - dense[1] > plain[1] - dense[1] > 0  # BM25 counts more when it is the decisive one
+
+
+def test_bm25_without_question_words():
+    from qa.schema import Passage
+
+    texts = ["How the garden is watered", "What the boats are", "Roses in the garden"]
+    bm25 = build_bm25([Passage(text=t, source="a", section="", start_line=1, end_line=1, start_char=0, end_char=len(t)) for t in texts])
+    plain = bm25_scores(bm25, "how is the garden watered")
+    content = bm25_scores(bm25, "how is the garden watered", content_only=True)
+    assert content[2] > 0 and content[0] > content[2]
+    assert plain[0] - content[0] > 0  # "how" counted only in the plain query
+    # a question of question words only falls back to them
+    assert bm25_scores(bm25, "what", content_only=True)[1] > 0
 
 
 def test_bm25_idf_of_question_words():
