@@ -35,21 +35,23 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
     words = set(tokenize(question))
     best: tuple[float, int, int] | None = None  # (choice score, hit index, sentence id)
     hit_rows = parts.get("hit_rows") or [[searcher.row_of(hit)] for hit in hits]
+    places = parts.get("hit_places") or [[h] for h in range(len(hits))]
     for h, hit in enumerate(hits):
-        ids = _sentences(searcher, hit_rows[h], spans)
+        ids = _sentences(searcher, hit_rows[h], places[h], spans)
         if not ids:
             marked.append(hit)
             continue
         top = max(ids, key=lambda j: sentence_cos[j])
         _, start, end = spans[top]
         marked.append(replace(hit, sentence_start=start, sentence_end=end))
-        if h < ANSWER_FROM_TOP:
-            for j in ids:
-                _, a, b = spans[j]
-                held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
-                choice = float(sentence_cos[j]) - RANK_PENALTY * h + WORD_BONUS * held / max(1, len(words))
-                if best is None or choice > best[0]:
-                    best = (choice, h, j)
+        for j, place in ids.items():  # place: the rank of the best passage holding it, before merging
+            if place >= ANSWER_FROM_TOP:
+                continue
+            _, a, b = spans[j]
+            held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
+            choice = float(sentence_cos[j]) - RANK_PENALTY * place + WORD_BONUS * held / max(1, len(words))
+            if best is None or choice > best[0]:
+                best = (choice, h, j)
     support = supported(question, hits, parts, searcher)
     answer = None
     if best is not None:
@@ -78,15 +80,16 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
                   not_found_reason=support.reason)
 
 
-def _sentences(searcher, rows: list[int], spans) -> list[int]:
-    """Sentence ids of the passages `rows` (one hit, merged or not), each span once, in text order."""
-    seen, out = set(), []
-    for row in rows:
+def _sentences(searcher, rows: list[int], places: list[int], spans) -> dict[int, int]:
+    """Sentence ids of the passages `rows` (one hit, merged or not; `places` their ranks before
+    merging), each span once, in text order, with the best rank of a passage holding it."""
+    by_span: dict[tuple[int, int], tuple[int, int]] = {}
+    for row, place in zip(rows, places):
         for j in searcher.sentences_of(row):
-            if spans[j][1:] not in seen:
-                seen.add(spans[j][1:])
-                out.append(j)
-    return sorted(out, key=lambda j: spans[j][1])
+            key = spans[j][1:]
+            if key not in by_span or place < by_span[key][1]:
+                by_span[key] = (by_span.get(key, (j, place))[0], place)
+    return {j: place for _, (j, place) in sorted(by_span.items())}
 
 
 def supported(question: str, hits: list[Hit], parts: dict, searcher) -> Support:

@@ -596,7 +596,7 @@ class Searcher:
     def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], dict]:
         """The top `k` results and the score parts. With `params.merge`, passages of one place that
         overlap are merged into one result (`qa.merge`); `parts["hit_rows"]` lists the passage
-        rows behind each hit, its best first."""
+        rows behind each hit, its best first, and `parts["hit_places"]` their ranks before merging."""
         parts = self.score(question, sources, k)
         allowed = int(parts["allowed"].sum())
         k = max(0, min(k, allowed))
@@ -612,12 +612,13 @@ class Searcher:
             groups = merge_ranked([self.passages[i] for i in order], k)
         else:
             groups = [[g] for g in range(min(k, len(order)))]
-        hits, hit_rows = [], []
+        hits, hit_rows, hit_places = [], [], []
         for rank, group in enumerate(groups, start=1):
             i, j = order[group[0]], at[group[0]]
             members = [self.passages[order[g]] for g in group]
             passage = merged_passage(members) if len(members) > 1 else members[0]
             hit_rows.append([int(order[g]) for g in group])
+            hit_places.append([int(g) for g in group])
             hits.append(
                 Hit(
                     **passage.__dict__,
@@ -630,6 +631,7 @@ class Searcher:
                 )
             )
         parts["hit_rows"] = hit_rows
+        parts["hit_places"] = hit_places  # 0-based rank of each of those passages before merging
         return hits, parts
 
     def row_of(self, hit: Passage) -> int:
