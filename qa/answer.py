@@ -37,7 +37,7 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
     hit_rows = parts.get("hit_rows") or [[searcher.row_of(hit)] for hit in hits]
     places = parts.get("hit_places") or [[h] for h in range(len(hits))]
     for h, hit in enumerate(hits):
-        ids = _sentences(searcher, hit_rows[h], places[h], spans)
+        ids = _sentences(searcher, hit_rows[h], places[h], spans, hit)
         if not ids:
             marked.append(hit)
             continue
@@ -80,13 +80,16 @@ def build_answer(question: str, hits: list[Hit], parts: dict, searcher) -> Answe
                   not_found_reason=support.reason)
 
 
-def _sentences(searcher, rows: list[int], places: list[int], spans) -> dict[int, int]:
+def _sentences(searcher, rows: list[int], places: list[int], spans, hit: Hit) -> dict[int, int]:
     """Sentence ids of the passages `rows` (one hit, merged or not; `places` their ranks before
-    merging), each span once, in text order, with the best rank of a passage holding it."""
+    merging) inside the span the hit shows, each span once, in text order, with the best rank of
+    a passage holding it."""
     by_span: dict[tuple[int, int], tuple[int, int]] = {}
     for row, place in zip(rows, places):
         for j in searcher.sentences_of(row):
             key = spans[j][1:]
+            if key[0] < hit.start_char or key[1] > hit.end_char:
+                continue
             if key not in by_span or place < by_span[key][1]:
                 by_span[key] = (by_span.get(key, (j, place))[0], place)
     return {j: place for _, (j, place) in sorted(by_span.items())}

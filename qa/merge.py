@@ -63,6 +63,8 @@ def merged_passage(members: Sequence[Passage]):
     """The first of `members` (a Passage or Hit, the best) widened to the union of all their spans:
     text, offsets and lines; every other field kept from the first. Pure."""
     best = members[0]
+    if len(members) == 1:
+        return best
     ordered = sorted(members, key=lambda p: p.start_char)
     current = ordered[0]
     start, end, text = current.start_char, current.end_char, current.text
@@ -76,4 +78,40 @@ def merged_passage(members: Sequence[Passage]):
         end_char=end,
         start_line=min(p.start_line for p in members),
         end_line=max(p.end_line for p in members),
+    )
+
+
+def trim_shown(results: Sequence[Passage]) -> list:
+    """`results` (best first) with the text a better result of the same place already shows cut
+    off the start or end of each later one (whole overlapping sentences, as passages overlap),
+    still an exact span of the file; a result shown entirely already stays as it is. Pure."""
+    out: list = []
+    for p in results:
+        for q in out:
+            if _place(q) != _place(p) or q.end_char <= p.start_char or p.end_char <= q.start_char:
+                continue
+            if q.start_char <= p.start_char < q.end_char < p.end_char:  # q shows p's beginning
+                p = _cut(p, q.end_char - p.start_char, len(p.text))
+            elif p.start_char < q.start_char < p.end_char <= q.end_char:  # q shows p's end
+                p = _cut(p, 0, q.start_char - p.start_char)
+        out.append(p)
+    return out
+
+
+def _cut(p, a: int, b: int):
+    """`p` narrowed to its text[a:b], white space trimmed, lines and offsets kept exact. Pure."""
+    text = p.text
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if a >= b:
+        return p
+    return replace(
+        p,
+        text=text[a:b],
+        start_char=p.start_char + a,
+        end_char=p.start_char + b,
+        start_line=p.start_line + text.count("\n", 0, a),
+        end_line=p.end_line - text.count("\n", b),
     )

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .merge import MAX_MERGED, merge_ranked, merged_passage
+from .merge import MAX_MERGED, merge_ranked, merged_passage, trim_shown
 from .schema import Hit, Passage
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -601,22 +601,27 @@ class Searcher:
         allowed = int(parts["allowed"].sum())
         k = max(0, min(k, allowed))
         pool = k * (MAX_MERGED + 1) if self.params.merge else k
-        if "candidates" in parts:  # approximate index: parts are aligned with the candidates
-            at = np.lexsort((parts["candidates"], -parts["fused"]))[:pool]
-            order = parts["candidates"][at]
-        else:
-            order = at = np.argsort(-parts["fused"], kind="stable")[:pool]
-        at = [j for j in at if np.isfinite(parts["fused"][j])]  # -inf (filtered out) sort last
-        order = order[: len(at)]
-        if self.params.merge:
+        while True:
+            if "candidates" in parts:  # approximate index: parts are aligned with the candidates
+                at = np.lexsort((parts["candidates"], -parts["fused"]))[:pool]
+                order = parts["candidates"][at]
+            else:
+                order = at = np.argsort(-parts["fused"], kind="stable")[:pool]
+            at = [j for j in at if np.isfinite(parts["fused"][j])]  # -inf (filtered out) sort last
+            order = order[: len(at)]
+            if not self.params.merge:
+                groups = [[g] for g in range(min(k, len(order)))]
+                break
             groups = merge_ranked([self.passages[i] for i in order], k)
-        else:
-            groups = [[g] for g in range(min(k, len(order)))]
+            if len(groups) >= k or len(at) < pool:  # enough results, or no passage left to add
+                break
+            pool *= 2
         hits, hit_rows, hit_places = [], [], []
-        for rank, group in enumerate(groups, start=1):
-            i, j = order[group[0]], at[group[0]]
-            members = [self.passages[order[g]] for g in group]
-            passage = merged_passage(members) if len(members) > 1 else members[0]
+        shown = [merged_passage([self.passages[order[g]] for g in group]) for group in groups]
+        if self.params.merge:
+            shown = trim_shown(shown)
+        for rank, (group, passage) in enumerate(zip(groups, shown), start=1):
+            j = at[group[0]]
             hit_rows.append([int(order[g]) for g in group])
             hit_places.append([int(g) for g in group])
             hits.append(

@@ -7,7 +7,7 @@ from qa.config import ChunkSettings
 from qa.merge import MAX_MERGED, merge_ranked, merged_passage
 from qa.schema import Passage
 
-TEXT = " ".join(f"Sentence number {i} says something about topic {i % 7} in plain words here." for i in range(60))
+TEXT = " ".join(f"Sentence number {i} says something about topic {i % 7} in plain words here." for i in range(200))
 
 
 def _doc(tmp_path):
@@ -48,3 +48,41 @@ def test_other_files_sections_or_pages_never_merge():
     d = Passage(text="def ghi", source="a.txt", section="S", start_line=1, end_line=2, start_char=4, end_char=11)
     assert merge_ranked([a, d], k=5) == [[0, 1]]
     assert merged_passage([a, d]).text == "abc def ghi"
+
+
+def test_search_shows_each_place_once_with_exact_spans(tmp_path, fake_embedder):
+    from qa.api import Retriever, build_index
+    from qa.config import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(TEXT, encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", model=fake_embedder.name)
+    build_index(settings, embedder=fake_embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
+    answer = retriever.ask("something about topic 3 in plain words", k=5)
+    hits = answer.passages
+    assert len(hits) == 5 and [h.rank for h in hits] == [1, 2, 3, 4, 5]
+    for i, a in enumerate(hits):
+        assert a.text == TEXT[a.start_char : a.end_char]
+        assert a.start_char <= a.sentence_start < a.sentence_end <= a.end_char
+        for b in hits[i + 1 :]:
+            assert b.end_char <= a.start_char or a.end_char <= b.start_char  # no text shown twice
+    assert any(len(h.text) > 400 for h in hits)  # neighbours were merged
+    plain = Retriever(retriever.data, fake_embedder, retriever.searcher.params.__class__(merge=False)).search(
+        "something about topic 3 in plain words", k=5)
+    assert any(b.start_char < a.end_char and a.start_char < b.end_char for a in plain for b in plain if a is not b)
+
+
+def test_trim_cuts_what_a_better_result_shows_and_stays_exact(tmp_path):
+    from qa.merge import trim_shown
+
+    doc = _doc(tmp_path)
+    ps = chunk_document(doc, ChunkSettings(min_words=20, max_words=40, overlap_sentences=1))
+    first, later, before = ps[3], ps[4], ps[2]  # 4 starts with 3's last sentence; 2 ends with 3's first
+    out = trim_shown([first, later, before, ps[9]])
+    assert out[0] == first and out[3] == ps[9]
+    assert out[1].start_char >= first.end_char and out[1].end_char == later.end_char
+    assert out[2].end_char <= first.start_char and out[2].start_char == before.start_char
+    for p in out:
+        assert p.text == doc.text[p.start_char : p.end_char] and p.text == p.text.strip()
