@@ -125,3 +125,19 @@ def test_main_exits_2_when_the_corpus_folder_is_missing(tmp_path, capsys, monkey
     monkeypatch.setattr(registry, "HERE", tmp_path / "q")
     assert check.main(["--dest", str(tmp_path / "none"), "--only", "python311"]) == 2
     assert "run `python -m bench.corpora.install` first" in capsys.readouterr().err
+
+
+def test_evidence_across_a_section_heading_is_noted_not_failed(tmp_path):
+    src = make_source(tmp_path)
+    hay = check.Haystack(check.render(src), src)
+    # once in b.html's text, but the heading and the body are never one passage
+    assert hay.places("restores restore the nightly dump") == [("b.html", 1)]
+    assert not hay.in_one_passage("restores restore the nightly dump")
+    assert hay.in_one_passage("with pg_restore into an empty")
+    qdir = tmp_path / "q"
+    qdir.mkdir()
+    row = {"id": "tiny-d001", "question": "restore?", "evidence": "restores restore the nightly dump", "kind": "howto"}
+    (qdir / "dev.jsonl").write_text(json.dumps(row) + "\n")
+    report = check.check_collection("tiny", src, qdir)
+    assert report.notes == ["dev.jsonl:1: evidence 'restores restore the nightly dump' spans two passages of the default chunking"]
+    assert not any("restores restore" in p for p in report.problems)
