@@ -141,3 +141,17 @@ def test_evidence_across_a_section_heading_is_noted_not_failed(tmp_path):
     report = check.check_collection("tiny", src, qdir)
     assert report.notes == ["dev.jsonl:1: evidence 'restores restore the nightly dump' spans two passages of the default chunking"]
     assert not any("restores restore" in p for p in report.problems)
+
+
+def test_without_apt_the_message_names_the_packages_and_the_next_step(monkeypatch):
+    import pytest
+
+    from bench.corpora import install
+
+    monkeypatch.setattr(install.shutil, "which", lambda name: None)
+    assert install.missing_packages(["sqlite3-doc"]) == ["sqlite3-doc"]
+    with pytest.raises(install.InstallError) as exc:
+        install.apt_install(["sqlite3-doc", "python3.11-doc"])
+    message = str(exc.value)
+    assert "apt-get is not available to install sqlite3-doc, python3.11-doc" in message
+    assert "sudo apt-get install sqlite3-doc python3.11-doc" in message and "--no-apt" in message
