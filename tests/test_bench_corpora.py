@@ -125,3 +125,33 @@ def test_main_exits_2_when_the_corpus_folder_is_missing(tmp_path, capsys, monkey
     monkeypatch.setattr(registry, "HERE", tmp_path / "q")
     assert check.main(["--dest", str(tmp_path / "none"), "--only", "python311"]) == 2
     assert "run `python -m bench.corpora.install` first" in capsys.readouterr().err
+
+
+def test_evidence_across_a_section_heading_is_noted_not_failed(tmp_path):
+    src = make_source(tmp_path)
+    hay = check.Haystack(check.render(src), src)
+    # once in b.html's text, but the heading and the body are never one passage
+    assert hay.places("restores restore the nightly dump") == [("b.html", 1)]
+    assert not hay.in_one_passage("restores restore the nightly dump")
+    assert hay.in_one_passage("with pg_restore into an empty")
+    qdir = tmp_path / "q"
+    qdir.mkdir()
+    row = {"id": "tiny-d001", "question": "restore?", "evidence": "restores restore the nightly dump", "kind": "howto"}
+    (qdir / "dev.jsonl").write_text(json.dumps(row) + "\n")
+    report = check.check_collection("tiny", src, qdir)
+    assert report.notes == ["dev.jsonl:1: evidence 'restores restore the nightly dump' spans two passages of the default chunking"]
+    assert not any("restores restore" in p for p in report.problems)
+
+
+def test_without_apt_the_message_names_the_packages_and_the_next_step(monkeypatch):
+    import pytest
+
+    from bench.corpora import install
+
+    monkeypatch.setattr(install.shutil, "which", lambda name: None)
+    assert install.missing_packages(["sqlite3-doc"]) == ["sqlite3-doc"]
+    with pytest.raises(install.InstallError) as exc:
+        install.apt_install(["sqlite3-doc", "python3.11-doc"])
+    message = str(exc.value)
+    assert "apt-get is not available to install sqlite3-doc, python3.11-doc" in message
+    assert "sudo apt-get install sqlite3-doc python3.11-doc" in message and "--no-apt" in message
