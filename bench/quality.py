@@ -353,7 +353,12 @@ def parse_params(items: list[str]):
             raise SystemExit(f"--default {item!r}: expected key=value with key one of {', '.join(fields)}")
         kind = type(getattr(SearchParams(), key))
         try:
-            kwargs[key] = value if kind is str else kind(float(value)) if kind is int else kind(value)
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                kwargs[key] = value.lower() in ("true", "1")
+            else:
+                kwargs[key] = value if kind is str else kind(float(value)) if kind is int else kind(value)
         except ValueError:
             raise SystemExit(f"--default {item!r}: {key} takes a {kind.__name__}") from None
     return SearchParams(**kwargs)

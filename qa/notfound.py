@@ -98,8 +98,9 @@ def missing_words(question: str, bm25, common: frozenset[str]) -> list[str]:
 
 
 def _variants(word: str) -> set[str]:
-    """`word` and every string one deletion away from it. Pure."""
-    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}
+    """`word` and every string one deletion away from it, the first letter kept (misspellings
+    rarely touch it, while "zpool" is not a misspelling of "pool"). Pure."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(1, len(word))}
 
 
 def _index(words) -> frozenset[str]:

@@ -182,10 +182,10 @@ class SearchParams:
     rerank_when: float = 0.10  # when the question asks "when" and the best sentence holds a year/date
     rerank_count: float = 0.08  # when it asks "how many/much" and the best sentence holds a number
     found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
-    found_threshold_words: float = 0.30  # ... or at or above this with enough question words:
+    found_threshold_words: float = 0.33  # ... or at or above this with enough question words:
     found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
     merge: bool = True  # overlapping passages of one place shown as one result (qa.merge)
-    found_threshold_missing: float = 0.55  # a question word the corpus never mentions: found only from here (notfound.py)
+    found_threshold_missing: float = 0.60  # a question word the corpus never mentions: found only from here (notfound.py)
 
 
 def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: SearchParams) -> np.ndarray:

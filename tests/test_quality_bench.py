@@ -72,12 +72,15 @@ def test_every_system_is_scored_on_every_split_and_written_between_the_markers(t
 
 
 def test_params_are_parsed_by_field_type_and_bad_ones_exit():
-    params = quality.parse_params(["bm25_weight=0.5", "rerank_depth=3", "fusion=rrf"])
-    assert (params.bm25_weight, params.rerank_depth, params.fusion) == (0.5, 3, "rrf")
+    params = quality.parse_params(["bm25_weight=0.5", "rerank_depth=3", "fusion=rrf", "merge=false"])
+    assert (params.bm25_weight, params.rerank_depth, params.fusion, params.merge) == (0.5, 3, "rrf", False)
+    assert quality.parse_params(["merge=true"]).merge is True
     with pytest.raises(SystemExit):
         quality.parse_params(["no_such_knob=1"])
     with pytest.raises(SystemExit):
         quality.parse_params(["rerank_depth=many"])
+    with pytest.raises(SystemExit):
+        quality.parse_params(["merge=maybe"])
 
 
 def test_unknown_corpus_is_a_clear_error(capsys):
