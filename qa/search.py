@@ -125,6 +125,16 @@ _NUMBER = re.compile(
 )
 
 
+_NUMBERED_TITLE = re.compile(r"(?:^|\s)\d+(?:\.\d+)+\.?\s+[A-Z]")
+
+
+def is_navigation(text: str) -> bool:
+    """Whether a passage is a list of numbered section titles (a table of contents): at least 4
+    numbers like "2.5.3." followed by a capital, with at most 10 words each on average. Pure."""
+    n = len(_NUMBERED_TITLE.findall(text))
+    return n >= 4 and len(text.split()) <= 10 * n
+
+
 def answer_types(question: str) -> frozenset[str]:
     """What the question asks for: "when" (a time: when, what year...) and/or "count" (a quantity:
     how many, how much, how long...); empty for any other question. Pure."""
@@ -181,6 +191,7 @@ class SearchParams:
     rerank_words: float = 0.24  # × IDF-weighted share of the question's words in its best sentence
     rerank_when: float = 0.10  # when the question asks "when" and the best sentence holds a year/date
     rerank_count: float = 0.08  # when it asks "how many/much" and the best sentence holds a number
+    rerank_navigation: float = 0.2  # taken off a top passage that is a table of contents (is_navigation)
     found_threshold: float = 0.37  # best dense score of the top passages at or above this: found
     found_threshold_words: float = 0.33  # ... or at or above this with enough question words:
     found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
@@ -469,7 +480,8 @@ class Searcher:
         candidates of an approximate index, with `best_ids` their best sentences from
         `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
         p = self.params
-        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count):
+        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count
+                                       or p.rerank_navigation):
             return
         finite = np.flatnonzero(np.isfinite(fused))
         if not len(finite):
@@ -497,6 +509,10 @@ class Searcher:
             rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
             for at, text, words in zip(top, texts, tokenize_many(texts))
         ]
+        if p.rerank_navigation:
+            for n, at in enumerate(top):
+                if is_navigation(self.passages[int(rows[at]) if rows is not None else int(at)].text):
+                    bonus[n] -= p.rerank_navigation
         fused[top] += bonus
 
     def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> dict:

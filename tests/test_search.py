@@ -15,6 +15,7 @@ from qa.search import (
     dense_scores,
     fuse,
     held_types,
+    is_navigation,
     minmax,
     ranks_of,
     rerank_bonus,
@@ -98,6 +99,14 @@ def test_decisiveness_and_decisive_fusion_weigh_bm25_by_how_clearly_it_picks():
     fused = fuse(dense, bm25, order(dense), order(bm25), params)
     plain = fuse(dense, bm25, order(dense), order(bm25), SearchParams(fusion="cosine", bm25_weight=0.3))
     assert fused[1] - dense[1] > plain[1] - dense[1] > 0  # BM25 counts more when it is the decisive one
+
+
+def test_navigation_passages_are_tables_of_contents():
+    toc = "Table of Contents 6.1. Web browsers 6.1.1. Spoofing the User-Agent 6.1.2. Browser extension 6.2. The mail system 6.2.1. Email basics"
+    assert is_navigation(toc)
+    prose = "See 6.1. Web browsers for details: the browser keeps its settings in a profile, and 6.2. explains mail."
+    assert not is_navigation(prose)
+    assert not is_navigation("Versions 3.11.2 and 3.11.4 and 3.12.0 and 3.10.1 differ in how they handle the flag " * 3)
 
 
 def test_bm25_without_question_words():
