@@ -30,9 +30,9 @@ def union_text(a: Passage, b: Passage) -> tuple[int, int, str]:
     return first.start_char, second.end_char, first.text + tail
 
 
-def merge_ranked(passages: Sequence[Passage], k: int) -> list[list[int]]:
+def merge_ranked(passages: Sequence[Passage], k: int, most: int = MAX_MERGED) -> list[list[int]]:
     """Group the ranked `passages` (best first) into at most `k` results: each group lists the
-    positions it merges, its best first. A passage that overlaps a full group (MAX_MERGED) with
+    positions it merges, its best first. A passage that overlaps a full group (`most` passages) with
     more than half of its characters is dropped as a repeat; one that overlaps less starts its own
     group. Pure."""
     groups: list[list[int]] = []
@@ -42,7 +42,7 @@ def merge_ranked(passages: Sequence[Passage], k: int) -> list[list[int]]:
         for g, (place, start, end) in enumerate(spans):
             if place != _place(p) or p.start_char > end or p.end_char < start:
                 continue
-            if len(groups[g]) < MAX_MERGED:
+            if len(groups[g]) < most:
                 groups[g].append(at)
                 spans[g] = (place, min(start, p.start_char), max(end, p.end_char))
                 joined = True

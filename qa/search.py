@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .merge import MAX_MERGED, merge_ranked, merged_passage, trim_shown
+from .merge import merge_ranked, merged_passage, trim_shown
 from .schema import Hit, Passage
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -196,6 +196,7 @@ class SearchParams:
     found_threshold_words: float = 0.33  # ... or at or above this with enough question words:
     found_coverage: float = 0.5  # share of the question's words held by one of the top 3 passages
     merge: bool = True  # overlapping passages of one place shown as one result (qa.merge)
+    merge_max: int = 3  # passages in one merged result at most
     found_threshold_missing: float = 0.60  # a question word the corpus never mentions: found only from here (notfound.py)
 
 
@@ -616,7 +617,7 @@ class Searcher:
         parts = self.score(question, sources, k)
         allowed = int(parts["allowed"].sum())
         k = max(0, min(k, allowed))
-        pool = k * (MAX_MERGED + 1) if self.params.merge else k
+        pool = k * (self.params.merge_max + 1) if self.params.merge else k
         while True:
             if "candidates" in parts:  # approximate index: parts are aligned with the candidates
                 at = np.lexsort((parts["candidates"], -parts["fused"]))[:pool]
@@ -628,7 +629,7 @@ class Searcher:
             if not self.params.merge:
                 groups = [[g] for g in range(min(k, len(order)))]
                 break
-            groups = merge_ranked([self.passages[i] for i in order], k)
+            groups = merge_ranked([self.passages[i] for i in order], k, self.params.merge_max)
             if len(groups) >= k or len(at) < pool:  # enough results, or no passage left to add
                 break
             pool *= 2
