@@ -326,7 +326,9 @@ def run_qa(retriever, rows: list[dict], k: int = 5) -> dict:
                 "question": row["question"],
                 "answerable": evidence is not None,
                 "rank": rank,
+                "kind": row.get("kind"),
                 "found": answer.found,
+                "not_found_reason": answer.not_found_reason,
                 "answer_has_evidence": bool(evidence is not None and answer.answer and _norm(evidence) in _norm(answer.answer.text)),
                 "top": answer.passages[0].citation if answer.passages else None,
             }
@@ -340,6 +342,10 @@ def run_qa(retriever, rows: list[dict], k: int = 5) -> dict:
     metrics["answer_sentence"] = mean(1.0 if r["answer_has_evidence"] else 0.0 for r in answerable)
     metrics["not_found_unanswerable"] = mean(0.0 if r["found"] else 1.0 for r in unanswerable)
     metrics["not_found_answerable"] = mean(0.0 if r["found"] else 1.0 for r in answerable)
+    for label, test in (("offtopic", lambda k: "off" in k), ("ontopic", lambda k: "off" not in k)):
+        group = [r for r in unanswerable if r["kind"] and test(r["kind"])]
+        if group:  # rows that say which kind of unanswerable they are (bench/corpora)
+            metrics[f"not_found_{label}"] = mean(0.0 if r["found"] else 1.0 for r in group)
     return {"metrics": metrics, "records": records}
 
 
