@@ -167,9 +167,11 @@ class Retriever:
         hits, parts, rows = self.searcher.search_with_scores(
             question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources)
         )
-        sentences = self.searcher.hit_sentences(rows, parts)
+        sentences = self.searcher.hit_sentences(rows, parts, hits)
         units = {h.source: self.manifest.units[h.source] for h in hits if h.source in self.manifest.units}
-        return decide(question, hits, sentences, parts, units, self.found)
+        vocabulary = getattr(self.reader, "vocabulary", None)  # optional: a backend may not expose it
+        return decide(question, hits, sentences, parts, units, self.found,
+                      vocabulary() if vocabulary else None, getattr(self.embedder, "name", None))
 
 
 _default_lock = threading.Lock()

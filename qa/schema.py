@@ -147,11 +147,13 @@ class Answer:
     passages: list[Hit] = field(default_factory=list)
     answer: Span | None = None
     found: bool = False
+    not_found_reason: str | None = None  # when not found: why, e.g. "the corpus never mentions kubeadm"
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "found": self.found,
+            "not_found_reason": self.not_found_reason,
             "answer": asdict(self.answer) if self.answer else None,
             "passages": [asdict(p) for p in self.passages],
         }

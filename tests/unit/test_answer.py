@@ -36,19 +36,19 @@ def _parts(dense, allowed=None):
 def test_supported_by_dense_threshold_or_words():
     params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     hits = [_hit("The roses are watered at six.")]
-    assert supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
+    assert supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params).found
     # below the threshold, but every content word is in the top passage
-    assert supported("When are the roses watered?", hits, _parts([0.35]), params)
+    assert supported("When are the roses watered?", hits, _parts([0.35]), params).found
     # below the threshold and the passage holds 1 of 3 content words
-    assert not supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
+    assert not supported("When are the tulips planted watered?", hits, _parts([0.35]), params).found
     # too far below for words to matter
-    assert not supported("When are the roses watered?", hits, _parts([0.25]), params)
+    assert not supported("When are the roses watered?", hits, _parts([0.25]), params).found
 
 
 def test_supported_ignores_passages_outside_the_source_filter():
     params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     parts = _parts([0.9, 0.1], [False, True])
-    assert not supported("zebra?", [_hit("Nothing here.")], parts, params)
+    assert not supported("zebra?", [_hit("Nothing here.")], parts, params).found
 
 
 @pytest.fixture
@@ -72,8 +72,9 @@ def test_not_found_is_said_plainly_with_closest_passages(retriever):
     answer = retriever.ask("zzz qqq xxx", k=2)
     assert not answer.found
     out = render_text(answer)
-    assert out.startswith("Not found: no passage of the corpus clearly answers this question.\nClosest passages:")
+    assert out.startswith("Not found: no passage of the corpus clearly answers this question (")
+    assert "\nRelated passages (none of them answers it):\n" in out
     assert len(answer.passages) == 2
     doc = json.loads(to_json(answer))
-    assert doc["found"] is False
+    assert doc["found"] is False and doc["not_found_reason"] in out
     assert set(doc["passages"][0]) >= {"dense", "bm25", "dense_rank", "bm25_rank", "score"}
