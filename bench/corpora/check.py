@@ -29,7 +29,7 @@ from pathlib import Path
 
 from qa.chunking import chunk_document
 from qa.documents import read_document
-from qa.evaluation import _norm as normalise  # the very normalisation `qa eval` matches with
+from qa.evaluation.runners import _norm as normalise  # the very normalisation `qa eval` matches with
 
 from .registry import COLLECTIONS, DEFAULT_DEST, SPLITS
 from .stats import render

@@ -530,7 +530,8 @@ def main(argv=None) -> int:
         out = ROOT / "bench" / "results" / "quality.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        command = "make quality" if not args.default else "python -m bench.quality --default " + " ".join(args.default)
+        given = sys.argv[1:] if argv is None else list(argv)
+        command = "make quality" if not given else "python -m bench.quality " + " ".join(given)
         write_markdown(ROOT / "bench" / "quality.md", results, params, command)
     return 0
 
