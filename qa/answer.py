@@ -34,7 +34,7 @@ class FoundRule:
 
 def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: ScoreParts,
            units: dict[str, dict] | None = None, rule: FoundRule = FoundRule(), vocabulary=None,
-           model: str | None = None) -> Answer:
+           model_path: str | None = None) -> Answer:
     """Mark each hit's best sentence, pick the answer sentence and decide `found` (and why not).
 
     Args:
@@ -45,7 +45,8 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: 
         units: page / paragraph starts by source (`Manifest.units`), to cite the answer
             sentence by its own page or paragraphs.
         vocabulary: the corpus's BM25 stems (`IndexReader.vocabulary()`), for the words it never
-            mentions; None: that rule is off. model: the embedder's name (its common words).
+            mentions; None: that rule is off. model_path: the model's folder (its vocabulary gives
+            the common English words).
     """
     units = units or {}
     marked: list[Hit] = []
@@ -65,7 +66,7 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: 
             choice = cos - RANK_PENALTY * place + WORD_BONUS * held / max(1, len(words))
             if best is None or choice > best[0]:
                 best = (choice, h, a, b)
-    support = supported(question, hits, parts, rule, vocabulary, model)
+    support = supported(question, hits, parts, rule, vocabulary, model_path)
     answer = None
     if best is not None:
         _, h, start, end = best
@@ -100,9 +101,9 @@ def word_coverage(question: str, hits: list[Hit]) -> float:
 
 
 def supported(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule = FoundRule(),
-              vocabulary=None, model: str | None = None) -> Support:
+              vocabulary=None, model_path: str | None = None) -> Support:
     """Whether the corpus supports an answer, and why not (`qa.notfound.decide_support`), from the
     best dense score of any allowed passage, the words of the top passages and the corpus's words."""
     dense = parts.question_dense[parts.allowed]
     best = float(dense.max()) if len(dense) else 0.0
-    return decide_support(question, hits, best, rule, vocabulary, model)
+    return decide_support(question, hits, best, rule, vocabulary, model_path)

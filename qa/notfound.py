@@ -55,15 +55,6 @@ def common_words(model_path: str | None) -> frozenset[str]:
     return frozenset(w for w in lines if w.isalpha() and not w.startswith("##"))
 
 
-def _model_path(model: str | None) -> str | None:
-    from .embedding import resolve_model
-
-    try:
-        return resolve_model(model) if model else None
-    except Exception:  # a model that cannot be resolved here: no vocabulary, no "common" test
-        return None
-
-
 def question_words(question: str) -> list[str]:
     """The question's content words as written (first occurrence of each, stop words dropped)."""
     stop = _question_stopwords()
@@ -168,12 +159,12 @@ def coverage(question: str, hits) -> float:
     return max((len(words & set(tokenize(bm25_text(h)))) / len(words) for h in hits), default=0.0)
 
 
-def decide_support(question: str, hits, best_dense: float, rule, vocabulary=None, model: str | None = None,
+def decide_support(question: str, hits, best_dense: float, rule, vocabulary=None, model_path: str | None = None,
                    common: frozenset[str] | None = None) -> Support:
     """Whether the corpus supports an answer to `question`, given the ranked `hits`, the best
     dense score of any allowed passage, the thresholds of `rule` (`qa.answer.FoundRule`) and the
     corpus's BM25 stems (`vocabulary`; None: no missing-word rule). `common`: the common words
-    (default: those of `model`'s vocabulary, `common_words`)."""
+    (default: those of the vocabulary in the model's folder `model_path`, `common_words`)."""
     if not hits:
         return Support(False, "the index holds no passage to search")
     close = best_dense >= rule.threshold or (
@@ -181,7 +172,7 @@ def decide_support(question: str, hits, best_dense: float, rule, vocabulary=None
     )
     missing = []
     if vocabulary is not None and best_dense < rule.threshold_missing:
-        common = common_words(_model_path(model)) if common is None else common
+        common = common_words(model_path) if common is None else common
         missing = missing_words(question, vocabulary, common)
     if close and not missing:
         return Support(True)

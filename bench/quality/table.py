@@ -277,7 +277,7 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
     data = corpus.data
     reader = MemoryReader(data)
     vocabulary = reader.vocabulary()
-    model = getattr(embedder, "name", None)
+    model = _model_folder(embedder)
     searchers = {name: Searcher(reader, embedder, params) for name, params in variants.items()}
     common = common_words(_model_folder(embedder)) if common_words else None
     questions = [r["question"] for r in rows]
@@ -319,9 +319,9 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
 
 
 def _model_folder(embedder) -> str | None:
-    from qa.notfound import _model_path
+    from qa.retriever import model_folder
 
-    return _model_path(getattr(embedder, "name", None))
+    return model_folder(getattr(embedder, "name", None))
 
 
 def beir_rows(beir) -> list[dict]:

@@ -47,7 +47,7 @@ class SearchParams:
     rerank_when: float = RERANK_WHEN  # when the question asks "when" and the best sentence holds a year/date
     rerank_count: float = RERANK_COUNT  # when it asks "how many/much" and the best sentence holds a number
     rerank_navigation: float = RERANK_NAVIGATION  # taken off a top passage that is a table of contents
-    merge: bool = True  # overlapping passages of one place shown as one result (qa.merge)
+    merge: bool = True  # overlapping passages of one place shown as one result (qa.search.merge)
     merge_max: int = MERGE_MAX  # passages in one merged result at most
 
     @classmethod

@@ -26,7 +26,7 @@ import numpy as np
 from ..lexical import tokenize, tokenize_many
 from ..schema import Hit, ScoreParts
 from ..store.base import IndexReader
-from ..merge import Shown, merge_ranked, merged_passage, trim_shown
+from .merge import Shown, merge_ranked, merged_passage, trim_shown
 from .fusion import (
     answer_types,
     is_navigation,
@@ -239,7 +239,7 @@ class Searcher:
 
     def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], ScoreParts, list[Shown]]:
         """(hits, their score parts, the passages behind each hit). With `params.merge`, passages
-        of one place that overlap are shown as one result (`qa.merge`): more passages are read
+        of one place that overlap are shown as one result (`qa.search.merge`): more passages are read
         until `k` places are shown (or none is left)."""
         parts = self.score(question, sources, k)
         allowed = int(parts.allowed.sum())

@@ -1,10 +1,10 @@
-"""Overlapping passages of one place are shown once (qa.merge), as an exact span of the file."""
+"""Overlapping passages of one place are shown once (qa.search.merge), as an exact span of the file."""
 
 from __future__ import annotations
 
 from qa.chunking import chunk_document
 from qa.config import ChunkSettings
-from qa.merge import MAX_MERGED, merge_ranked, merged_passage
+from qa.search.merge import MAX_MERGED, merge_ranked, merged_passage
 from qa.schema import Passage
 
 TEXT = " ".join(f"Sentence number {i} says something about topic {i % 7} in plain words here." for i in range(200))
@@ -77,7 +77,7 @@ def test_search_shows_each_place_once_with_exact_spans(tmp_path, fake_embedder):
 
 
 def test_trim_cuts_what_a_better_result_shows_and_stays_exact(tmp_path):
-    from qa.merge import trim_shown
+    from qa.search.merge import trim_shown
 
     doc = _doc(tmp_path)
     ps = chunk_document(doc, ChunkSettings(min_words=20, max_words=40, overlap_sentences=1))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from .schema import Passage
+from ..schema import Passage
 
 MAX_MERGED = 3  # passages in one merged result at most; beyond, a mostly repeated passage is dropped
 
