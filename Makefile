@@ -2,6 +2,7 @@
 #            (another address or port: make run HOST=0.0.0.0 PORT=8080)
 # make test  create .venv, install, run the tests
 # make bench speed, scale and incremental-index benchmarks (~35 min): bench/results/*.json and bench/RESULTS.md
+# make quality  retrieval quality of every baseline and the default on every corpus (long): bench/quality.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -9,7 +10,7 @@ TORCH   = torch==2.13.0
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: install run test test-fast index bench clean
+.PHONY: install run test test-fast index bench quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,11 @@ test-fast: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.run_all
+
+# The Debian collections are installed first when apt allows it; a collection that is missing is skipped.
+quality: install
+	-HF_HUB_OFFLINE=1 $(BIN)/python -m bench.corpora.install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.quality
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/gen-* index/.lock index/.cache

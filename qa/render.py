@@ -39,14 +39,16 @@ def reflow(text: str) -> str:
     return _SOFT_BREAK.sub(lambda m: " " * len(m.group(0)), text)
 
 
-def not_found_message(scope: list[str] | None = None, all_hint: str = "") -> str:
-    """The "not found" sentence; with `scope` (the files or patterns searched) it says that only
-    they were searched, and `all_hint` how to search everything."""
+def not_found_line(answer: Answer, scope: list[str] | None = None, all_hint: str = "") -> str:
+    """"Not found: no passage of the corpus clearly answers this question (<reason>)."; with
+    `scope` (the files or patterns searched) it says that only they were searched, and
+    `all_hint` how to search everything."""
+    why = f" ({answer.reason})" if answer.reason else ""
     if not scope:
-        return "Not found: no passage of the corpus clearly answers this question."
+        return f"Not found: no passage of the corpus clearly answers this question{why}."
     named = ", ".join(scope[:5]) + (f" and {len(scope) - 5} more" if len(scope) > 5 else "")
     what = "the chosen document" if len(scope) == 1 else f"the {len(scope)} chosen documents"
-    return f"Not found in {what} ({named}): no passage there clearly answers this question." + (
+    return f"Not found in {what} ({named}): no passage there clearly answers this question{why}." + (
         f" {all_hint}" if all_hint else ""
     )
 
@@ -72,8 +74,8 @@ def render_text(answer: Answer, color: bool = False, width: int = 100, scores: b
         out.append("")
         out.append("Passages:")
     else:
-        out.append(not_found_message(scope, "Leave out --source to search every file."))
-        out.append("Closest passages:")
+        out.append(not_found_line(answer, scope, "Leave out --source to search every file."))
+        out.append("Related passages (none of them answers it):")
     for hit in answer.passages:
         section = f" — {hit.section}" if hit.section else ""
         why = f"  ({_score_line(hit)})" if scores else ""
@@ -128,9 +130,10 @@ def render_html(answer: Answer, link: callable = None, scope: list[str] | None =
         out.append(f'<div class="qa-sources"><div class="qa-sources-title">Sources</div>{cards}</div>')
     else:
         hint = "Clear “Only these documents” under Options to search them all."
-        out.append(f'<div class="qa-notfound">{escape(not_found_message(scope, hint))}</div>')
+        out.append(f'<div class="qa-notfound">{escape(not_found_line(answer, scope, hint))}</div>')
         out.append(
-            f'<details class="qa-closest"><summary>Closest passages ({len(answer.passages)})</summary>{cards}</details>'
+            f'<details class="qa-closest"><summary>Related passages, none of them answers it '
+            f"({len(answer.passages)})</summary>{cards}</details>"
         )
     return "".join(out)
 

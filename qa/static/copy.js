@@ -54,7 +54,7 @@
       if (answer) { out.push("**Answer**", "", markdown(answer), ""); }
       if (nf) { out.push("*" + nf.innerText.trim() + "*", ""); }
       var cards = el.querySelectorAll(".qa-card");
-      if (cards.length) { out.push(answer ? "**Sources**" : "**Closest passages**", ""); }
+      if (cards.length) { out.push(answer ? "**Sources**" : "**Related passages (none of them answers it)**", ""); }
       cards.forEach(function (card) {
         var n = card.querySelector(".qa-num"); out.push((n ? n.textContent + " " : "") + "", markdown(card), "");
       });
