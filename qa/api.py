@@ -23,6 +23,7 @@ from .config import Settings
 from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
 from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
+from .generations import claim as claim_index_dir
 from .schema import Answer, Document, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
 from .store import (
@@ -153,10 +154,12 @@ def build_index(
 
     Raises:
         CorpusEmpty: no readable document in the corpus folder.
+        NotAnIndex: the index folder holds other files and is not a qa index.
         IndexLocked: another build is running on the same index folder.
         ModelUnavailable: the model cannot be loaded.
     """
     settings = settings or Settings.from_env()
+    claim_index_dir(settings.index_dir)  # never build into (and prune) a folder that is not ours
     embedder = embedder or get_embedder(settings.model)
     use_cache = getattr(embedder, "use_cache_dir", None)
     if use_cache is not None:  # the ONNX export (made now if needed) embeds the build and queries

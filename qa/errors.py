@@ -43,3 +43,7 @@ class IndexLocked(QAError):
 
 class ModelUnavailable(QAError):
     """The embedding model cannot be loaded (not installed, wrong name, no network)."""
+
+
+class NotAnIndex(BadInput):
+    """The index folder holds files that are not a qa index: qa will not build (or delete) there."""

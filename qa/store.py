@@ -15,11 +15,13 @@ Layout of `index_dir`:
                         rows are read, per query (`VectorFile`)
         bm25/           bm25s arrays (.npy + JSON, no pickle)
     .lock              held by the build in progress
+    qa-index.json      the generations qa made here (`generations`: only those are ever removed);
+                       each generation folder holds a marker file, .qa-generation
     .cache/            derived files that outlive a generation (the ONNX query encoder)
 
 A build writes a new generation beside the live one and then repoints CURRENT, so a reader sees
 the old index or the new one, never half of one; a killed build leaves only an orphan folder,
-removed by the next build. The manifest, written last, records every file's size, so a truncated
+removed by the next build (nothing qa did not make is ever removed). The manifest, written last, records every file's size, so a truncated
 file is named before any library reads it. Vectors are handed in: this module never computes them.
 """
 
@@ -30,7 +32,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import generations
 from .errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
 from .schema import Passage
 
@@ -314,7 +316,7 @@ def _sizes(gen: Path) -> dict[str, int]:
     return {
         p.relative_to(gen).as_posix(): p.stat().st_size
         for p in sorted(gen.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name not in (MANIFEST, generations.MARKER)
     }
 
 
@@ -430,7 +432,9 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
     gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = gen.with_name(gen.name + ".tmp")
+    generations.begin(index_dir, gen.name)  # listed as ours before its folder exists
     tmp.mkdir()
+    generations.mark(tmp, gen.name)
     _write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
     dim = int(data.manifest["dim"])
     n = len(data.passages)
@@ -470,14 +474,9 @@ def _fsync_dir(folder: Path) -> None:
 
 def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
     """Remove orphaned temporary builds and all but `keep_previous` older generations
-    (a reader that loaded the previous one may still be reading it). Call under `build_lock`."""
-    for stray in index_dir.glob(f".{CURRENT}.*"):  # a symlink left by a build killed mid-swap
-        stray.unlink(missing_ok=True)
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime_ns)
-    finished = [p for p in gens if not p.name.endswith(".tmp")]
-    doomed = [p for p in gens if p.name.endswith(".tmp")] + finished[: max(0, len(finished) - keep_previous)]
-    for path in doomed:
-        shutil.rmtree(path, ignore_errors=True)
+    (a reader that loaded the previous one may still be reading it): only those the index
+    recorded as its own (`generations`). Call under `build_lock`."""
+    generations.prune(index_dir, keep, keep_previous)
 
 
 _COLUMNS = "text, source, section, start_line, end_line, start_char, end_char, page, locator"
