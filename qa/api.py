@@ -22,7 +22,8 @@ from .chunking import chunk_document, split_sentences
 from .config import Settings
 from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
-from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
+from .errors import (BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexLocked, IndexMismatch, IndexMissing,
+                     IndexUnwritable, QAError)
 from .generations import claim as claim_index_dir
 from .schema import Answer, Document, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
@@ -337,8 +338,13 @@ def ensure_index(
 ) -> BuildReport | None:
     """Build the index when it is missing or the corpus changed (saying so through `say`).
 
+    When an index exists but cannot be updated now, because another build holds the lock or
+    the index folder is read-only, the live index is used as it is: `say` tells why, and how
+    to update it, and None is returned.
+
     Raises:
         IndexMismatch: the index was built with another model than `settings.model`.
+        IndexLocked, IndexUnwritable: there is no index yet and it cannot be built now.
     """
     state = index_state(settings)
     if state == "model":
@@ -350,7 +356,23 @@ def ensure_index(
         if state == "missing"
         else f"{settings.corpus_dir}/ changed since the index was built: rebuilding {settings.index_dir}/ ..."
     )
-    return build_index(settings, embedder, progress)
+    try:
+        return build_index(settings, embedder, progress)
+    except (IndexLocked, IndexUnwritable) as exc:
+        if state == "missing":
+            raise
+        say(_answering_meanwhile(exc, settings))
+        return None
+
+
+def _answering_meanwhile(exc: QAError, settings: Settings) -> str:
+    """What `ensure_index` says when it answers from an index it could not update."""
+    built = (read_manifest(settings.index_dir) or {}).get("built_at", "?")
+    if isinstance(exc, IndexLocked):
+        return (f"The index in {settings.index_dir}/ is being updated by another `qa index`: answering from "
+                f"the current index (built {built}) until it is done.")
+    return (f"The index in {settings.index_dir}/ is stale ({settings.corpus_dir}/ changed since it was built "
+            f"{built}) and cannot be updated: {exc} Answering from the stale index.")
 
 
 def raise_model_mismatch(manifest: dict, settings: Settings):
