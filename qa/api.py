@@ -26,6 +26,7 @@ from .errors import (BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexLo
                      IndexUnwritable, QAError)
 from .generations import claim as claim_index_dir
 from .schema import Answer, Document, Hit, Passage
+from .security import clean_text
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
 from .store import (
     FORMAT_VERSION,
@@ -434,10 +435,11 @@ def watch(
 
 
 def check_question(question) -> str:
-    """The question, stripped. Raises EmptyQuestion for None, empty or whitespace."""
+    """The question, stripped, lone surrogates replaced by U+FFFD (`security.clean_text`: they
+    cannot be encoded). Raises EmptyQuestion for None, empty or whitespace."""
     if not isinstance(question, str) or not question.strip():
         raise EmptyQuestion("The question is empty: ask something, e.g. qa ask \"Who leads the NCRI?\"")
-    return question.strip()
+    return clean_text(question.strip())
 
 
 def check_k(k) -> int:

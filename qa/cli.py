@@ -12,7 +12,7 @@ import sys
 import time
 
 from . import __version__
-from .config import Settings, auth_from_env
+from .config import Settings
 from .errors import BadInput, QAError
 
 log = logging.getLogger("qa")
@@ -27,7 +27,7 @@ EPILOG = """examples:
   qa eval path/to/beir-folder --split test      nDCG@10, Recall@10/100, MRR@10
   qa eval questions.jsonl           hit@1/3/5, MRR, "not found" rates on the corpus
 
-environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them)."""
+environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH (flags win over them)."""
 
 
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
@@ -70,7 +70,10 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="web chat (Gradio) on localhost")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (visible in `ps`: prefer --auth-file or env QA_AUTH)")
+    p.add_argument("--auth-file", metavar="FILE", help="require the login USER:PASSWORD written on the first line of FILE")
+    p.add_argument("--allowed-hosts", metavar="NAMES", action="append", default=[],
+                   help="more Host names to answer, comma-separated ('*': any); default: the --host name and localhost")
     _common(p)
 
     p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
@@ -249,14 +252,47 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def read_auth_file(path: str) -> str:
+    """The login USER:PASSWORD on the first line of `path` (warning when others may read it).
+
+    Raises:
+        BadInput: the file cannot be read or its first line is empty.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            line = fh.readline().rstrip("\r\n")
+        mode = os.stat(path).st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"Cannot read --auth-file {path} ({getattr(exc, 'strerror', None) or exc}). "
+                       "Write USER:PASSWORD on its first line.") from None
+    if not line:
+        raise BadInput(f"--auth-file {path} is empty: write USER:PASSWORD on its first line.")
+    if mode & 0o077:
+        _say(f"Warning: {path} can be read by other users: `chmod 600 {path}`.")
+    return line
+
+
+def _auth(args, settings: Settings) -> str | None:
+    """The web login: --auth, else --auth-file, else QA_AUTH."""
+    if args.auth and args.auth_file:
+        raise BadInput("Give --auth or --auth-file, not both.")
+    if args.auth:
+        _say("Warning: --auth shows the password to anyone on this machine who runs `ps`; "
+             "use --auth-file FILE or the QA_AUTH environment variable instead.")
+        return args.auth
+    if args.auth_file:
+        return read_auth_file(args.auth_file)
+    return settings.auth
+
+
 def cmd_serve(args) -> int:
     from .web import parse_auth, serve
 
     settings = _settings(args)
-    auth = args.auth or auth_from_env()
+    auth = _auth(args, settings)
     parse_auth(auth)  # a malformed login is refused before any index work
     _ensure(settings)
-    serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
+    serve(settings, host=args.host, port=args.port, auth=auth, say=_say, allowed_hosts=args.allowed_hosts)
     return 0
 
 
@@ -336,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # Undecodable bytes of the command line (a path, a pattern) are printed escaped, never a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return COMMANDS[args.command](args)
     except QAError as exc:

@@ -37,16 +37,19 @@ class Settings:
     index_dir: Path = Path("index")
     model: str = DEFAULT_MODEL
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    auth: str | None = field(default=None, repr=False, compare=False)  # web login USER:PASSWORD (QA_AUTH)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
-        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR and QA_MODEL, then `overrides` that are not None."""
+        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL and QA_AUTH, then `overrides` that
+        are not None."""
         env = os.environ if environ is None else environ
         settings = cls()
         values = {
             "corpus_dir": env.get("QA_CORPUS_DIR") or None,
             "index_dir": env.get("QA_INDEX_DIR") or None,
             "model": env.get("QA_MODEL") or None,
+            "auth": env.get("QA_AUTH") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}
@@ -58,5 +61,4 @@ class Settings:
 
 def auth_from_env(environ: dict | None = None) -> str | None:
     """The web login `USER:PASSWORD` from QA_AUTH (None when unset or empty)."""
-    env = os.environ if environ is None else environ
-    return env.get("QA_AUTH") or None
+    return Settings.from_env(environ).auth

@@ -19,12 +19,14 @@ import logging
 import os
 import secrets
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.parse import quote
 
 from .answer import escape, render_html
 from .config import Settings
 from .errors import BadInput, QAError
+from .security import LoginBackoff, clean_text, protections
+from .security import allowed_hosts as allowed_host_names
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +359,7 @@ def build_app(settings: Settings, retriever=None):
 
     def respond(message, history, k, sources):
         history = list(history or [])
-        question = message if isinstance(message, str) else ""
+        question = clean_text(message) if isinstance(message, str) else ""
         if not question.strip():
             history.append({
                 "role": "assistant",
@@ -454,13 +456,18 @@ def parse_auth(auth: str | None) -> tuple[str, str] | None:
 
 
 def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | None = None,
-           block: bool = True, quiet: bool = False):
-    """Start `demo` (from `build_app`) with the viewer route, our theme and no share link.
+           block: bool = True, quiet: bool = False, allowed_hosts: Sequence[str] = (),
+           login_backoff: LoginBackoff | None = None):
+    """Start `demo` (from `build_app`) with the viewer route, our theme and no share link,
+    behind the `security` middlewares: only Host headers naming `host`, the localhost forms or
+    `allowed_hosts` are answered; failed logins back off per client; Gradio's file upload is off.
 
     Returns:
         The local URL (when `block` is False, the server runs in a background thread; stop it
         with `demo.close()`).
     """
+    from starlette.middleware import Middleware
+
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         _, url, _ = demo.launch(
@@ -475,7 +482,8 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
             theme=_theme(),
             css=CSS,
             head=HEAD,
-            app_kwargs={"routes": list(getattr(demo, "qa_routes", []))},
+            app_kwargs={"routes": list(getattr(demo, "qa_routes", [])), "middleware": [
+                Middleware(cls, **kwargs) for cls, kwargs in protections(host, allowed_hosts, login_backoff)]},
             ssr_mode=False,
             pwa=False,
             mcp_server=False,
@@ -488,7 +496,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          say: Callable[[str], None] = log.warning) -> None:
+          say: Callable[[str], None] = log.warning, allowed_hosts: Sequence[str] = ()) -> None:
     """Serve the chat until interrupted (what `qa serve` runs).
 
     Raises:
@@ -497,10 +505,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     """
     parse_auth(auth)
     if host not in LOCAL_HOSTS:
+        names = allowed_host_names(host, allowed_hosts)
         say(
             f"Warning: serving on {host}, reachable from other machines"
-            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth USER:PASSWORD")
-            + "."
+            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth-file FILE")
+            + ". "
+            + ("Any Host name is answered (--allowed-hosts '*')." if names is None else
+               f"Host names answered: {', '.join(sorted(names))} (add others with --allowed-hosts NAME,...).")
         )
     demo = build_app(settings)
     from .api import default_retriever
@@ -508,4 +519,4 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     say(f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
-    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True)
+    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True, allowed_hosts=allowed_hosts)

@@ -321,8 +321,11 @@ def test_serve_warns_for_other_hosts_and_never_shares(monkeypatch, settings, fak
     said = []
     web.serve(settings, host="0.0.0.0", port=8123, auth=None, say=said.append)
     assert said[0].startswith("Warning: serving on 0.0.0.0, reachable from other machines; anyone")
+    answered = said[0].split("Host names answered: ")[1]
+    assert all(name in answered for name in ("127.0.0.1", "::1", "localhost")) and "--allowed-hosts NAME" in answered
     assert said[1].startswith("qa: web chat on http://127.0.0.1:8123")
-    assert launched == [{"host": "0.0.0.0", "port": 8123, "auth": None, "block": True, "quiet": True}]
+    assert launched == [{"host": "0.0.0.0", "port": 8123, "auth": None, "block": True, "quiet": True,
+                         "allowed_hosts": ()}]
     said.clear()
     web.serve(settings, host="127.0.0.1", port=8123, auth="a:b", say=said.append)
     assert said == ["qa: web chat on http://127.0.0.1:8123 (login required)  (Ctrl+C to stop)"]
