@@ -21,8 +21,8 @@ Layout of `index_dir`:
 
 A build writes a new generation beside the live one and then repoints CURRENT, so a reader sees
 the old index or the new one, never half of one; a killed build leaves only an orphan folder,
-removed by the next build (nothing qa did not make is ever removed). The manifest, written last, records every file's size, so a truncated
-file is named before any library reads it. Vectors are handed in: this module never computes them.
+removed by the next build (nothing qa did not make is ever removed). The manifest, written last,
+records every file's size, so a truncated file is named before any library reads it. Vectors are handed in: this module never computes them.
 """
 
 from __future__ import annotations
