@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "qa"
 
-BASE = {"qa._version", "qa.config", "qa.errors", "qa.schema", "qa.search.params"}
+BASE = {"qa._version", "qa.config", "qa.errors", "qa.schema", "qa.search.params", "qa.security"}
 # What each stage (module or package prefix) may import inside qa, besides BASE and itself.
 ALLOWED = {
     "qa.documents": set(),
