@@ -134,7 +134,7 @@ def _fuzz_cases(n: int):
     """The bad-input generator of bench/speed/load.py (one copy, shared with the 1,000-case run)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_load", Path(__file__).resolve().parents[2] / "bench" / "load.py")
+    spec = importlib.util.spec_from_file_location("bench_load", Path(__file__).resolve().parents[2] / "bench" / "speed" / "load.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.fuzz_cases(n)

@@ -36,7 +36,6 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
