@@ -141,17 +141,19 @@ class Span:
 @dataclass(frozen=True)
 class Answer:
     """What `qa.ask` returns: the ranked passages, the sentence that best answers, and whether
-    the corpus supports an answer at all (`found`)."""
+    the corpus supports an answer at all (`found`), and why (`reason`)."""
 
     question: str
     passages: list[Hit] = field(default_factory=list)
     answer: Span | None = None
     found: bool = False
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "found": self.found,
+            "reason": self.reason,
             "answer": asdict(self.answer) if self.answer else None,
             "passages": [asdict(p) for p in self.passages],
         }

@@ -5,14 +5,14 @@
 - `HostGuard`: answers only requests whose `Host` header names this server (the bound host and
   the localhost forms, or names allowed explicitly): a page on `attacker.example` whose DNS
   name is re-bound to 127.0.0.1 gets a 400, not the corpus (DNS rebinding).
-- `LoginBackoff` and `LoginGuard`: after a few failed logins, a client must wait (doubling, with
-  a cap) before it may try again, and is answered 429 with `Retry-After`; a success resets.
+- `LoginBackoff` and `LoginGuard`: after a few failed logins (the chat's login form, or wrong
+  HTTP basic / bearer credentials sent to the API), a client must wait (doubling, with a cap)
+  before it may try again, and is answered 429 with `Retry-After`; a success resets.
 - `ClosedPaths`: routes of the framework that `qa` does not use (Gradio's generic file upload)
   answer 403 before any byte of the body is read.
 
 The middlewares are plain ASGI classes (standard library only): they wrap any ASGI app, e.g.
-Gradio's (`web.launch` passes them as Starlette `Middleware`) or a FastAPI app
-(`app.add_middleware(cls, **kwargs)` for each pair of `protections()`).
+the `qa serve` FastAPI app (`frontends.server.create_app` adds each pair of `protections()`).
 """
 
 from __future__ import annotations
@@ -212,15 +212,17 @@ def is_login(scope) -> bool:
 
 class LoginGuard:
     """ASGI middleware: a client that must wait (`LoginBackoff`) gets 429 with `Retry-After` and
-    its attempt is not checked at all; the app's answer to an attempt (200: success, 400, 401
-    or 403: failure) is recorded."""
+    its attempt is not checked at all. Attempts are POSTs to a login route (200: success; 400,
+    401 or 403: failure) and requests carrying credentials in an `Authorization` header, HTTP
+    basic or a bearer token (401 or 403: failure; any other answer: success)."""
 
     def __init__(self, app, backoff: LoginBackoff | None = None):
         self.app = app
         self.backoff = backoff or LoginBackoff()
 
     async def __call__(self, scope, receive, send):
-        if not is_login(scope):
+        login = is_login(scope)
+        if not login and not (scope["type"] == "http" and _header(scope, b"authorization")):
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("?", 0))[0]
@@ -233,10 +235,11 @@ class LoginGuard:
 
         async def send_and_record(message):
             if message["type"] == "http.response.start":
-                if message["status"] == 200:
-                    self.backoff.succeeded(client)
-                elif message["status"] in (400, 401, 403):
+                status = message["status"]
+                if status in ((400, 401, 403) if login else (401, 403)):
                     self.backoff.failed(client)
+                elif status == 200 or (not login and status < 400):
+                    self.backoff.succeeded(client)
             await send(message)
 
         await self.app(scope, receive, send_and_record)

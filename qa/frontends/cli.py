@@ -12,7 +12,7 @@ import sys
 import time
 
 from .._version import __version__
-from ..config import Settings
+from ..config import Settings, api_token_from_env
 from ..errors import BadInput, QAError
 
 log = logging.getLogger("qa")
@@ -23,11 +23,12 @@ EPILOG = """examples:
   qa status                         which index, which model, is it up to date
   qa ask "Who leads the NCRI?"      answer in the terminal, with citations
   qa ask "Who leads the NCRI?" --json
-  qa serve                          web chat on http://127.0.0.1:7860
+  qa serve                          web chat, REST API (/api/v1) and MCP (/mcp) on http://127.0.0.1:7860
+  qa mcp                            MCP server on stdin/stdout, for a desktop assistant
   qa eval path/to/beir-folder --split test      nDCG@10, Recall@10/100, MRR@10
   qa eval questions.jsonl           hit@1/3/5, MRR, "not found" rates on the corpus
 
-environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH (flags win over them)."""
+environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them), QA_AUTH, QA_API_TOKEN."""
 
 
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
@@ -67,13 +68,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", metavar="PATTERN", help="only files matching (glob or part of the path); repeatable")
     _common(p)
 
-    p = sub.add_parser("serve", help="web chat (Gradio) on localhost")
+    p = sub.add_parser(
+        "serve",
+        help="web chat, REST API and MCP (HTTP) on localhost",
+        description="The web chat at /, the REST API at /api/v1 (docs at /api/v1/docs) and MCP over "
+        "streamable HTTP at /mcp, in one server. With --auth, all of them need the login; the API "
+        "and MCP also take `Authorization: Bearer $QA_API_TOKEN`.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (visible in `ps`: prefer --auth-file or env QA_AUTH)")
     p.add_argument("--auth-file", metavar="FILE", help="require the login USER:PASSWORD written on the first line of FILE")
     p.add_argument("--allowed-hosts", metavar="NAMES", action="append", default=[],
                    help="more Host names to answer, comma-separated ('*': any); default: the --host name and localhost")
+    _common(p)
+
+    p = sub.add_parser(
+        "mcp",
+        help="MCP server on stdin/stdout (for a desktop assistant)",
+        description="Serve the tools search, read_source, list_sources and index_status over MCP's "
+        "stdio transport. The index must exist (`qa index`); the model loads at the first search.",
+    )
     _common(p)
 
     p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
@@ -286,13 +301,21 @@ def _auth(args, settings: Settings) -> str | None:
 
 
 def cmd_serve(args) -> int:
-    from .web import parse_auth, serve
+    from .server import parse_auth, serve
 
     settings = _settings(args)
     auth = _auth(args, settings)
     parse_auth(auth)  # a malformed login is refused before any index work
     _ensure(settings)
-    serve(settings, host=args.host, port=args.port, auth=auth, say=_say, allowed_hosts=args.allowed_hosts)
+    serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say,
+          allowed_hosts=args.allowed_hosts)
+    return 0
+
+
+def cmd_mcp(args) -> int:
+    from .mcp_server import run_stdio
+
+    run_stdio(_settings(args))
     return 0
 
 
@@ -315,7 +338,6 @@ def cmd_status(args) -> int:
     settings = _settings(args)
     info = status(settings)
     state, changes = info["state"], info["changes"]
-    manifest = info["model"] is not None
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -326,7 +348,7 @@ def cmd_status(args) -> int:
         "model": f"built with another model than {settings.model!r}: run `qa index`",
     }[state]
     print(f"index:    {info['generation'] or settings.index_dir}")
-    if manifest:
+    if info["generation"]:
         print(f"model:    {info['model']}")
         skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
         print(f"passages: {info['passages']} from {info['files']} files{skipped}")
@@ -340,7 +362,8 @@ def cmd_status(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status, "eval": cmd_eval}
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "status": cmd_status,
+            "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the chat reports nothing anywhere
     try:
         return COMMANDS[args.command](args)
     except QAError as exc:

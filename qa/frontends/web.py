@@ -1,9 +1,9 @@
 """The web chat: a Gradio app over `qa.retriever`, plus a source viewer served by the same server.
 
-`build_app()` returns the Gradio Blocks without launching it; `launch()` starts it on a port
-(127.0.0.1 by default) with the viewer route, the theme and the queue settings; `serve()` is what
-`qa serve` runs. The app exposes one public API endpoint, `ask` (question, k), that returns
-exactly the dict `qa ask --json` prints.
+`build_app()` returns the Gradio Blocks without launching it, with the viewer route in its
+`qa_routes`; `server.create_app()` mounts it (with `theme()`, `CSS` and `HEAD`) beside the REST
+API and MCP. The app exposes one public API endpoint, `ask` (question, k), that returns exactly
+the dict `qa ask --json` prints.
 
 Safety: every piece of corpus text and every question is HTML-escaped before it reaches a page
 (`render.escape`); the viewer only shows files of the index's corpus (no `..`, no absolute path,
@@ -16,21 +16,18 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import os
 import secrets
-from pathlib import Path, PurePosixPath
-from typing import Callable, Sequence
+from typing import Callable
 from urllib.parse import quote
 
 from ..config import Settings
 from ..errors import BadInput, QAError
 from ..render import escape, render_html
-from ..security import LoginBackoff, clean_text, protections
-from ..security import allowed_hosts as allowed_host_names
+from .service import NotInCorpus, resolve_source  # noqa: F401  (re-exported)
+from ..security import clean_text
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_K = 5
 MAX_UI_K = 20
 # The model is CPU-bound and shared (loaded once per process). With 50 clients on 2 cores, 4
@@ -105,7 +102,7 @@ HEAD = """<style>
 </style>"""
 
 
-def _theme():
+def theme():
     """Gradio's Soft theme with system fonts only: the stock themes load Google Fonts."""
     import gradio as gr
 
@@ -130,38 +127,6 @@ def source_url(item) -> str:
     if start is not None and end is not None:
         url += f"&mark={start}-{end}"
     return url + f"#L{item.start_line}"
-
-
-class NotInCorpus(BadInput):
-    """A viewer request for a path that is not a file of the corpus."""
-
-
-def resolve_source(corpus_dir: Path, files: dict | set | list, requested: str) -> Path:
-    """The file of the corpus named by `requested` (a corpus-relative POSIX path).
-
-    Only paths the index knows (`files`) are served, and only when the real path (symlinks
-    followed) lies inside the corpus folder.
-
-    Raises:
-        NotInCorpus: empty, absolute, `..`, backslash or NUL in the path, unknown to the index,
-            missing, or leading out of the corpus.
-    """
-    refuse = NotInCorpus(f"{requested!r} is not a file of the corpus.")
-    if not requested or "\x00" in requested or "\\" in requested:
-        raise refuse
-    pure = PurePosixPath(requested)
-    if pure.is_absolute() or any(part in ("..", ".", "") for part in requested.split("/")):
-        raise refuse
-    if requested not in files:
-        raise refuse
-    root = Path(corpus_dir).resolve()
-    try:
-        real = (root / pure).resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise refuse from None
-    if not real.is_relative_to(root) or not real.is_file():
-        raise refuse
-    return real
 
 
 def _parse_range(value: str | None) -> tuple[int, int] | None:
@@ -329,7 +294,7 @@ def build_app(settings: Settings, retriever=None):
         retriever: a loaded `Retriever` to use for every question; by default the process-wide
             one of `qa.retriever.default_retriever`, which reloads when the index on disk is replaced.
     Returns:
-        A `gr.Blocks` whose `qa_routes` attribute holds the viewer route for `launch()`.
+        A `gr.Blocks` whose `qa_routes` attribute holds the viewer route (for `server.create_app`).
     """
     import gradio as gr
 
@@ -434,83 +399,3 @@ def build_app(settings: Settings, retriever=None):
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     demo.qa_routes = [_viewer_route(settings, get_retriever)]
     return demo
-
-
-# --- launching ------------------------------------------------------------------------------
-
-
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    """'USER:PASSWORD' as a pair. Raises BadInput when the form is wrong."""
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise BadInput("--auth (QA_AUTH) must look like USER:PASSWORD, both non-empty.")
-    return user, password
-
-
-def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | None = None,
-           block: bool = True, quiet: bool = False, allowed_hosts: Sequence[str] = (),
-           login_backoff: LoginBackoff | None = None):
-    """Start `demo` (from `build_app`) with the viewer route, our theme and no share link,
-    behind the `security` middlewares: only Host headers naming `host`, the localhost forms or
-    `allowed_hosts` are answered; failed logins back off per client; Gradio's file upload is off.
-
-    Returns:
-        The local URL (when `block` is False, the server runs in a background thread; stop it
-        with `demo.close()`).
-    """
-    from starlette.middleware import Middleware
-
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        _, url, _ = demo.launch(
-            server_name=host,
-            server_port=port,
-            auth=parse_auth(auth),
-            share=False,
-            prevent_thread_lock=True,
-            quiet=quiet,
-            show_error=True,
-            footer_links=["api"],
-            theme=_theme(),
-            css=CSS,
-            head=HEAD,
-            app_kwargs={"routes": list(getattr(demo, "qa_routes", [])), "middleware": [
-                Middleware(cls, **kwargs) for cls, kwargs in protections(host, allowed_hosts, login_backoff)]},
-            ssr_mode=False,
-            pwa=False,
-            mcp_server=False,
-        )
-    except OSError as exc:  # Gradio: "Cannot find empty port ..."
-        raise QAError(f"Cannot serve on {host}:{port} ({exc}). Is another server on that port? Pass --port.") from exc
-    if block:
-        demo.block_thread()
-    return url
-
-
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          say: Callable[[str], None] = log.warning, allowed_hosts: Sequence[str] = ()) -> None:
-    """Serve the chat until interrupted (what `qa serve` runs).
-
-    Raises:
-        BadInput: a malformed `auth`.
-        QAError: no usable index.
-    """
-    parse_auth(auth)
-    if host not in LOCAL_HOSTS:
-        names = allowed_host_names(host, allowed_hosts)
-        say(
-            f"Warning: serving on {host}, reachable from other machines"
-            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth-file FILE")
-            + ". "
-            + ("Any Host name is answered (--allowed-hosts '*')." if names is None else
-               f"Host names answered: {', '.join(sorted(names))} (add others with --allowed-hosts NAME,...).")
-        )
-    demo = build_app(settings)
-    from ..retriever import default_retriever
-
-    default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    say(f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
-    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True, allowed_hosts=allowed_hosts)

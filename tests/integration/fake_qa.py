@@ -56,7 +56,7 @@ def wrap(module, name, point, after=True, when=lambda *a: True):
 
 embedder = PausingEmbedder()
 qa.build.get_embedder = lambda name: embedder
-qa.retriever.get_embedder = lambda name: embedder  # `qa ask` / `qa serve` load with it
+qa.retriever.get_embedder = lambda name: embedder  # ask, serve and mcp answer with it too
 wrap(generations, "write_sqlite", "sqlite")
 wrap(generations, "_fsync_tree", "fsync", after=False)
 wrap(generations.os, "rename", "rename", when=lambda src, dst: Path(dst).name.startswith("gen-"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.frontends import web
+from qa.frontends import server as qserver
 from qa.render import to_json
 from qa.build import build_index
 from qa.retriever import Retriever
@@ -150,7 +150,8 @@ ROUTES = [
     ("GET", "/config", b""),
     ("POST", "/gradio_api/call/ask", b'{"data": ["When are the roses watered?", 1]}'),
     ("POST", "/gradio_api/upload", b""),
-    ("GET", "/api/v1/ask?q=roses", b""),
+    ("GET", "/api/v1/sources", b""),
+    ("POST", "/mcp", b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'),
 ]
 
 
@@ -212,6 +213,15 @@ def test_lone_surrogate_through_the_gradio_endpoint(served):
     assert (reply["answer"]["source"], reply["answer"]["start_line"]) == ("garden.txt", 7)
 
 
+def test_lone_surrogate_through_the_rest_api(served):
+    port, _, _ = served
+    status, data, _ = raw(port, "POST", "/api/v1/search", f"127.0.0.1:{port}",
+                          b'{"question": "When are the roses \\udc80 watered?", "k": 1}', {"Content-Type": "application/json"})
+    assert status == 200, data
+    assert b"\\ufffd" in data or "\ufffd".encode() in data
+    assert b"garden.txt" in data
+
+
 # --- login back-off on a real server -----------------------------------------------------------
 
 
@@ -226,14 +236,11 @@ def guarded(tmp_path_factory):
     shutil.copytree(DATA, settings.corpus_dir)
     embedder = FakeEmbedder()
     build_index(settings, embedder=embedder)
-    demo = web.build_app(settings, Retriever.load(settings.index_dir, embedder=embedder))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    web.launch(demo, host="127.0.0.1", port=port, auth="ann:s3cret", block=False, quiet=True,
-               allowed_hosts=["qa.example"], login_backoff=LoginBackoff(free=3, base=600.0, cap=600.0))
-    yield port
-    demo.close()
+    app = qserver.create_app(settings, Retriever.load(settings.index_dir, embedder=embedder), auth="ann:s3cret",
+                             allowed_hosts=["qa.example"], login_backoff=LoginBackoff(free=3, base=600.0, cap=600.0))
+    running = qserver.start(app)
+    yield int(running.url.rsplit(":", 1)[1].strip("/"))
+    running.close()
 
 
 def login(port, password, source="127.0.0.1"):
@@ -253,6 +260,21 @@ def test_failed_logins_back_off_per_client(guarded):
     assert status == 200 and "set-cookie" in {k.lower() for k in headers}
 
 
+def test_wrong_api_credentials_back_off_too(guarded):
+    """HTTP basic on the REST API is a login as well: guessing there is held back the same way."""
+    import base64
+
+    port = guarded
+    def api(password, source):
+        token = base64.b64encode(f"ann:{password}".encode()).decode()
+        return raw(port, "GET", "/api/v1/sources", f"127.0.0.1:{port}", headers={"Authorization": f"Basic {token}"},
+                   source=source)
+    assert api("s3cret", "127.0.0.3")[0] == 200
+    assert [api(f"guess{i}", "127.0.0.3")[0] for i in range(4)] == [401, 401, 401, 401]
+    status, _, headers = api("s3cret", "127.0.0.3")
+    assert status == 429 and 590 <= int(headers["retry-after"]) <= 600
+
+
 def test_allowed_hosts_option_adds_a_name(guarded):
     port = guarded
     assert raw(port, "GET", "/config", f"qa.example:{port}")[0] == 401  # past the Host check: login wall
@@ -264,11 +286,11 @@ def test_allowed_hosts_option_adds_a_name(guarded):
 
 @pytest.fixture
 def serve_args(settings, fake_embedder, monkeypatch):
-    """`qa serve` arguments over a built index; `web.serve` replaced by a recorder of its auth."""
+    """`qa serve` arguments over a built index; `server.serve` replaced by a recorder of its auth."""
     patch_embedder(monkeypatch, fake_embedder)
     build_index(settings, embedder=fake_embedder)
     calls = []
-    monkeypatch.setattr(web, "serve", lambda settings, **kw: calls.append(kw))
+    monkeypatch.setattr(qserver, "serve", lambda settings, **kw: calls.append(kw))
     args = ["serve", "--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir), "--model", FakeEmbedder.name]
     return args, calls
 
