@@ -240,9 +240,14 @@ def _basic(user: str, password: str) -> dict:
 
 @pytest.fixture(scope="module")
 def guarded(served):
-    """The same index served with --auth ann:s3cret and QA_API_TOKEN=t0k."""
+    """The same index served with --auth ann:s3cret and QA_API_TOKEN=t0k. These tests send many
+    wrong credentials on purpose: the login back-off (tested in test_security) is set not to
+    hold them back."""
+    from qa.security import LoginBackoff
+
     _, retriever, settings = served
-    running, url = start(settings, retriever, auth="ann:s3cret", api_token="t0k")
+    running, url = start(settings, retriever, auth="ann:s3cret", api_token="t0k",
+                         login_backoff=LoginBackoff(free=10_000))
     yield url
     running.close()
 

@@ -38,9 +38,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(settings: Settings, retriever=None, auth: str | None = None, api_token: str | None = None):
-    """The whole `qa serve` app (chat, REST API, MCP) on a free 127.0.0.1 port: (running, url)."""
-    running = qserver.start(qserver.create_app(settings, retriever, auth=auth, api_token=api_token))
+def start(settings: Settings, retriever=None, auth: str | None = None, api_token: str | None = None, **options):
+    """The whole `qa serve` app (chat, REST API, MCP) on a free 127.0.0.1 port: (running, url).
+    `options` go to `server.create_app` (e.g. login_backoff)."""
+    running = qserver.start(qserver.create_app(settings, retriever, auth=auth, api_token=api_token, **options))
     return running, running.url
 
 
