@@ -1,12 +1,13 @@
 # make run   create .venv, install, build the index if missing or stale, serve http://127.0.0.1:7860
 # make test  create .venv, install, run the tests
 # make bench speed, scale and incremental-index benchmarks (~35 min): bench/results/*.json and bench/RESULTS.md
+# make quality  retrieval quality of every baseline and the default on every corpus (long): bench/quality.md
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 TORCH   = torch==2.13.0
 
-.PHONY: install run test test-fast index bench clean
+.PHONY: install run test test-fast index bench quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,11 @@ test-fast: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.run_all
+
+# The Debian collections are installed first when apt allows it; a collection that is missing is skipped.
+quality: install
+	-HF_HUB_OFFLINE=1 $(BIN)/python -m bench.corpora.install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.quality
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/gen-* index/.lock index/.cache

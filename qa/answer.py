@@ -9,7 +9,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
-from .lexical import bm25_text, tokenize
+from .lexical import tokenize
+from .notfound import Support, coverage, decide_support
 from .schema import Answer, Hit, ScoreParts, Span, unit_locator
 
 ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
@@ -19,26 +20,33 @@ WORD_BONUS = 0.1  # × the share of the question's words the sentence holds, add
 
 @dataclass(frozen=True)
 class FoundRule:
-    """When the corpus supports an answer (calibrated on dev questions and SQuAD questions asked
-    of the default corpus; bench/quality.md "Not found"): the best dense score of the top
-    passages at or above `threshold`, or at or above `threshold_words` while one of the top 3
-    passages holds at least `coverage` of the question's content words."""
+    """When the corpus supports an answer (calibrated on the dev splits of the benchmark corpora;
+    bench/quality.md "Issue 10"): the best dense score of the top passages at or above
+    `threshold`, or at or above `threshold_words` while one of the top 3 passages holds at least
+    `coverage` of the question's content words — and, when the question names something the
+    corpus never mentions (`qa.notfound`), at or above `threshold_missing`."""
 
     threshold: float = 0.37
-    threshold_words: float = 0.30
+    threshold_words: float = 0.33
     coverage: float = 0.5
+    threshold_missing: float = 0.60  # a question word the corpus never mentions: found only from here
 
 
-def decide(question: str, hits: list[Hit], sentences: list[list[tuple[int, int, float]]], parts: ScoreParts,
-           units: dict[str, dict] | None = None, rule: FoundRule = FoundRule()) -> Answer:
-    """Mark each hit's best sentence, pick the answer sentence and decide `found`.
+def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: ScoreParts,
+           units: dict[str, dict] | None = None, rule: FoundRule = FoundRule(), vocabulary=None,
+           model_path: str | None = None) -> Answer:
+    """Mark each hit's best sentence, pick the answer sentence and decide `found` (and why not).
 
     Args:
         hits: ranked hits (`Searcher.search_with_scores`).
-        sentences: per hit, its sentences as (start_char, end_char, cosine with the question).
+        sentences: per hit, its sentences as (start_char, end_char, cosine with the question[,
+            rank before merging of the passage it came from]).
         parts: the score parts (`question_dense` and `allowed` decide `found`).
         units: page / paragraph starts by source (`Manifest.units`), to cite the answer
             sentence by its own page or paragraphs.
+        vocabulary: the corpus's BM25 stems (`IndexReader.vocabulary()`), for the words it never
+            mentions; None: that rule is off. model_path: the model's folder (its vocabulary gives
+            the common English words).
     """
     units = units or {}
     marked: list[Hit] = []
@@ -48,15 +56,17 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple[int, int, 
         if not sents:
             marked.append(hit)
             continue
-        start, end, _ = max(sents, key=lambda s: s[2])
+        start, end = max(sents, key=lambda s: s[2])[:2]
         marked.append(replace(hit, sentence_start=start, sentence_end=end))
-        if h < ANSWER_FROM_TOP:
-            for a, b, cos in sents:
-                held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
-                choice = cos - RANK_PENALTY * h + WORD_BONUS * held / max(1, len(words))
-                if best is None or choice > best[0]:
-                    best = (choice, h, a, b)
-    found, reason = found_reason(question, hits, parts, rule)
+        for a, b, cos, *rest in sents:  # rest: the rank of the passage it came from, before merging
+            place = rest[0] if rest else h
+            if place >= ANSWER_FROM_TOP:
+                continue
+            held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
+            choice = cos - RANK_PENALTY * place + WORD_BONUS * held / max(1, len(words))
+            if best is None or choice > best[0]:
+                best = (choice, h, a, b)
+    support = supported(question, hits, parts, rule, vocabulary, model_path)
     answer = None
     if best is not None:
         _, h, start, end = best
@@ -80,40 +90,20 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple[int, int, 
             page=page,
             locator=locator,
         )
-    return Answer(question=question, passages=marked, answer=answer, found=found, reason=reason)
+    return Answer(question=question, passages=marked, answer=answer, found=support.found,
+                  reason=support.reason or "")
 
 
 def word_coverage(question: str, hits: list[Hit]) -> float:
     """The largest share of the question's content words (stemmed, no stop words) that one of
     `hits` holds in its section title or text; 0.0 for a question without such words."""
-    words = set(tokenize(question, content_only=True))
-    if not words:
-        return 0.0
-    return max((len(words & set(tokenize(bm25_text(h)))) / len(words) for h in hits), default=0.0)
+    return coverage(question, hits)
 
 
-def supported(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule = FoundRule()) -> bool:
-    """Whether the corpus supports an answer: the best dense score of any allowed passage
-    clears `rule.threshold`, or clears the lower `rule.threshold_words` while one of the top 3
-    passages holds at least `rule.coverage` of the question's words."""
-    return found_reason(question, hits, parts, rule)[0]
-
-
-def found_reason(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule = FoundRule()) -> tuple[bool, str]:
-    """`supported`, and why, in terms a reader can check (the `reason` of an Answer)."""
-    if not hits:
-        return False, "no passage to search"
+def supported(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule = FoundRule(),
+              vocabulary=None, model_path: str | None = None) -> Support:
+    """Whether the corpus supports an answer, and why not (`qa.notfound.decide_support`), from the
+    best dense score of any allowed passage, the words of the top passages and the corpus's words."""
     dense = parts.question_dense[parts.allowed]
     best = float(dense.max()) if len(dense) else 0.0
-    if best >= rule.threshold:
-        return True, f"a passage is close in meaning to the question (similarity {best:.2f}, at least {rule.threshold:.2f})"
-    coverage = word_coverage(question, hits[:3])
-    if best >= rule.threshold_words and coverage >= rule.coverage:
-        return True, (
-            f"a top passage holds {coverage:.0%} of the question's words, with similarity {best:.2f} "
-            f"(at least {rule.threshold_words:.2f})"
-        )
-    return False, (
-        f"no passage is close in meaning (best similarity {best:.2f}, below {rule.threshold:.2f}) "
-        f"and no top passage holds {rule.coverage:.0%} of the question's words ({coverage:.0%} at most)"
-    )
+    return decide_support(question, hits, best, rule, vocabulary, model_path)

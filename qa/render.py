@@ -17,6 +17,12 @@ def to_json(answer: Answer) -> str:
     return json.dumps(answer.to_dict(), ensure_ascii=False, indent=2)
 
 
+def not_found_line(answer: Answer) -> str:
+    """"Not found: no passage of the corpus clearly answers this question (<reason>)." """
+    why = f" ({answer.reason})" if answer.reason else ""
+    return f"Not found: no passage of the corpus clearly answers this question{why}."
+
+
 def _score_line(hit: Hit) -> str:
     parts = [f"score {hit.score:.4f}"]
     if hit.dense is not None:
@@ -45,8 +51,8 @@ def render_text(answer: Answer, color: bool = False, width: int = 100) -> str:
         out.append("")
         out.append("Passages:")
     else:
-        out.append("Not found: no passage of the corpus clearly answers this question.")
-        out.append("Closest passages:")
+        out.append(not_found_line(answer))
+        out.append("Related passages (none of them answers it):")
     for hit in answer.passages:
         section = f" — {hit.section}" if hit.section else ""
         out.append(f"\n[{hit.rank}] {bold[0]}{citation(hit)}{bold[1]}{section}  ({_score_line(hit)})")
@@ -93,11 +99,10 @@ def render_html(answer: Answer, link: callable = None) -> str:
         )
         out.append(f'<div class="qa-sources"><div class="qa-sources-title">Sources</div>{cards}</div>')
     else:
+        out.append(f'<div class="qa-notfound">{escape(not_found_line(answer))}</div>')
         out.append(
-            '<div class="qa-notfound">Not found: no passage of the corpus clearly answers this question.</div>'
-        )
-        out.append(
-            f'<details class="qa-closest"><summary>Closest passages ({len(answer.passages)})</summary>{cards}</details>'
+            f'<details class="qa-closest"><summary>Related passages, none of them answers it '
+            f"({len(answer.passages)})</summary>{cards}</details>"
         )
     return "".join(out)
 

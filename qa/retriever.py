@@ -16,7 +16,7 @@ from .answer import FoundRule, decide
 from .build import ensure_index, raise_model_mismatch
 from .config import Settings
 from .documents import Unreadable, read_document
-from .embedding import Embedder, get_embedder
+from .embedding import Embedder, get_embedder, resolve_model
 from .errors import BadInput, EmptyQuestion, IndexMissing, QAError
 from .schema import Answer, Document, Hit, Manifest, Passage
 from .search import SearchParams, Searcher
@@ -169,9 +169,20 @@ class Retriever:
         hits, parts, rows = self.searcher.search_with_scores(
             question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources)
         )
-        sentences = self.searcher.hit_sentences(rows, parts)
+        sentences = self.searcher.hit_sentences(rows, parts, hits)
         units = {h.source: self.manifest.units[h.source] for h in hits if h.source in self.manifest.units}
-        return decide(question, hits, sentences, parts, units, self.found)
+        vocabulary = getattr(self.reader, "vocabulary", None)  # optional: a backend may not expose it
+        return decide(question, hits, sentences, parts, units, self.found,
+                      vocabulary() if vocabulary else None, model_folder(getattr(self.embedder, "name", None)))
+
+
+def model_folder(name: str | None) -> str | None:
+    """The folder of model `name` (its vocabulary gives the "not found" rule the common English
+    words), or None when it cannot be resolved here (a test embedder, a hub name)."""
+    try:
+        return resolve_model(name) if name else None
+    except Exception:  # noqa: BLE001 - any failure only switches the common-word test off
+        return None
 
 
 _default_lock = threading.Lock()

@@ -147,7 +147,7 @@ class Answer:
     passages: list[Hit] = field(default_factory=list)
     answer: Span | None = None
     found: bool = False
-    reason: str = ""
+    reason: str = ""  # one sentence a reader can check: why these passages answer, or why none does
 
     def to_dict(self) -> dict:
         return {

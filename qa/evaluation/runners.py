@@ -40,6 +40,8 @@ class CachedEmbedder:
     """An `Embedder` that remembers every vector it computed, keyed by model name and text, in a
     SQLite file under `cache_dir`. Vectors are those of the wrapped embedder, bit for bit."""
 
+    BLOCK = 2048  # texts encoded and committed at a time
+
     def __init__(self, inner, cache_dir: Path = DEFAULT_CACHE):
         self.inner = inner
         self.name = inner.name
@@ -67,11 +69,13 @@ class CachedEmbedder:
                 f"SELECT key, vec FROM v WHERE key IN ({','.join('?' * len(block))})", block
             )
             found.update(rows)
-        missing = [i for i, key in enumerate(keys) if key not in found]
-        if missing:
-            vectors = encode([texts[i] for i in missing])
-            self.computed += len(missing)
-            rows = [(keys[i], np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(missing, vectors)]
+        missing = sorted({keys[i]: i for i, key in enumerate(keys) if key not in found}.values(),
+                         key=lambda i: -len(texts[i]))  # each text once, longest first: little padding
+        for start in range(0, len(missing), self.BLOCK):  # committed block by block: an interrupted run keeps them
+            block = missing[start : start + self.BLOCK]
+            vectors = encode([texts[i] for i in block])
+            self.computed += len(block)
+            rows = [(keys[i], np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(block, vectors)]
             self._con.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", rows)
             self._con.commit()
             found.update(rows)
@@ -264,7 +268,9 @@ def run_qa(retriever, rows: list[dict], k: int = 5) -> dict:
                 "question": row["question"],
                 "answerable": evidence is not None,
                 "rank": rank,
+                "kind": row.get("kind"),
                 "found": answer.found,
+                "reason": answer.reason,
                 "answer_has_evidence": bool(evidence is not None and answer.answer and _norm(evidence) in _norm(answer.answer.text)),
                 "top": answer.passages[0].citation if answer.passages else None,
             }
@@ -278,6 +284,10 @@ def run_qa(retriever, rows: list[dict], k: int = 5) -> dict:
     metrics["answer_sentence"] = mean(1.0 if r["answer_has_evidence"] else 0.0 for r in answerable)
     metrics["not_found_unanswerable"] = mean(0.0 if r["found"] else 1.0 for r in unanswerable)
     metrics["not_found_answerable"] = mean(0.0 if r["found"] else 1.0 for r in answerable)
+    for label, test in (("offtopic", lambda k: "off" in k), ("ontopic", lambda k: "off" not in k)):
+        group = [r for r in unanswerable if r["kind"] and test(r["kind"])]
+        if group:  # rows that say which kind of unanswerable they are (bench/corpora)
+            metrics[f"not_found_{label}"] = mean(0.0 if r["found"] else 1.0 for r in group)
     return {"metrics": metrics, "records": records}
 
 

@@ -19,6 +19,16 @@ def dense_scores(passage_cos: np.ndarray, best_sentence: np.ndarray, params: Sea
     return np.maximum(passage_cos, params.sentence_weight * best_sentence).astype(np.float32)
 
 
+_NUMBERED_TITLE = re.compile(r"(?:^|\s)\d+(?:\.\d+)+\.?\s+[A-Z]")
+
+
+def is_navigation(text: str) -> bool:
+    """Whether a passage is a list of numbered section titles (a table of contents): at least 4
+    numbers like "2.5.3." followed by a capital, with at most 10 words each on average. Pure."""
+    n = len(_NUMBERED_TITLE.findall(text))
+    return n >= 4 and len(text.split()) <= 10 * n
+
+
 def fuse(dense: np.ndarray, bm25: np.ndarray, dense_order: np.ndarray, bm25_order: np.ndarray,
          params: SearchParams) -> np.ndarray:
     """The fused score of every passage from the two retrievers' scores and orders (best first,

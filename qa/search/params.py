@@ -21,6 +21,11 @@ RERANK_PASSAGE = 0.24
 RERANK_WORDS = 0.24
 RERANK_WHEN = 0.10
 RERANK_COUNT = 0.08
+# bench/quality.md "Issue 10" experiments (debref + default corpus dev): a top passage that is a table
+# of contents loses this much; overlapping passages of one place are shown as one result of at most
+# MERGE_MAX passages.
+RERANK_NAVIGATION = 0.2
+MERGE_MAX = 3
 # bench/RESULTS.md "scale": candidates per retriever on an approximate index (= HNSW efSearch).
 ANN_CANDIDATES = 100
 
@@ -41,6 +46,9 @@ class SearchParams:
     rerank_words: float = RERANK_WORDS  # × IDF-weighted share of the question's words in its best sentence
     rerank_when: float = RERANK_WHEN  # when the question asks "when" and the best sentence holds a year/date
     rerank_count: float = RERANK_COUNT  # when it asks "how many/much" and the best sentence holds a number
+    rerank_navigation: float = RERANK_NAVIGATION  # taken off a top passage that is a table of contents
+    merge: bool = True  # overlapping passages of one place shown as one result (qa.search.merge)
+    merge_max: int = MERGE_MAX  # passages in one merged result at most
 
     @classmethod
     def parse(cls, text: str) -> "SearchParams":
@@ -56,5 +64,10 @@ class SearchParams:
             if not sep or name not in cls.__dataclass_fields__:
                 raise ValueError(f"unknown search parameter {name!r}: use one of {', '.join(cls.__dataclass_fields__)}")
             kind = type(getattr(cls(), name))
-            values[name] = kind(raw)
+            if kind is bool:
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"search parameter {name} takes true or false, not {raw!r}")
+                values[name] = raw.lower() in ("true", "1")
+            else:
+                values[name] = kind(raw)
         return cls(**values)

@@ -26,8 +26,10 @@ import numpy as np
 from ..lexical import tokenize, tokenize_many
 from ..schema import Hit, ScoreParts
 from ..store.base import IndexReader
+from .merge import Shown, merge_ranked, merged_passage, trim_shown
 from .fusion import (
     answer_types,
+    is_navigation,
     dense_scores,
     fuse,
     held_types,
@@ -131,7 +133,8 @@ class Searcher:
         candidates of an approximate index, with `best_ids` their best sentences from
         `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
         p = self.params
-        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count):
+        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count
+                                       or p.rerank_navigation):
             return
         finite = np.flatnonzero(np.isfinite(fused))
         if not len(finite):
@@ -149,16 +152,18 @@ class Searcher:
                 first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
                 best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
         spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
-        texts = []
+        texts, navigation = [], []
         for passage, b in zip(self.reader.passages(top_rows), best):
             text = passage.text
+            navigation.append(bool(p.rerank_navigation) and is_navigation(text))
             if b >= 0:
                 _, start, end = spans[b]
                 text = text[start - passage.start_char : end - passage.start_char]
             texts.append(text)
         bonus = [
             rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
-            for at, text, words in zip(top, texts, tokenize_many(texts))
+            - (p.rerank_navigation if nav else 0.0)
+            for at, text, words, nav in zip(top, texts, tokenize_many(texts), navigation)
         ]
         fused[top] += bonus
 
@@ -232,18 +237,38 @@ class Searcher:
         hits, _, _ = self.search_with_scores(question, k, sources)
         return hits
 
-    def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], ScoreParts, np.ndarray]:
-        """(hits, their score parts, the passage row of each hit)."""
+    def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], ScoreParts, list[Shown]]:
+        """(hits, their score parts, the passages behind each hit). With `params.merge`, passages
+        of one place that overlap are shown as one result (`qa.search.merge`): more passages are read
+        until `k` places are shown (or none is left)."""
         parts = self.score(question, sources, k)
         allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
-        if parts.candidates is not None:  # approximate index: parts are aligned with the candidates
-            at = np.lexsort((parts.candidates, -parts.fused))[:k]
-            order = parts.candidates[at]
-        else:
-            order = at = np.argsort(-parts.fused, kind="stable")[:k]
-        hits = []
-        for rank, (passage, j) in enumerate(zip(self.reader.passages(order), at), start=1):
+        p = self.params
+        pool = k * (p.merge_max + 1) if p.merge else k
+        while True:
+            if parts.candidates is not None:  # approximate index: parts are aligned with the candidates
+                at = np.lexsort((parts.candidates, -parts.fused))[:pool]
+                order = parts.candidates[at]
+            else:
+                order = at = np.argsort(-parts.fused, kind="stable")[:pool]
+            at = [int(j) for j in at if np.isfinite(parts.fused[j])]  # -inf (filtered out) sort last
+            order = [int(i) for i in order[: len(at)]]
+            passages = self.reader.passages(order)
+            if not p.merge:
+                groups = [[g] for g in range(min(k, len(order)))]
+                break
+            groups = merge_ranked(passages, k, p.merge_max)
+            if len(groups) >= k or len(at) < pool:  # enough results, or no passage left to add
+                break
+            pool *= 2
+        shown = [merged_passage([passages[g] for g in group]) for group in groups]
+        if p.merge:
+            shown = trim_shown(shown)
+        hits, behind = [], []
+        for rank, (group, passage) in enumerate(zip(groups, shown), start=1):
+            j = at[group[0]]
+            behind.append(Shown(rows=tuple(order[g] for g in group), places=tuple(group)))
             hits.append(
                 Hit(
                     **passage.__dict__,
@@ -255,15 +280,24 @@ class Searcher:
                     bm25_rank=int(parts.bm25_rank[j]) or None,
                 )
             )
-        return hits, parts, np.asarray(order, dtype=np.int64)
+        return hits, parts, behind
 
-    def hit_sentences(self, rows: np.ndarray, parts: ScoreParts) -> list[list[tuple[int, int, float]]]:
-        """For each passage row (of the hits), its sentences as (start_char, end_char, cosine
-        with the question), in text order: what `qa.answer` decides with."""
-        starts, counts = self.reader.sentence_range(np.asarray(rows, dtype=np.int64))
+    def hit_sentences(self, rows, parts: ScoreParts, hits: Sequence[Hit] | None = None) -> list[list[tuple[int, int, float, int]]]:
+        """For each hit (`rows`: what `search_with_scores` says is behind each, or plain passage
+        rows), the sentences it shows as (start_char, end_char, cosine with the question, rank
+        before merging of the best passage holding it), in text order, each span once; only
+        those inside the hit's span when `hits` are given. What `qa.answer` decides with."""
         out = []
-        for s, c in zip(starts, counts):
-            ids = list(range(int(s), int(s + c)))
-            spans = self.reader.sentence_spans(ids) if ids else []
-            out.append([(a, b, float(parts.sentence[j])) for j, (_, a, b) in zip(ids, spans)])
+        for h, item in enumerate(rows):
+            shown = item if isinstance(item, Shown) else Shown(rows=(int(item),), places=(h,))
+            starts, counts = self.reader.sentence_range(np.asarray(shown.rows, dtype=np.int64))
+            by_span: dict[tuple[int, int], tuple[float, int]] = {}
+            for s, c, place in zip(starts, counts, shown.places):
+                ids = list(range(int(s), int(s + c)))
+                for j, (_, a, b) in zip(ids, self.reader.sentence_spans(ids) if ids else []):
+                    if hits is not None and (a < hits[h].start_char or b > hits[h].end_char):
+                        continue
+                    if (a, b) not in by_span or place < by_span[(a, b)][1]:
+                        by_span[(a, b)] = (float(parts.sentence[j]), place)
+            out.append([(a, b, cos, place) for (a, b), (cos, place) in sorted(by_span.items())])
         return out

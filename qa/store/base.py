@@ -117,6 +117,9 @@ class IndexReader(Protocol):
     def bm25_idf(self, tokens) -> dict[str, float]:
         """Lucene BM25 IDF of each token (an unknown token counts as seen once)."""
 
+    # Optional: `vocabulary()` -> the corpus's BM25 stems (a mapping), read by the "not found" rule
+    # (qa.notfound: words the corpus never mentions); a reader without it skips that rule.
+
 
 @runtime_checkable
 class Store(Protocol):

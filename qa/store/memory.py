@@ -72,3 +72,7 @@ class MemoryReader:
 
     def bm25_idf(self, tokens) -> dict[str, float]:
         return lexical.bm25_idf(self._bm25, tokens)
+
+    def vocabulary(self):
+        """The BM25 stems of the corpus (a mapping stem -> id): which words it ever mentions."""
+        return self._bm25.vocab_dict

@@ -267,7 +267,7 @@ def test_reply_html_not_found_collapses_the_closest_passages(server):
     assert answer.found is False
     reply = render_html(answer, link=web.source_url)
     assert reply.startswith('<div class="qa-notfound">Not found: no passage of the corpus clearly answers')
-    assert '<details class="qa-closest"><summary>Closest passages (2)</summary>' in reply
+    assert '<details class="qa-closest"><summary>Related passages, none of them answers it (2)</summary>' in reply
     assert 'class="qa-answer"' not in reply
 
 

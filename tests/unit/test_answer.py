@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from qa.answer import FoundRule, found_reason, supported, word_coverage
+from qa.answer import FoundRule, supported, word_coverage
 from qa.render import render_text, to_json
 from qa.build import build_index
 from qa.retriever import Retriever
@@ -36,36 +36,33 @@ def _parts(dense, allowed=None):
 def test_supported_by_dense_threshold_or_words():
     params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     hits = [_hit("The roses are watered at six.")]
-    assert supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
+    assert supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params).found
     # below the threshold, but every content word is in the top passage
-    assert supported("When are the roses watered?", hits, _parts([0.35]), params)
+    assert supported("When are the roses watered?", hits, _parts([0.35]), params).found
     # below the threshold and the passage holds 1 of 3 content words
-    assert not supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
+    assert not supported("When are the tulips planted watered?", hits, _parts([0.35]), params).found
     # too far below for words to matter
-    assert not supported("When are the roses watered?", hits, _parts([0.25]), params)
+    assert not supported("When are the roses watered?", hits, _parts([0.25]), params).found
 
 
 def test_found_reason_says_why_in_checkable_terms():
     params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     hits = [_hit("The roses are watered at six.")]
-    assert found_reason("When are the roses watered?", hits, _parts([0.2, 0.55]), params) == (
-        True, "a passage is close in meaning to the question (similarity 0.55, at least 0.50)"
+    close = supported("When are the roses watered?", hits, _parts([0.2, 0.55]), params)
+    assert close.found and close.reason == "a passage is close in meaning to the question (similarity 0.55, at least 0.50)"
+    words = supported("When are the roses watered?", hits, _parts([0.35]), params)
+    assert words.found and words.reason == (
+        "a top passage holds 100% of the question's words, with similarity 0.35 (at least 0.30)"
     )
-    assert found_reason("When are the roses watered?", hits, _parts([0.35]), params) == (
-        True, "a top passage holds 100% of the question's words, with similarity 0.35 (at least 0.30)"
-    )
-    assert found_reason("When are the tulips planted watered?", hits, _parts([0.35]), params) == (
-        False,
-        "no passage is close in meaning (best similarity 0.35, below 0.50) "
-        "and no top passage holds 50% of the question's words (33% at most)",
-    )
-    assert found_reason("roses", [], _parts([]), params) == (False, "no passage to search")
+    far = supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
+    assert not far.found and far.reason == "the closest passages share only the word watered with the question"
+    assert supported("roses", [], _parts([]), params).reason == "the index holds no passage to search"
 
 
 def test_supported_ignores_passages_outside_the_source_filter():
     params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     parts = _parts([0.9, 0.1], [False, True])
-    assert not supported("zebra?", [_hit("Nothing here.")], parts, params)
+    assert not supported("zebra?", [_hit("Nothing here.")], parts, params).found
 
 
 @pytest.fixture
@@ -89,8 +86,9 @@ def test_not_found_is_said_plainly_with_closest_passages(retriever):
     answer = retriever.ask("zzz qqq xxx", k=2)
     assert not answer.found
     out = render_text(answer)
-    assert out.startswith("Not found: no passage of the corpus clearly answers this question.\nClosest passages:")
+    assert out.startswith("Not found: no passage of the corpus clearly answers this question (")
+    assert "\nRelated passages (none of them answers it):\n" in out
     assert len(answer.passages) == 2
     doc = json.loads(to_json(answer))
-    assert doc["found"] is False
+    assert doc["found"] is False and doc["reason"] in out
     assert set(doc["passages"][0]) >= {"dense", "bm25", "dense_rank", "bm25_rank", "score"}

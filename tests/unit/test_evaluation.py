@@ -116,7 +116,7 @@ def test_evaluate_qa_file(corpus_dir, settings, fake_embedder, tmp_path):
     rows = [
         {"id": "a", "question": "When are the roses watered?", "evidence": "roses are  WATERED every morning"},
         {"id": "b", "question": "Which silver cup does the winner keep?", "evidence": "keeps a silver cup"},
-        {"id": "c", "question": "zzz qqq xxx", "evidence": None},
+        {"id": "c", "question": "zzz qqq xxx", "evidence": None, "kind": "unanswerable-offtopic"},
     ]
     path = tmp_path / "qa.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -128,6 +128,8 @@ def test_evaluate_qa_file(corpus_dir, settings, fake_embedder, tmp_path):
     assert m["hit@1"] == 1.0 and m["mrr"] == 1.0
     assert result["records"][0]["top"] == "garden.txt:L7"
     assert m["not_found_unanswerable"] == 1.0
+    assert m["not_found_offtopic"] == 1.0 and "not_found_ontopic" not in m  # rows that name their kind
+    assert result["records"][2]["reason"].startswith("the ") and result["records"][0]["reason"].startswith("a ")
 
 
 def test_qa_file_without_evidence_is_bad_input(tmp_path, settings, fake_embedder):

@@ -116,3 +116,21 @@ def test_match_sources_exact_name_glob_or_part():
     assert match_sources(sources, ["*.md"]) == {"a.md", "data.md"}
     assert match_sources(sources, ["notes"]) == {"notes/b.txt"}
     assert match_sources(sources, [" ", ""]) is None and match_sources(sources, None) is None
+
+
+def test_navigation_passages_are_tables_of_contents():
+    from qa.search.fusion import is_navigation
+
+    toc = "Table of Contents 6.1. Web browsers 6.1.1. Spoofing the User-Agent 6.1.2. Browser extension 6.2. The mail system 6.2.1. Email basics"
+    assert is_navigation(toc)
+    prose = "See 6.1. Web browsers for details: the browser keeps its settings in a profile, and 6.2. explains mail."
+    assert not is_navigation(prose)
+    assert not is_navigation("Versions 3.11.2 and 3.11.4 and 3.12.0 and 3.10.1 differ in how they handle the flag " * 3)
+
+
+def test_search_params_parse_booleans():
+    from qa.search import SearchParams
+
+    assert SearchParams.parse("merge=false,merge_max=2") == SearchParams(merge=False, merge_max=2)
+    with pytest.raises(ValueError):
+        SearchParams.parse("merge=maybe")

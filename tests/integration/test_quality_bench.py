@@ -1,0 +1,88 @@
+"""`make quality`'s code (bench/quality/table.py) at a tiny size: the fake embedder, tests/data as the
+corpus, a two-document BEIR folder (the benchmark itself is `make quality`, not a test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.quality import table as quality
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny(tmp_path, corpus_dir):
+    dev = _write_jsonl(tmp_path / "dev.jsonl", [
+        {"id": "d1", "question": "When was the garden planted?", "evidence": "planted in 1921", "kind": "paraphrase"},
+        {"id": "d2", "question": "Where does tar for the boats come from?", "evidence": "a supplier in Bergen", "kind": "keyword"},
+        {"id": "d3", "question": "kubernetes pod autoscaling", "evidence": None, "kind": "unanswerable-offtopic"},
+        {"id": "d4", "question": "How tall is the walnut tree?", "evidence": None, "kind": "unanswerable-ontopic"},
+    ])
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    _write_jsonl(beir / "corpus.jsonl", [
+        {"_id": "a", "title": "Roses", "text": "Roses are watered every morning at six by the gardeners."},
+        {"_id": "b", "title": "Boats", "text": "The wooden boats race to the lighthouse each August."},
+    ])
+    _write_jsonl(beir / "queries.jsonl", [{"_id": "1", "text": "when are the roses watered"}])
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\ta\t1\n", encoding="utf-8")
+    return [quality.Collection("tiny", "qa", corpus_dir, {"dev": [dev]}),
+            quality.Collection("tinybeir", "beir", beir, {"test": ["test"]})]
+
+
+def test_variants_are_columns_and_loco_chooses_on_the_other_corpora(tiny, fake_embedder, tmp_path):
+    tiny[1].splits["dev"] = ["test"]  # a dev split for the BEIR collection too
+    variants = {quality.DEFAULT: quality.parse_params([]), "bm25 heavy": quality.parse_params(["bm25_weight=2"])}
+    results = quality.run(tiny, fake_embedder, variants, log=lambda _: None, cache=tmp_path / "cache")
+    assert set(results["tiny/dev"]["systems"]) == {*quality.BASELINES, *variants}
+    text = quality.loco(results, list(variants))
+    assert "| tiny | " in text and "| tinybeir | " in text and "Chosen on every dev split" in text
+
+
+def test_every_system_is_scored_on_every_split_and_written_between_the_markers(tiny, fake_embedder, tmp_path):
+    results = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
+    assert list(results) == ["tiny/dev", "tinybeir/test"]
+    qa_split = results["tiny/dev"]
+    assert (qa_split["answerable"], qa_split["unanswerable"]) == (2, 2)
+    assert set(qa_split["systems"]) == set(quality.SYSTEMS)
+    # BM25 finds the planting year: the words "garden" and "planted" are in that passage only
+    first = next(r for r in qa_split["records"] if r["id"] == "d1")
+    assert first["ranks"]["BM25"] == 1
+    kinds = {r["id"]: r["kind"] for r in qa_split["records"]}
+    assert kinds == {"d1": "answerable", "d2": "answerable", "d3": "off-topic", "d4": "not-covered"}
+    flagged = qa_split["flagged"][quality.DEFAULT]
+    assert flagged["off-topic"][1] == 1 and flagged["answerable"][1] == 2
+    assert set(first["features"]) >= {"best", "coverage", "missing", "reason"}
+    beir = results["tinybeir/test"]
+    assert beir["systems"]["BM25"]["hit@1"] == 1.0 and 0 < beir["systems"]["BM25"]["ndcg@10"] <= 1.0
+
+    md = tmp_path / "quality.md"
+    md.write_text("# history\n\nkept\n", encoding="utf-8")
+    quality.write_markdown(md, results, quality.parse_params(["rerank_depth=0"]), "make quality")
+    quality.write_markdown(md, results, quality.parse_params([]), "make quality")  # replaces, not appends
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("# history\n\nkept\n") and text.count(quality.BEGIN) == 1
+    assert "| tiny/dev | " in text and "rerank_depth" not in text
+
+
+def test_params_are_parsed_by_field_type_and_bad_ones_exit():
+    params = quality.parse_params(["bm25_weight=0.5", "rerank_depth=3", "fusion=rrf", "merge=false"])
+    assert (params.bm25_weight, params.rerank_depth, params.fusion, params.merge) == (0.5, 3, "rrf", False)
+    assert quality.parse_params(["merge=true"]).merge is True
+    with pytest.raises(SystemExit):
+        quality.parse_params(["no_such_knob=1"])
+    with pytest.raises(SystemExit):
+        quality.parse_params(["rerank_depth=many"])
+    with pytest.raises(SystemExit):
+        quality.parse_params(["merge=maybe"])
+
+
+def test_unknown_corpus_is_a_clear_error(capsys):
+    assert quality.main(["--corpora", "nope", "--no-write"]) == 2
+    assert "unknown corpus nope" in capsys.readouterr().err

@@ -1,0 +1,62 @@
+"""The "not found" decision and its reason (qa.notfound): pure parts, the fake embedder's corpus."""
+
+from __future__ import annotations
+
+from qa.answer import FoundRule
+from qa.lexical import build_bm25
+from qa.notfound import and_list, decide_support, missing_words, question_words, shared_words, words_list
+from qa.schema import Hit
+
+PARAMS = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5, threshold_missing=0.6)
+COMMON = frozenset({"cluster", "install", "garden", "water", "roses", "daily", "football"})
+
+
+def _hit(text: str, section: str = "") -> Hit:
+    return Hit(text=text, source="a.txt", section=section, start_line=1, end_line=1, start_char=0, end_char=len(text))
+
+
+HITS = [
+    _hit("The roses are watered every morning at six.", "Watering"),
+    _hit("A Debian cluster is installed with apt and configured by hand.", "Clusters"),
+]
+BM25 = build_bm25(HITS).vocab_dict  # the corpus's stems
+
+
+def test_question_words_keep_the_question_spelling_and_drop_stop_words():
+    assert question_words("How do I install Kubernetes on a Debian cluster?") == ["install", "Kubernetes", "Debian", "cluster"]
+
+
+def test_missing_words_are_rare_words_no_passage_holds_and_not_typos():
+    # "Kubernetes" and "kubeadm": in no passage and not common; "install": held; "watred": a typo of "water"
+    assert missing_words("Install Kubernetes with kubeadm, watred daily", BM25, COMMON) == ["Kubernetes", "kubeadm"]
+    # a common word the corpus lacks is not evidence (paraphrases use them)
+    assert missing_words("How do I install a garden?", BM25, COMMON) == []
+
+
+def test_a_never_mentioned_word_makes_a_close_passage_not_enough_and_is_named():
+    s = decide_support("How do I install Kubernetes on a Debian cluster?", HITS, 0.55, PARAMS, BM25, common=COMMON)
+    assert not s.found and s.missing == ("Kubernetes",)
+    assert s.reason == "the corpus never mentions Kubernetes"
+    assert s.shared == ("install", "Debian", "cluster")
+    # ... unless a passage is very close
+    assert decide_support("How do I install Kubernetes on a Debian cluster?", HITS, 0.65, PARAMS, BM25, common=COMMON).found
+
+
+def test_a_far_question_names_the_few_words_the_closest_passages_share():
+    s = decide_support("Which cluster won the football cup?", HITS, 0.2, PARAMS, BM25, common=COMMON)
+    assert not s.found and s.reason == "the closest passages share only the word cluster with the question"
+    s = decide_support("zzz qqq", HITS, 0.2, PARAMS, BM25, common=COMMON)
+    assert s.reason.startswith("the closest passages share no word with the question")
+
+
+def test_found_says_why():
+    s = decide_support("When are the roses watered?", HITS, 0.7, PARAMS, BM25, common=COMMON)
+    assert s.found and s.reason.startswith("a passage is close in meaning to the question (similarity 0.70, at least")
+    assert not s.missing and not s.shared
+
+
+def test_word_lists_read_as_english():
+    assert words_list(["a"]) == "a" and words_list(["a", "b"]) == "a or b"
+    assert words_list(list("abcdef")) == "a, b, c, d or …"
+    assert and_list(["a", "b", "c"]) == "a, b and c"
+    assert shared_words("roses and clusters", HITS) == ["roses", "clusters"]
