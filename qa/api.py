@@ -18,11 +18,14 @@ import numpy as np
 
 from . import __version__
 from .answer import build_answer
+from .config import MAX_K, MAX_QUESTION_CHARS  # noqa: F401  (re-exported: the input caps)
+from .integrity import SourceHashes, fault_point
+from .limits import check_k, check_question, check_sources
 from .chunking import chunk_document, split_sentences
 from .config import Settings
 from .documents import Unreadable, file_hashes, format_of, load_corpus, read_document, snapshot
 from .embedding import Embedder, get_embedder
-from .errors import BadInput, CorpusEmpty, EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, QAError
+from .errors import BadInput, CorpusEmpty, IndexCorrupt, IndexMismatch, IndexMissing, QAError
 from .schema import Answer, Document, Hit, Passage
 from .search import SearchParams, Searcher, build_bm25, embedding_text, source_mask
 from .store import (
@@ -30,6 +33,8 @@ from .store import (
     IndexData,
     build_lock,
     cache_dir,
+    check_files,
+    clean_leftovers,
     current_generation,
     generation_id,
     load_index,
@@ -37,11 +42,10 @@ from .store import (
     read_reusable,
     write_index,
 )
+from .verify import flag_answer, flag_changed, passage_digests, recheck_reused
 
 log = logging.getLogger(__name__)
 
-MAX_K = 100
-MAX_QUESTION_CHARS = 4000  # longer questions are accepted; only this much is searched with
 ENCODE_BLOCK = 128
 
 Progress = Callable[[int, int], None]
@@ -162,7 +166,18 @@ def build_index(
     if use_cache is not None:  # the ONNX export (made now if needed) embeds the build and queries
         use_cache(cache_dir(settings.index_dir))
     started = time.perf_counter()
+    fault = lambda point: fault_point(settings, point)  # noqa: E731  (a test hook; no-op unless set)
+    if progress is not None or settings.fault_point == "embed":
+        user_progress = progress
+
+        def progress(done: int, total: int) -> None:
+            if user_progress:
+                user_progress(done, total)
+            if done:
+                fault("embed")
+
     with build_lock(settings.index_dir):
+        clean_leftovers(settings.index_dir)  # what killed builds left
         reason = "--full" if full else ""
         live: dict | None = None
         if not full:
@@ -179,8 +194,18 @@ def build_index(
             return (digest, format_of(source)) in known
 
         report = load_corpus(settings.corpus_dir, have if old_files else None)
+        fault("scan")
         old_skipped = (live or {}).get("skipped_hashes", {})
-        if old_files and report.all_hashes == {**old_files, **old_skipped} and not report.documents:
+        unchanged = old_files and report.all_hashes == {**old_files, **old_skipped} and not report.documents
+        if unchanged:
+            try:
+                check_files(current_generation(settings.index_dir), live)
+            except IndexCorrupt as exc:  # damaged in place: "up to date" would be a lie
+                log.warning("%s; building in full", exc)
+                reason = f"the previous index is damaged ({exc})"
+                old_files, known, unchanged = {}, {}, False
+                report = load_corpus(settings.corpus_dir)
+        if unchanged:
             # Nothing changed: the live index is the answer.
             return BuildReport(
                 files=len(old_files), passages=int(live["passages"]), sentences=int(live["sentences"]),
@@ -197,6 +222,8 @@ def build_index(
                 reason = f"the previous index is unreadable ({exc})"
                 old_files, known = {}, {}
                 report = load_corpus(settings.corpus_dir)
+            else:
+                recheck_reused(report, reuse, known, settings.corpus_dir, live.get("passage_digests", {}))
         data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress)
         units = _units(report, known, (live or {}).get("units", {}) if old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
@@ -208,13 +235,15 @@ def build_index(
             "skipped": [list(s) for s in report.skipped],
             "skipped_hashes": skipped_hashes,
             "units": units,
+            "passage_digests": passage_digests(data.passages),
+            "corpus_dir": str(Path(settings.corpus_dir).resolve()),
             "passages": len(data.passages),
             "sentences": len(data.sentence_spans),
             "built_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "build": "full" if reason else "incremental",
         }
         data.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
-        path = write_index(settings.index_dir, data)
+        path = write_index(settings.index_dir, data, fault=fault)
     return BuildReport(
         files=len(report.hashes),
         passages=len(data.passages),
@@ -408,26 +437,6 @@ def watch(
         seen = build(now)
 
 
-def check_question(question) -> str:
-    """The question, stripped. Raises EmptyQuestion for None, empty or whitespace."""
-    if not isinstance(question, str) or not question.strip():
-        raise EmptyQuestion("The question is empty: ask something, e.g. qa ask \"Who leads the NCRI?\"")
-    return question.strip()
-
-
-def check_k(k) -> int:
-    """k as an int in 1..MAX_K. Raises BadInput for anything else."""
-    message = f"k must be a whole number from 1 to {MAX_K}, not {k!r}."
-    try:
-        value = int(k)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
-        raise BadInput(message) from None
-    is_whole = isinstance(k, str) or value == k  # "5" and 5.0 are fine, 2.5 is not
-    if not is_whole or not 1 <= value <= MAX_K:
-        raise BadInput(message)
-    return value
-
-
 class Retriever:
     """A loaded index plus its embedder: load once, search many times (thread-safe).
 
@@ -436,10 +445,14 @@ class Retriever:
         >>> for hit in r.search("Who leads the NCRI?", k=3): print(hit.citation, hit.score)
     """
 
-    def __init__(self, data: IndexData, embedder: Embedder, params: SearchParams = SearchParams()):
+    def __init__(self, data: IndexData, embedder: Embedder, params: SearchParams = SearchParams(),
+                 corpus_dir: str | Path | None = None):
         self.data = data
         self.embedder = embedder
         self.searcher = Searcher(data, embedder, params)
+        # Cited files are compared with the bytes they were indexed from (`source_changed`).
+        self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else None
+        self._hashes = SourceHashes(self.corpus_dir) if self.corpus_dir is not None else None
 
     @classmethod
     def load(
@@ -449,14 +462,18 @@ class Retriever:
         model: str | None = None,
         embedder: Embedder | None = None,
         params: SearchParams = SearchParams(),
+        corpus_dir: str | Path | None = None,
     ) -> "Retriever":
-        """Load the index in `index_dir` (default: QA_INDEX_DIR or index/).
+        """Load the index in `index_dir` (default: QA_INDEX_DIR or index/); cited files are
+        checked against `corpus_dir` (default: the folder the index was built from, else
+        QA_CORPUS_DIR or corpus/) and flagged `source_changed` when they differ.
 
         Raises:
             IndexMissing, IndexCorrupt: no usable index there.
             IndexMismatch: it was built with another model than `model` (default: QA_MODEL).
         """
-        settings = Settings.from_env(index_dir=index_dir, model=model or (embedder.name if embedder else None))
+        settings = Settings.from_env(index_dir=index_dir, corpus_dir=corpus_dir,
+                                     model=model or (embedder.name if embedder else None))
         data = load_index(settings.index_dir)
         if data.manifest.get("model") != settings.model:
             raise_model_mismatch(data.manifest, settings)
@@ -464,7 +481,10 @@ class Retriever:
         use_cache = getattr(embedder, "use_cache_dir", None)
         if use_cache is not None:  # where the fast query encoder is (or gets) exported
             use_cache(cache_dir(settings.index_dir))
-        return cls(data, embedder, params)
+        if corpus_dir is None:  # the folder it was built from, when it is still there
+            recorded = data.manifest.get("corpus_dir")
+            corpus_dir = recorded if recorded and Path(recorded).is_dir() else settings.corpus_dir
+        return cls(data, embedder, params, corpus_dir=corpus_dir)
 
     @property
     def manifest(self) -> dict:
@@ -480,11 +500,7 @@ class Retriever:
         return sorted({p.source for p in self.data.passages})
 
     def _check_sources(self, sources):
-        if sources is None:
-            return None
-        if isinstance(sources, str):
-            sources = [sources]
-        patterns = [s for s in sources if s and s.strip()]
+        patterns = check_sources(sources)
         if not patterns:
             return None
         if not source_mask(self.data.passages, patterns).any():
@@ -500,26 +516,27 @@ class Retriever:
         """The `k` passages that best answer `question`, best first.
 
         Args:
-            question: any text; only its first MAX_QUESTION_CHARS characters are searched with.
+            question: any text up to MAX_QUESTION_CHARS characters (qa.config).
             k: how many passages, 1..MAX_K (fewer when the corpus is smaller).
             sources: optional globs or substrings of source paths to restrict the search to
                 (a passage is searched if its source matches any of them).
         Raises:
             EmptyQuestion (a ValueError): the question is empty or whitespace.
-            BadInput (a ValueError): k is not a whole number in range, or no indexed file
-                matches `sources`.
+            RequestTooLarge (a BadInput): the question is longer than MAX_QUESTION_CHARS.
+            BadInput (a ValueError): k is not a whole number in range, too many or too long
+                source patterns, or no indexed file matches `sources`.
         """
         question = check_question(question)
-        return self.searcher.search(question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources))
+        hits = self.searcher.search(question, check_k(k), self._check_sources(sources))
+        return flag_changed(hits, self.manifest.get("files", {}), self._hashes)
 
     def ask(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> Answer:
         """Like `search`, plus the sentence that best answers and whether any passage supports
         an answer (`found`)."""
         question = check_question(question)
-        hits, parts = self.searcher.search_with_scores(
-            question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources)
-        )
-        return build_answer(question, hits, parts, self.searcher)
+        hits, parts = self.searcher.search_with_scores(question, check_k(k), self._check_sources(sources))
+        answer = build_answer(question, hits, parts, self.searcher)
+        return flag_answer(answer, self.manifest.get("files", {}), self._hashes)
 
 
 _default_lock = threading.Lock()
@@ -558,13 +575,14 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
                 if not build_if_missing:
                     raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
                 ensure_index(settings)
-            fresh = Retriever.load(settings.index_dir, model=settings.model)
+            fresh = Retriever.load(settings.index_dir, model=settings.model, corpus_dir=settings.corpus_dir)
             with _default_lock:
                 _default[key] = fresh
             return fresh
     try:
         try:
-            fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=retriever.embedder)
+            fresh = Retriever.load(settings.index_dir, model=settings.model, embedder=retriever.embedder,
+                                   corpus_dir=settings.corpus_dir)
         except QAError as exc:
             log.warning("could not load the new index in %s (%s); still answering from %s",
                         settings.index_dir, exc, retriever.generation)

@@ -39,12 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
+from . import integrity
+from .errors import DiskFull, IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
 from .schema import Passage
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: page/locator columns, passages.npy, file sizes in the manifest
+FORMAT_VERSION = 3  # 2: page/locator columns, passages.npy, file sizes; 3: checksums, seal, passage digests
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 PASSAGES_DB = "passages.sqlite"
@@ -318,34 +319,32 @@ def _sizes(gen: Path) -> dict[str, int]:
     }
 
 
-def check_files(gen: Path, manifest: dict) -> None:
-    """Check that the files of generation `gen` are all there with the sizes the manifest
-    recorded (cheap; catches truncated and missing files before a library reads them).
+def check_files(gen: Path, manifest: dict, full: bool = False) -> None:
+    """Check that the files of generation `gen` are all there as the manifest recorded them:
+    sizes, headers, the manifest's seal and a sample digest of each file (cheap: catches
+    truncated, zeroed, overwritten and missing files before a library reads them); with `full`,
+    the sha256 of every file (`qa status --verify`, and before stored vectors are reused).
 
     Raises:
-        IndexCorrupt: the message names the first bad file.
+        IndexCorrupt: the message names the first bad file and the fix.
     """
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexCorrupt(
             f"Index file {gen / MANIFEST} has format {manifest.get('format')!r}, this qa reads "
             f"{FORMAT_VERSION}. {RERUN}"
         )
-    expected = manifest.get("index_files")
+    expected = manifest.get("checksums")
     if not isinstance(expected, dict):
         raise IndexCorrupt(f"Index file {gen / MANIFEST} lacks its file list. {RERUN}")
+    if not integrity.seal_ok(manifest):
+        raise IndexCorrupt(f"Index file {gen / MANIFEST} is damaged (its content does not match its seal). {RERUN}")
     for name in REQUIRED[1:]:
         if not (gen / name).exists():
             raise IndexCorrupt(f"Index file {gen / name} is missing. {RERUN}")
-    for name, size in expected.items():
-        path = gen / name
-        try:
-            actual = path.stat().st_size
-        except OSError:
-            raise IndexCorrupt(f"Index file {path} is missing. {RERUN}") from None
-        if actual != size:
-            raise IndexCorrupt(
-                f"Index file {path} is damaged ({actual} bytes, the build wrote {size}). {RERUN}"
-            )
+    for name, entry in expected.items():
+        problem = integrity.file_problem(gen / name, entry if isinstance(entry, dict) else {}, full=full)
+        if problem:
+            raise IndexCorrupt(f"Index file {gen / name} {problem}. {RERUN}")
 
 
 @contextmanager
@@ -420,18 +419,63 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
-def write_index(index_dir: Path, data: IndexData) -> Path:
+def needed_bytes(data: IndexData) -> int:
+    """Disk space the generation of `data` needs (an overestimate; see integrity.estimate_bytes)."""
+    n = len(data.passages)
+    return integrity.estimate_bytes(
+        n, len(data.sentence_spans), int(data.manifest["dim"]), sum(len(p.text) for p in data.passages),
+        np.dtype(sentence_dtype(n)).itemsize,
+    )
+
+
+def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> Path:
     """Write `data` as a new generation and make it the live one. Call under `build_lock`.
 
+    Free space is checked first; a failure of any kind (a full disk included) removes the
+    partial generation and leaves the live one as it was. `fault(point)` is called at each
+    step (a test hook: see integrity.fault_point).
+
     Returns the new generation's folder.
+    Raises:
+        DiskFull: not enough space (the message says how much is needed).
+        IndexUnwritable: the folder cannot be written.
     """
-    faiss = _faiss()
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    needed = needed_bytes(data)
+    integrity.check_free_space(index_dir, needed)
     gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = gen.with_name(gen.name + ".tmp")
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+        _write_generation(tmp, data, fault)
+        fault("fsync")
+        os.rename(tmp, gen)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.Error, RuntimeError)) and integrity.is_disk_full(exc):
+            raise integrity.disk_full_error(index_dir, needed, exc) from None
+        if isinstance(exc, OSError):
+            raise IndexUnwritable(
+                f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+                "Point --index (QA_INDEX_DIR) at a writable folder."
+            ) from exc
+        raise
+    fault("switch")
+    link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(gen.name, link_tmp)
+    os.replace(link_tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    _prune(index_dir, keep={gen.name}, fault=fault)
+    return gen
+
+
+def _write_generation(tmp: Path, data: IndexData, fault) -> None:
+    """Every file of a generation into folder `tmp`, the manifest last, all fsynced."""
+    faiss = _faiss()
     _write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
+    fault("write_passages")
     dim = int(data.manifest["dim"])
     n = len(data.passages)
     index = build_vector_index(np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim))
@@ -442,21 +486,16 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     sentence_vectors = np.asarray(data.sentence_vectors).reshape(-1, dim)
     sentence_vectors = sentence_vectors.astype(sentence_dtype(n), copy=False)
     np.save(tmp / SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+    fault("write_vectors")
     data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
-    # The manifest last, with the size of every other file: a reader can then tell a complete
-    # generation from a damaged one.
+    fault("write_bm25")
+    # The manifest last, with the size, sha256 and sample digest of every other file and a seal
+    # over itself: a reader can then tell a complete, intact generation from a damaged one.
     data.manifest["index_files"] = _sizes(tmp)
+    data.manifest["checksums"] = integrity.record_files(tmp, skip=(MANIFEST,))
+    integrity.seal(data.manifest)
     (tmp / MANIFEST).write_text(json.dumps(data.manifest, indent=2, sort_keys=True), encoding="utf-8")
     _fsync_tree(tmp)
-    os.rename(tmp, gen)
-    link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
-    if link_tmp.is_symlink() or link_tmp.exists():
-        link_tmp.unlink()
-    os.symlink(gen.name, link_tmp)
-    os.replace(link_tmp, index_dir / CURRENT)
-    _fsync_dir(index_dir)
-    _prune(index_dir, keep={gen.name})
-    return gen
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -468,16 +507,33 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
-    """Remove orphaned temporary builds and all but `keep_previous` older generations
-    (a reader that loaded the previous one may still be reading it). Call under `build_lock`."""
+def _prune(index_dir: Path, keep: set[str], keep_previous: int = 0, fault=lambda point: None) -> None:
+    """Remove orphaned temporary builds and all but `keep_previous` older generations. Call
+    under `build_lock`. The previous generation goes too: a reader that loaded it holds its
+    data in memory (or mapped: the file lives on until unmapped), and a reader resolving it as
+    it is removed retries on the live one (`load_index`)."""
     for stray in index_dir.glob(f".{CURRENT}.*"):  # a symlink left by a build killed mid-swap
         stray.unlink(missing_ok=True)
     gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime_ns)
     finished = [p for p in gens if not p.name.endswith(".tmp")]
     doomed = [p for p in gens if p.name.endswith(".tmp")] + finished[: max(0, len(finished) - keep_previous)]
-    for path in doomed:
+    for i, path in enumerate(doomed):
+        if i == len(doomed) // 2:
+            fault("prune")
         shutil.rmtree(path, ignore_errors=True)
+    if not doomed:
+        fault("prune")
+
+
+def clean_leftovers(index_dir: Path) -> None:
+    """Remove what builds killed earlier left in `index_dir` (temporary generations, stray
+    links): at the start of every build, so repeated kills do not fill the disk. Call under
+    `build_lock` (no other build is writing)."""
+    index_dir = Path(index_dir)
+    for stray in index_dir.glob(f".{CURRENT}.*"):
+        stray.unlink(missing_ok=True)
+    for tmp in index_dir.glob("gen-*.tmp"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 _COLUMNS = "text, source, section, start_line, end_line, start_char, end_char, page, locator"
@@ -638,7 +694,7 @@ def read_reusable(index_dir: Path) -> Reusable | None:
     if gen is None:
         return None
     manifest = read_generation_manifest(gen)
-    check_files(gen, manifest)
+    check_files(gen, manifest, full=True)  # every sha256: damage must not be carried forward
     current = gen / PASSAGES_DB
     try:
         passages, spans = _read_passages(current)

@@ -93,7 +93,9 @@ def test_ask_endpoint_returns_the_cli_json(server, client):
         "end_char": 239,
         "page": None,
         "locator": "",
+        "source_changed": False,
     }
+    assert result["source_changed"] is False
     top = result["passages"][0]
     assert [p["rank"] for p in result["passages"]] == [1, 2, 3]
     assert (top["source"], top["section"], top["start_line"], top["end_line"]) == ("garden.txt", "Watering", 7, 7)
