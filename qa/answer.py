@@ -12,6 +12,7 @@ import textwrap
 from bisect import bisect_right
 from dataclasses import replace
 
+from .integrity import STALE_NOTE
 from .schema import Answer, Hit, Span, cite, unit_locator
 from .search import bm25_text, tokenize
 
@@ -135,9 +136,15 @@ def render_text(answer: Answer, color: bool = False, width: int = 100) -> str:
     else:
         out.append("Not found: no passage of the corpus clearly answers this question.")
         out.append("Closest passages:")
+    if answer.source_changed:
+        changed = sorted({h.source for h in answer.passages if h.source_changed}
+                         | ({answer.answer.source} if answer.answer and answer.answer.source_changed else set()))
+        out.insert(0, f"Note: {', '.join(changed)}: {STALE_NOTE}.\n")
     for hit in answer.passages:
         section = f" — {hit.section}" if hit.section else ""
         out.append(f"\n[{hit.rank}] {bold[0]}{citation(hit)}{bold[1]}{section}  ({_score_line(hit)})")
+        if hit.source_changed:
+            out.append(f"    ({STALE_NOTE}; the text below is what was indexed)")
         text = hit.text
         if color and hit.sentence_start is not None:
             a, b = hit.sentence_start - hit.start_char, hit.sentence_end - hit.start_char
@@ -207,6 +214,8 @@ def _card(hit: Hit, link) -> str:
     else:
         body = escape(text)
     section = f' · <span class="qa-section">{escape(hit.section)}</span>' if hit.section else ""
+    if hit.source_changed:
+        section += f'<div class="qa-stale">{escape(STALE_NOTE[0].upper() + STALE_NOTE[1:])}.</div>'
     return (
         f'<div class="qa-card"><div class="qa-head"><span class="qa-num">[{hit.rank}]</span> '
         f"{_cite(hit, link)}{section}"

@@ -13,7 +13,7 @@ import time
 
 from . import __version__
 from .config import Settings, auth_from_env
-from .errors import BadInput, QAError
+from .errors import BadInput, IndexCorrupt, QAError
 
 log = logging.getLogger("qa")
 
@@ -83,6 +83,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="which index is there, and whether the corpus changed since")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verify", action="store_true",
+                   help="check the sha256 of every index file (a quick check of sizes and samples is always made)")
     _common(p)
     return parser
 
@@ -240,7 +242,7 @@ def cmd_ask(args) -> int:
     k = check_k(args.k)
     settings = _settings(args)
     _ensure(settings)
-    retriever = Retriever.load(settings.index_dir, model=settings.model)
+    retriever = Retriever.load(settings.index_dir, model=settings.model, corpus_dir=settings.corpus_dir)
     answer = retriever.ask(question, k, sources=args.source)
     if args.json:
         print(to_json(answer))
@@ -255,7 +257,10 @@ def cmd_serve(args) -> int:
     settings = _settings(args)
     auth = args.auth or auth_from_env()
     parse_auth(auth)  # a malformed login is refused before any index work
-    _ensure(settings)
+    try:
+        _ensure(settings)
+    except IndexCorrupt:  # serve anyway: the chat names the damaged file and the fix
+        pass
     serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
     return 0
 
@@ -275,11 +280,18 @@ def cmd_status(args) -> int:
     import json
 
     from .api import corpus_changes, index_state
+    from .errors import IndexCorrupt
     from .store import current_generation, read_manifest
+    from .verify import verify_index
 
     settings = _settings(args)
-    manifest = read_manifest(settings.index_dir)
-    state = index_state(settings)
+    try:
+        manifest = read_manifest(settings.index_dir)
+    except IndexCorrupt as exc:
+        manifest, problem = None, str(exc)
+    else:
+        problem = verify_index(settings.index_dir, full=args.verify) if manifest else None
+    state = "damaged" if problem else index_state(settings)
     changes = corpus_changes(settings, manifest) if manifest else None
     info = {
         "index_dir": str(settings.index_dir),
@@ -293,14 +305,18 @@ def cmd_status(args) -> int:
         "built_at": manifest.get("built_at") if manifest else None,
         "changes": changes,
     }
+    if problem or args.verify:
+        info["verified"] = "full" if args.verify else "quick"
+        info["problem"] = problem
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return 1 if problem else 0
     meaning = {
         "ok": "up to date with the corpus",
         "stale": f"{settings.corpus_dir}/ changed since the build: run `qa index`",
         "missing": "no index: run `qa index`",
         "model": f"built with another model than {settings.model!r}: run `qa index`",
+        "damaged": problem,
     }[state]
     print(f"index:    {info['generation'] or settings.index_dir}")
     if manifest:
@@ -314,7 +330,9 @@ def cmd_status(args) -> int:
             if changes[kind]:
                 shown = ", ".join(changes[kind][:5]) + (" ..." if len(changes[kind]) > 5 else "")
                 print(f"  {kind + ':':9}{len(changes[kind])} ({shown})")
-    return 0
+    if args.verify and not problem:
+        print("verified: every index file matches its sha256")
+    return 1 if problem else 0
 
 
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status, "eval": cmd_eval}
