@@ -30,6 +30,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -525,15 +526,24 @@ def _prune(index_dir: Path, keep: set[str], keep_previous: int = 0, fault=lambda
         fault("prune")
 
 
+_OUR_GENERATION = re.compile(r"gen-\d{8}T\d{6}-\d+-\d+(\.tmp)?")
+
+
 def clean_leftovers(index_dir: Path) -> None:
-    """Remove what builds killed earlier left in `index_dir` (temporary generations, stray
-    links): at the start of every build, so repeated kills do not fill the disk. Call under
-    `build_lock` (no other build is writing)."""
+    """Remove what builds killed earlier left in `index_dir`: temporary generations, stray
+    links, and generations a build killed while pruning left beside the live one. At the start
+    of every build, so repeated kills do not fill the disk. Only names this module makes are
+    touched. Call under `build_lock` (no other build is writing)."""
     index_dir = Path(index_dir)
     for stray in index_dir.glob(f".{CURRENT}.*"):
-        stray.unlink(missing_ok=True)
-    for tmp in index_dir.glob("gen-*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
+        if stray.is_symlink():
+            stray.unlink(missing_ok=True)
+    live = generation_id(index_dir)
+    for path in index_dir.glob("gen-*"):
+        if not _OUR_GENERATION.fullmatch(path.name) or path.name == live or not path.is_dir():
+            continue
+        if path.name.endswith(".tmp") or (live is not None and (path / MANIFEST).exists()):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 _COLUMNS = "text, source, section, start_line, end_line, start_char, end_char, page, locator"
