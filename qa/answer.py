@@ -12,7 +12,7 @@ import textwrap
 from bisect import bisect_right
 from dataclasses import replace
 
-from .integrity import STALE_NOTE
+from .integrity import STALE_NOTE  # the HTML card says the same with <code>
 from .schema import Answer, Hit, Span, cite, unit_locator
 from .search import bm25_text, tokenize
 
@@ -215,7 +215,7 @@ def _card(hit: Hit, link) -> str:
         body = escape(text)
     section = f' · <span class="qa-section">{escape(hit.section)}</span>' if hit.section else ""
     if hit.source_changed:
-        section += f'<div class="qa-stale">{escape(STALE_NOTE[0].upper() + STALE_NOTE[1:])}.</div>'
+        section += '<div class="qa-stale">This file changed since it was indexed; run <code>qa index</code>.</div>'
     return (
         f'<div class="qa-card"><div class="qa-head"><span class="qa-num">[{hit.rank}]</span> '
         f"{_cite(hit, link)}{section}"

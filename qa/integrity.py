@@ -266,7 +266,8 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(exc).lower()
-    return "disk is full" in text or "no space left" in text or "not enough free space" in text
+    # numpy: "N requested and M written"; FAISS: "... No space left ..."; SQLite: "database or disk is full"
+    return any(s in text for s in ("disk is full", "no space left", "not enough free space", "requested and"))
 
 
 # --- fault points (tests) -----------------------------------------------------------------------
