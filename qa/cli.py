@@ -236,10 +236,10 @@ def _ensure(settings: Settings) -> None:
 
 def cmd_ask(args) -> int:
     from .answer import render_text, to_json
-    from .api import Retriever, check_k, check_question
+    from .api import Retriever
+    from .limits import validate_request
 
-    question = check_question(args.question)
-    k = check_k(args.k)
+    question, k, _ = validate_request(args.question, args.k, args.source)  # before any index work
     settings = _settings(args)
     _ensure(settings)
     retriever = Retriever.load(settings.index_dir, model=settings.model, corpus_dir=settings.corpus_dir)

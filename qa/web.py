@@ -390,7 +390,8 @@ def build_app(settings: Settings, retriever=None):
         """Answer `question` with the `k` best passages of the corpus: the same JSON object as
         `qa ask --json` (question, found, answer, passages with citations and score parts)."""
         try:
-            return get_retriever().ask(check_question(question), check_k(k)).to_dict()
+            question, k = check_question(question), check_k(k)  # input first, then the index
+            return get_retriever().ask(question, k).to_dict()
         except QAError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
@@ -409,7 +410,8 @@ def build_app(settings: Settings, retriever=None):
             shown = shown[:SHOWN_QUESTION_CHARS] + "…"
         history.append({"role": "user", "content": f'<span class="qa-q">{escape(shown)}</span>'})
         try:
-            answer = get_retriever().ask(check_question(question), check_k(k), sources=list(sources or []) or None)
+            question, k = check_question(question), check_k(k)
+            answer = get_retriever().ask(question, k, sources=list(sources or []) or None)
             reply = render_html(answer, link=source_url)
         except QAError as exc:
             reply = f'<div class="qa-notfound">{escape(str(exc))}</div>'

@@ -1,6 +1,7 @@
 """Faults survived: builds SIGKILLed at every step, damaged index files and caches, a full or
 read-only disk, files changing under the build, stale citations, and input caps."""
 
+import html
 import json
 import os
 import random
@@ -512,3 +513,40 @@ def test_unreadable_index_file_names_the_permission_fix(settings, fake_embedder,
         "Run `qa index --full` to rebuild it."
     )
     path.chmod(0o644)
+
+
+# --- the web chat -------------------------------------------------------------------------------
+
+
+def _chat(demo):
+    """The chat's reply function (the UI event, not a public endpoint)."""
+    return next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "respond")
+
+
+def test_server_stays_up_on_a_damaged_index_and_says_what_to_do(settings, fake_embedder, monkeypatch):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+    from test_web import start
+
+    monkeypatch.setattr("qa.api.get_embedder", lambda name=None: fake_embedder)
+    build_index(settings, embedder=fake_embedder)
+    path = current_generation(settings.index_dir) / "passages.faiss"
+    damage(path, "zeroed")
+    demo, url = start(settings)  # starts although the index is damaged
+    try:
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError) as info:
+            client.predict("When are the roses watered?", 3, api_name="/ask")
+        assert str(info.value).startswith(f"Index file {path} is damaged") and "Run `qa index --full`" in str(info.value)
+        _, history = _chat(demo)("When are the roses watered?", [], 3, [])
+        assert html.unescape(history[-1]["content"]) == (
+            f'<div class="qa-reply"><div class="qa-notfound">Index file {path} is damaged (it starts with zeros). '
+            "Run `qa index --full` to rebuild it.</div></div>")
+        with pytest.raises(AppError) as info:  # input caps through the API
+            client.predict("x" * (MAX_QUESTION_CHARS + 1), 3, api_name="/ask")
+        assert str(info.value).startswith(f"The question is {MAX_QUESTION_CHARS + 1:,} characters long")
+        build_index(settings, embedder=fake_embedder, full=True)  # the fix the message names
+        answer = client.predict("When are the roses watered?", 3, api_name="/ask")
+        assert answer["answer"]["text"] == "The roses are watered every morning at six."
+    finally:
+        demo.close()
