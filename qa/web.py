@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
 import os
 import secrets
@@ -487,6 +488,48 @@ def build_app(settings: Settings, retriever=None):
 # --- launching ------------------------------------------------------------------------------
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over `qa.config.MAX_BODY_BYTES` gets HTTP 413 with the
+    message of `qa.limits.check_body_size`, before any handler sees it (bodies without a
+    Content-Length are read up to the cap, then replayed)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        from .config import MAX_BODY_BYTES
+        from .errors import RequestTooLarge
+        from .limits import check_body_size
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        messages, size = [], 0
+        try:
+            if length is not None and length.isdigit():
+                check_body_size(int(length))
+            else:
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    size += len(message.get("body", b""))
+                    check_body_size(size)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        break
+        except RequestTooLarge as exc:
+            body = json.dumps({"error": str(exc), "limit_bytes": MAX_BODY_BYTES}).encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+        if not messages:
+            return await self.app(scope, receive, send)
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+
 def parse_auth(auth: str | None) -> tuple[str, str] | None:
     """'USER:PASSWORD' as a pair. Raises BadInput when the form is wrong."""
     if not auth:
@@ -505,6 +548,8 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
         The local URL (when `block` is False, the server runs in a background thread; stop it
         with `demo.close()`).
     """
+    from starlette.middleware import Middleware
+
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         _, url, _ = demo.launch(
@@ -519,7 +564,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
             theme=_theme(),
             css=CSS,
             head=HEAD,
-            app_kwargs={"routes": list(getattr(demo, "qa_routes", []))},
+            app_kwargs={"routes": list(getattr(demo, "qa_routes", [])), "middleware": [Middleware(BodyLimit)]},
             ssr_mode=False,
             pwa=False,
             mcp_server=False,
