@@ -42,7 +42,7 @@ from .store import (
     read_reusable,
     write_index,
 )
-from .verify import flag_answer, flag_changed, passage_digests, recheck_reused
+from .verify import check_space_for, flag_answer, flag_changed, passage_digests, recheck_reused
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,8 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
         fresh[source] = (passages, spans)
     keys = list(texts)
     to_embed = passage_texts + [texts[k] for k in keys]
+    if to_embed:  # refuse now, not after the embedding, when the new generation cannot fit
+        check_space_for(settings.index_dir, fresh, len(keys), report, reuse, known, embedder)
     if to_embed or reuse is None:
         vectors = encode_sorted(embedder, to_embed, progress)
     else:  # only deletions or renames: no need to load the model at all

@@ -442,6 +442,13 @@ def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> P
         IndexUnwritable: the folder cannot be written.
     """
     index_dir = Path(index_dir)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexUnwritable(
+            f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+            "Point --index (QA_INDEX_DIR) at a writable folder."
+        ) from exc
     needed = needed_bytes(data)
     integrity.check_free_space(index_dir, needed)
     gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"

@@ -70,6 +70,24 @@ def recheck_reused(report, reuse, known: dict, corpus_dir: Path, digests: dict) 
     return redo
 
 
+def check_space_for(index_dir: Path, fresh: dict, fresh_sentences: int, report, reuse, known: dict, embedder) -> None:
+    """Refuse a build whose new generation cannot fit (before anything is embedded): its size
+    estimated from the chunked new files (`fresh`: source -> (passages, spans)) and the
+    passages reused from the live index.
+
+    Raises:
+        DiskFull: the message says how much is needed and how much is free.
+    """
+    rows = [reuse.rows.get(known[(digest, format_of(source))], (0, 0))
+            for source, digest in report.hashes.items() if source not in fresh] if reuse is not None else []
+    passages = sum(len(ps) for ps, _ in fresh.values()) + sum(b - a for a, b in rows)
+    chars = sum(len(p.text) for ps, _ in fresh.values() for p in ps)
+    chars += sum(len(reuse.passages[i].text) for a, b in rows for i in range(a, b))
+    sentences = fresh_sentences + (len(reuse.sentence_spans) if reuse is not None else 0)  # at most
+    dim = reuse.passage_vectors.shape[1] if reuse is not None else embedder.dim
+    integrity.check_free_space(Path(index_dir), integrity.estimate_bytes(passages, sentences, dim, chars))
+
+
 def verify_index(index_dir: Path, full: bool = True) -> str | None:
     """The problem of the live index (the first damaged file, named, with the fix), or None when
     it is intact or absent. `full`: every sha256 (`qa status --verify`); else the cheap check."""
