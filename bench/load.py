@@ -83,6 +83,8 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
     started = time.perf_counter()
     try:
         r = http.post(f"{base}/gradio_api/call/ask", json={"data": [question, k]}, timeout=timeout)
+        if r.status_code == 413:  # a body over qa.config.MAX_BODY_BYTES: a clear error, not a drop
+            return "error", r.json().get("error"), time.perf_counter() - started
         if r.status_code != 200:
             return "dropped", f"HTTP {r.status_code}: {r.text[:200]}", time.perf_counter() - started
         event_id = r.json()["event_id"]
@@ -102,11 +104,18 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
     return "dropped", f"stream ended after event {event!r}", time.perf_counter() - started
 
 
+TOO_LARGE = "The request body is"
+
+
 def expected(retriever, question, k) -> tuple[str, object]:
-    """What the endpoint must reply, from a direct Retriever.ask."""
+    """What the endpoint must reply, from a direct Retriever.ask (a body over the cap: HTTP 413,
+    whose message starts "The request body is")."""
     from qa.api import check_k, check_question
+    from qa.config import MAX_BODY_BYTES
     from qa.errors import QAError
 
+    if len(json.dumps({"data": [question, k]}).encode()) > MAX_BODY_BYTES:
+        return "error", TOO_LARGE
     try:
         return "answer", retriever.ask(check_question(question), check_k(k)).to_dict()
     except QAError as exc:
@@ -248,6 +257,9 @@ def run_fuzz(args, retriever, server, http) -> dict:
         if kind == "dropped":
             counts["dropped"] += 1
             wrong_examples.append({"question": question[:60], "k": k, "got": str(value)[:200]})
+        elif want[1] is TOO_LARGE and kind == "error" and str(value).startswith(TOO_LARGE):
+            counts["error"] += 1
+            errors[TOO_LARGE] = errors.get(TOO_LARGE, 0) + 1
         elif (kind, value) != want:
             counts["wrong"] += 1
             wrong_examples.append({"question": question[:60], "k": k, "got": str(value)[:200], "want": str(want[1])[:200]})
