@@ -232,6 +232,7 @@ def run(minutes: float = 10.0, clients: int = 20, change_every: float = 3.0, cac
                               "end": round(statistics.fmean(last), 1) if last else None,
                               "max": round(max(v for _, v in rss), 1) if rss else None},
             "server_rss_growth": round(growth, 4),
+            "server_rss_mb_every_30s": [round(v, 1) for t, v in rss if int(t) % 30 == 0][:: 1],
             "generations_max_seen": gens_max,
             "generations_left": left,
             "server_alive_after": server.poll() is None,

@@ -38,6 +38,11 @@ MAX_UI_K = 20
 CONCURRENCY = 4
 QUEUE_SIZE = 512
 SHOWN_QUESTION_CHARS = 2000
+# Gradio keeps a SessionState (a copy of every component's config, tens of KB) per session, and
+# every API call is a new session: at its default of 10,000 sessions a server's RSS grew 40% in
+# a 10-minute soak (bench/soak.py). The chat keeps no server-side state (no gr.State), so a few
+# hundred recent sessions are plenty.
+STATE_SESSIONS = 256
 
 NCRI_EXAMPLES = [
     "Who leads the NCRI?",
@@ -568,6 +573,7 @@ def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | N
             ssr_mode=False,
             pwa=False,
             mcp_server=False,
+            state_session_capacity=STATE_SESSIONS,
         )
     except OSError as exc:  # Gradio: "Cannot find empty port ..."
         raise QAError(f"Cannot serve on {host}:{port} ({exc}). Is another server on that port? Pass --port.") from exc
