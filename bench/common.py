@@ -15,9 +15,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / "bench" / "cache"  # git-ignored: generated corpora and indexes
-SCIFACT = Path(os.environ.get("QA_SCIFACT", ROOT.parent / "shared" / "benchmarks" / "scifact"))
-if not SCIFACT.exists():
-    SCIFACT = Path("/work/shared/benchmarks/scifact")
+
+
+def shared_dir() -> Path:
+    """The shared data folder (benchmarks/, eval/): $QA_SHARED, else a `shared/` beside the
+    repository or beside the folder holding it (a git worktree)."""
+    if os.environ.get("QA_SHARED"):
+        return Path(os.environ["QA_SHARED"])
+    for base in (ROOT.parent, ROOT.parent.parent):
+        if (base / "shared").is_dir():
+            return base / "shared"
+    return ROOT.parent / "shared"
+
+
+SHARED = shared_dir()
+SCIFACT = Path(os.environ.get("QA_SCIFACT", SHARED / "benchmarks" / "scifact"))
 
 
 def machine() -> dict:

@@ -9,12 +9,12 @@ import sys
 from bench.common import ROOT
 
 STEPS = [
-    ["bench.cold"],
-    ["bench.warm"],
-    ["bench.build"],
-    ["bench.scale", "run"],
-    ["bench.incremental"],
-    ["bench.report"],
+    ["bench.speed.cold"],
+    ["bench.speed.warm"],
+    ["bench.speed.build"],
+    ["bench.speed.scale", "run"],
+    ["bench.speed.incremental"],
+    ["bench.speed.report"],
 ]
 
 

@@ -7,11 +7,11 @@
 Importing qa loads no model and none of torch, sentence_transformers, faiss or gradio.
 """
 
-__version__ = "0.1.0"
-
-from .api import BuildReport, Retriever, ask, build_index, retrieve  # noqa: E402
-from .config import ChunkSettings, Settings  # noqa: E402
-from .errors import (  # noqa: E402
+from ._version import __version__
+from .build import BuildReport, build_index
+from .retriever import Retriever, ask, retrieve
+from .config import ChunkSettings, Settings
+from .errors import (
     BadInput,
     CorpusEmpty,
     DiskFull,
@@ -25,7 +25,7 @@ from .errors import (  # noqa: E402
     QAError,
     RequestTooLarge,
 )
-from .schema import Answer, Document, Hit, Passage, Span  # noqa: E402
+from .schema import Answer, Document, Hit, Passage, Span
 
 __all__ = [
     "Answer",

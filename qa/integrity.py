@@ -208,8 +208,6 @@ class SourceHashes:
         return indexed is None or self.current(source) != indexed
 
 
-STALE_NOTE = "this file changed since it was indexed; run `qa index`"
-
 
 # --- space ------------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,95 @@ class Answer:
             "answer": asdict(self.answer) if self.answer else None,
             "passages": [asdict(p) for p in self.passages],
         }
+
+
+INDEX_FORMAT = 3  # 2: page/locator columns, passages.npy, file sizes; 3: checksums, seal, passage digests
+
+
+@dataclass
+class Manifest:
+    """`manifest.json` of an index generation: what it was built from and with, and what it holds.
+
+    Written by `qa.build` (the build's facts) and the store (`vector_index`, `index_files`), read
+    by the store (checks), `qa.build` (what can be reused, is it stale) and the front ends (status).
+    Keys this version does not know are kept in `extra` and written back, so a newer field
+    survives an older reader. `get`/`[]` read a field by its JSON name, as the dict used to.
+    """
+
+    format: int | None = None
+    qa_version: str = ""
+    model: str = ""
+    chunking: dict = field(default_factory=dict)
+    dim: int = 0
+    normalize: bool = True
+    files: dict[str, str] = field(default_factory=dict)  # source -> sha256
+    skipped: list = field(default_factory=list)  # [source, reason]
+    skipped_hashes: dict[str, str] = field(default_factory=dict)
+    units: dict[str, dict] = field(default_factory=dict)  # source -> {"unit", "starts"}
+    passages: int = 0
+    sentences: int = 0
+    built_at: str = ""
+    build: str = ""  # "full" or "incremental"
+    build_seconds: float = 0.0
+    vector_index: str = "flat"  # "flat", "hnsw", "ivf-sq8" (set by the store)
+    index_files: dict[str, int] | None = None  # file -> size in bytes (set by the store)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Manifest":
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **out}
+
+    def get(self, key: str, default=None):
+        if key != "extra" and key in self.__dataclass_fields__:
+            return getattr(self, key)
+        return self.extra.get(key, default)
+
+    def __getitem__(self, key: str):
+        if key != "extra" and key in self.__dataclass_fields__:
+            return getattr(self, key)
+        return self.extra[key]
+
+    def __contains__(self, key: str) -> bool:
+        return (key != "extra" and key in self.__dataclass_fields__) or key in self.extra
+
+
+@dataclass
+class ScoreParts:
+    """Every score part of one question, from `Searcher.score` (numpy arrays).
+
+    On an exact index the arrays are indexed by passage row and `candidates` is None; on an
+    approximate one they are aligned with `candidates` (the passage rows scored, ascending).
+    `sentence[j]` is the cosine of the question with sentence j (computed where asked on an
+    approximate index). `question_dense` is the dense score of the question itself (what the
+    "found" rule reads); `dense` the one that ranked.
+    """
+
+    query: Any
+    dense: Any
+    question_dense: Any
+    bm25: Any
+    sentence: Any
+    fused: Any
+    dense_rank: Any
+    bm25_rank: Any
+    allowed: Any
+    candidates: Any = None
+
+    def __getitem__(self, key: str):
+        """Read a part by name (`parts["fused"]`), as the dict of earlier versions allowed."""
+        if key == "candidates" and self.candidates is None:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default=None):
+        value = getattr(self, key, None)
+        return default if value is None else value
+
+    def __contains__(self, key: str) -> bool:
+        return getattr(self, key, None) is not None

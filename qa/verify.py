@@ -12,9 +12,7 @@ from pathlib import Path
 
 from . import integrity
 from .documents import Unreadable, format_of, read_document
-from .errors import IndexCorrupt
 from .schema import Answer, Hit, Passage
-from .store import check_files, current_generation, read_generation_manifest
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +89,9 @@ def check_space_for(index_dir: Path, fresh: dict, fresh_sentences: int, report, 
 def verify_index(index_dir: Path, full: bool = True) -> str | None:
     """The problem of the live index (the first damaged file, named, with the fix), or None when
     it is intact or absent. `full`: every sha256 (`qa status --verify`); else the cheap check."""
-    gen = current_generation(index_dir)
-    if gen is None:
-        return None
-    try:
-        check_files(gen, read_generation_manifest(gen), full=full)
-    except IndexCorrupt as exc:
-        return str(exc)
-    return None
+    from .store.local import LocalStore
+
+    return LocalStore(index_dir).check(full=full)
 
 
 def flag_changed(hits: list[Hit], files: dict, hashes: integrity.SourceHashes | None) -> list[Hit]:

@@ -94,10 +94,24 @@ def real_embedder():
 @pytest.fixture(scope="session")
 def default_corpus_index(tmp_path_factory, real_embedder):
     """The default corpus (corpus/) indexed once with the real model; returns its Settings."""
-    from qa.api import build_index
+    from qa.build import build_index
 
     root = Path(__file__).resolve().parent.parent
     base = tmp_path_factory.mktemp("default")
     settings = Settings(corpus_dir=root / "corpus", index_dir=base / "index")
     build_index(settings, embedder=real_embedder)
     return settings
+
+
+def all_passages(reader) -> list:
+    """Every passage of an open index (`IndexReader`), in row order."""
+    return reader.passages(range(len(reader)))
+
+
+def patch_embedder(monkeypatch, embedder) -> None:
+    """Make `qa.build` and `qa.retriever` use `embedder` whatever model name they ask for."""
+    import qa.build
+    import qa.retriever
+
+    monkeypatch.setattr(qa.build, "get_embedder", lambda name=None: embedder)
+    monkeypatch.setattr(qa.retriever, "get_embedder", lambda name=None: embedder)

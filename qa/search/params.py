@@ -1,0 +1,60 @@
+"""The knobs of retrieval and their fitted defaults, each naming the bench/quality.md row that
+chose it. Standard library only: `qa.config.Settings` carries a `SearchParams`.
+
+Experiments measured worse and switched off in earlier versions (min-max "convex" fusion,
+sentence mixing, neighbour and title scores, pseudo-relevance feedback) were removed with their
+code; their rows stay in bench/quality.md as history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# bench/quality.md "Fusion": cosine fusion, BM25 weight 0.3 (dev + extra, SciFact train).
+BM25_WEIGHT = 0.3
+# bench/quality.md "Sentence scores": dense = max(passage cosine, best sentence cosine).
+SENTENCE_WEIGHT = 1.0
+# bench/quality.md "Re-scoring the top passages" (bench/quality/learn_fit.py on SciFact train + SQuAD
+# questions outside test_1k): depth 10, weights below.
+RERANK_DEPTH = 10
+RERANK_PASSAGE = 0.24
+RERANK_WORDS = 0.24
+RERANK_WHEN = 0.10
+RERANK_COUNT = 0.08
+# bench/RESULTS.md "scale": candidates per retriever on an approximate index (= HNSW efSearch).
+ANN_CANDIDATES = 100
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """How passages are scored. Defaults are the configuration chosen in bench/quality.md."""
+
+    fusion: str = "cosine"  # "cosine" (dense + weighted BM25 / best BM25) or "rrf" (reciprocal ranks, a baseline)
+    rrf_k: int = 60
+    dense_weight: float = 1.0  # 0: BM25 alone (a baseline row)
+    bm25_weight: float = BM25_WEIGHT  # 0: dense alone (a baseline row)
+    sentence_weight: float = SENTENCE_WEIGHT  # dense = max(passage cosine, sentence_weight × best sentence cosine)
+    candidates: int = 1000  # how deep each retriever's list is read before fusing
+    ann_candidates: int = ANN_CANDIDATES  # approximate (large) indexes: passages each retriever proposes
+    rerank_depth: int = RERANK_DEPTH  # the top fused passages that get `rerank_bonus` (0: none)
+    rerank_passage: float = RERANK_PASSAGE  # × the passage's own cosine
+    rerank_words: float = RERANK_WORDS  # × IDF-weighted share of the question's words in its best sentence
+    rerank_when: float = RERANK_WHEN  # when the question asks "when" and the best sentence holds a year/date
+    rerank_count: float = RERANK_COUNT  # when it asks "how many/much" and the best sentence holds a number
+
+    @classmethod
+    def parse(cls, text: str) -> "SearchParams":
+        """`SearchParams` from "name=value,name=value" (bench scripts' command lines; no eval).
+
+        Raises:
+            ValueError: an unknown name or a value of the wrong type.
+        """
+        values = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, sep, raw = item.partition("=")
+            name, raw = name.strip(), raw.strip().strip("\"'")
+            if not sep or name not in cls.__dataclass_fields__:
+                raise ValueError(f"unknown search parameter {name!r}: use one of {', '.join(cls.__dataclass_fields__)}")
+            kind = type(getattr(cls(), name))
+            values[name] = kind(raw)
+        return cls(**values)

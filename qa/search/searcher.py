@@ -1,0 +1,269 @@
+"""SEARCH: dense + BM25 retrieval over an `IndexReader`, fused and re-scored.
+
+Handed an open `qa.store.base.IndexReader` and an `Embedder`; sees no FAISS, file or engine,
+computes no index and writes nothing. The "not found" decision is `qa.answer`'s.
+
+How a passage is scored (measured on the dev questions and SciFact train, see bench/quality.md):
+- dense: the larger of the passage's cosine and `sentence_weight` × its best sentence's cosine,
+  so that one sentence that answers is not drowned by the rest of the passage;
+- bm25: BM25 (`qa.lexical`) over section title + text;
+- fused ("cosine" fusion): dense + `bm25_weight` × BM25 / the query's best BM25 score, over each
+  retriever's top `candidates`. The cosine keeps one scale on every corpus, so one weight serves
+  a 16-passage corpus and a 13,000-passage one;
+- re-scored: the top `rerank_depth` fused passages get `rerank_bonus` added: the passage's own
+  cosine, the IDF-weighted share of the question's words in its best sentence, and whether that
+  sentence holds what a "when" or "how many" question asks for (a year, a number). The weights
+  were fitted on SciFact train and SQuAD questions outside test_1k (bench/quality/learn_fit.py), not on
+  the dev questions.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..lexical import tokenize, tokenize_many
+from ..schema import Hit, ScoreParts
+from ..store.base import IndexReader
+from .fusion import (
+    answer_types,
+    dense_scores,
+    fuse,
+    held_types,
+    match_sources,
+    ranks_of,
+    rerank_bonus,
+    word_share,
+)
+from .params import SearchParams
+
+
+class SentenceScores:
+    """Sentence cosines computed only where asked (approximate indexes): indexable like the
+    full array of the exact path, `scores[j]` is the cosine of the query with sentence j.
+
+    Args:
+        reader: the index (sentence vectors of other ids are read from it on demand);
+        query: the query vector; ids, cosines: sentence ids already scored (ascending) and their cosines.
+    """
+
+    def __init__(self, reader: IndexReader, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray):
+        self._reader = reader
+        self._query = query
+        self._ids = ids
+        self._cos = cosines
+
+    def __getitem__(self, j) -> float:
+        j = int(j)
+        at = int(np.searchsorted(self._ids, j))
+        if at < len(self._ids) and self._ids[at] == j:
+            return float(self._cos[at])
+        vector = self._reader.sentence_vectors(np.array([j], dtype=np.int64))[0]
+        return float(np.asarray(vector, dtype=np.float32) @ self._query)
+
+
+class Searcher:
+    """Hybrid search over one open index. Build once; `search` is cheap and thread-safe.
+
+    On an exact reader (`reader.exact`, small corpora) every passage and sentence is scored. On
+    an approximate one the candidates are the `params.ann_candidates` best passages of the
+    vector search and of BM25 (at least 2·k), only their sentences are scored, and fusion ranks
+    them alone. On both, the top `params.rerank_depth` fused passages are then re-scored.
+    """
+
+    def __init__(self, reader: IndexReader, embedder, params: SearchParams = SearchParams()):
+        self.reader = reader
+        self.embedder = embedder
+        self.params = params
+        self.exact = reader.exact
+        self._n = len(reader)
+        self._vectors = self._sentences = self._first_sentence = None
+        if self.exact:  # small: plain in-memory copies, the fastest to score
+            self._vectors = np.array(reader.passage_vectors(None), dtype=np.float32)
+            self._sentences = reader.sentence_vectors(None)
+            starts, counts = reader.sentence_range(np.arange(self._n, dtype=np.int64))
+            self._first_sentence = np.append(starts, starts[-1] + counts[-1] if self._n else 0).astype(np.int64)
+
+    def allowed_sources(self, patterns: Sequence[str] | None) -> set[str] | None:
+        """The indexed sources matching `patterns` (None: no restriction)."""
+        return match_sources(self.reader.sources(), patterns)
+
+    def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dense score per passage, cosine per sentence, cosine per passage) (exact reader)."""
+        passage_cos = np.asarray(self._vectors @ query, dtype=np.float32)
+        if len(self._sentences):
+            sent = np.asarray(self._sentences @ query, dtype=np.float32)
+        else:
+            sent = np.zeros(0, dtype=np.float32)
+        best_sentence = np.full(self._n, -1.0, dtype=np.float32)
+        if len(sent):  # sentences are grouped by passage: one max per passage's run of rows
+            has = np.diff(self._first_sentence) > 0
+            best_sentence[has] = np.maximum.reduceat(sent, self._first_sentence[:-1][has])
+        return dense_scores(passage_cos, best_sentence, self.params), sent, passage_cos
+
+    def best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores, np.ndarray]:
+        """Best sentence cosine of each passage in `rows` (ascending; -1 where it has none),
+        reading only their sentence vectors; those sentences' cosines; and the id of each
+        passage's best sentence (the first of equals; -1 where it has none)."""
+        starts, counts = self.reader.sentence_range(rows)
+        best = np.full(len(rows), -1.0, dtype=np.float32)
+        best_ids = np.full(len(rows), -1, dtype=np.int64)
+        offsets = np.cumsum(counts) - counts  # where each passage's sentences start in `ids`
+        total = int(counts.sum())
+        ids = np.repeat(starts - offsets, counts) + np.arange(total)
+        if total:
+            cos = np.asarray(self.reader.sentence_vectors(ids), dtype=np.float32) @ query
+        else:
+            cos = np.zeros(0, np.float32)
+        has = counts > 0
+        if total:
+            best[has] = np.maximum.reduceat(cos, offsets[has])
+            segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
+            at_max = np.flatnonzero(cos == best[has][segment])
+            best_ids[has] = ids[at_max[np.unique(segment[at_max], return_index=True)[1]]]
+        return best, SentenceScores(self.reader, query, ids, cos), best_ids
+
+    def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None,
+                best_ids=None) -> None:
+        """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place.
+        `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
+        candidates of an approximate index, with `best_ids` their best sentences from
+        `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
+        p = self.params
+        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count):
+            return
+        finite = np.flatnonzero(np.isfinite(fused))
+        if not len(finite):
+            return
+        depth = min(p.rerank_depth, len(finite))
+        top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
+        weights = self.reader.bm25_idf(set(tokenize(question)))
+        kinds = answer_types(question)
+        top_rows = [int(rows[at]) if rows is not None else int(at) for at in top]
+        best = []
+        for at, i in zip(top, top_rows):
+            if best_ids is not None:
+                best.append(int(best_ids[at]))
+            else:  # the passage's best sentence by cosine (the first of equals)
+                first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
+                best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
+        spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
+        texts = []
+        for passage, b in zip(self.reader.passages(top_rows), best):
+            text = passage.text
+            if b >= 0:
+                _, start, end = spans[b]
+                text = text[start - passage.start_char : end - passage.start_char]
+            texts.append(text)
+        bonus = [
+            rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
+            for at, text, words in zip(top, texts, tokenize_many(texts))
+        ]
+        fused[top] += bonus
+
+    def score(self, question: str, sources: Sequence[str] | None = None, k: int = 0, query_vector=None) -> ScoreParts:
+        """Every score part for every passage (arrays indexed by passage row; on an approximate
+        index, for the candidates only, aligned with `parts.candidates`). `sources`: patterns of
+        source paths to search (None: all). `query_vector`: the question's embedding when
+        already computed (evaluation encodes queries in batches)."""
+        query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
+        allowed_sources = self.allowed_sources(sources)
+        if not self.exact:
+            return self._score_candidates(question, query, allowed_sources, k)
+        p = self.params
+        n = self._n
+        dense, sent, passage_cos = self._dense(query)
+        bm25 = self.reader.bm25_scores(tokenize(question))
+        allowed = np.ones(n, dtype=bool) if allowed_sources is None else self.reader.source_mask(allowed_sources)
+        bm25_order = np.argsort(-bm25, kind="stable")
+        bm25_order = bm25_order[allowed[bm25_order] & (bm25[bm25_order] > 0)].astype(np.int64)
+        dense_order = np.argsort(-dense, kind="stable")
+        dense_order = dense_order[allowed[dense_order]].astype(np.int64)
+        fused = fuse(dense, bm25, dense_order, bm25_order, p)
+        fused[~allowed] = -np.inf
+        self._rerank(question, fused, passage_cos, sent)
+        return ScoreParts(
+            query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
+            dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
+        )
+
+    def _score_candidates(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
+                          k: int) -> ScoreParts:
+        """`score` on an approximate index: only candidates are scored. `parts.candidates`
+        holds their passage rows (ascending); "dense", "bm25", "fused", the ranks and "allowed"
+        are aligned with it rather than sized to the corpus (half a dozen corpus-sized arrays
+        cost ~6 ms per query at 1,000,000 passages); ranks are ranks among the candidates."""
+        p = self.params
+        c = max(p.ann_candidates, 2 * k)
+        ann_ids, ann_cos = self.reader.search(query, c, allowed_sources)
+        all_bm25 = self.reader.bm25_scores(tokenize(question))
+        ok = all_bm25 > 0
+        if allowed_sources is not None:
+            ok &= self.reader.source_mask(allowed_sources)
+        pool = np.flatnonzero(ok)
+        if len(pool) > c:
+            pool = pool[np.argpartition(-all_bm25[pool], c - 1)[:c]]
+        rows, first = np.unique(np.concatenate([ann_ids, pool]).astype(np.int64), return_index=True)
+        from_ann = first < len(ann_ids)
+        passage_cos = np.full(len(rows), -1.0, dtype=np.float32)
+        passage_cos[from_ann] = ann_cos[first[from_ann]]
+        if not from_ann.all():  # BM25 candidates the vector search did not return
+            passage_cos[~from_ann] = self.reader.passage_vectors(rows[~from_ann]) @ query
+        best, sentence_cos, best_ids = self.best_sentences(query, rows)
+        dense = dense_scores(passage_cos, best, p)
+        bm25 = all_bm25[rows]
+        # Orders are positions in `rows`; rows ascend, so position breaks ties as the row would.
+        at = np.arange(len(rows))
+        dense_order = np.lexsort((at, -dense))
+        in_pool = np.searchsorted(rows, pool)
+        bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
+        fused = fuse(dense, bm25, dense_order, bm25_order, p)
+        self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids)
+        return ScoreParts(
+            query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
+            dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
+            allowed=np.ones(len(rows), dtype=bool),  # candidates are allowed passages only
+            candidates=rows,
+        )
+
+    def search(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:
+        """The top `k` passages for `question`, best first, each with its score parts."""
+        hits, _, _ = self.search_with_scores(question, k, sources)
+        return hits
+
+    def search_with_scores(self, question: str, k: int, sources=None) -> tuple[list[Hit], ScoreParts, np.ndarray]:
+        """(hits, their score parts, the passage row of each hit)."""
+        parts = self.score(question, sources, k)
+        allowed = int(parts.allowed.sum())
+        k = max(0, min(k, allowed))
+        if parts.candidates is not None:  # approximate index: parts are aligned with the candidates
+            at = np.lexsort((parts.candidates, -parts.fused))[:k]
+            order = parts.candidates[at]
+        else:
+            order = at = np.argsort(-parts.fused, kind="stable")[:k]
+        hits = []
+        for rank, (passage, j) in enumerate(zip(self.reader.passages(order), at), start=1):
+            hits.append(
+                Hit(
+                    **passage.__dict__,
+                    rank=rank,
+                    score=round(float(parts.fused[j]), 6),
+                    dense=round(float(parts.dense[j]), 6),
+                    bm25=round(float(parts.bm25[j]), 6),
+                    dense_rank=int(parts.dense_rank[j]) or None,
+                    bm25_rank=int(parts.bm25_rank[j]) or None,
+                )
+            )
+        return hits, parts, np.asarray(order, dtype=np.int64)
+
+    def hit_sentences(self, rows: np.ndarray, parts: ScoreParts) -> list[list[tuple[int, int, float]]]:
+        """For each passage row (of the hits), its sentences as (start_char, end_char, cosine
+        with the question), in text order: what `qa.answer` decides with."""
+        starts, counts = self.reader.sentence_range(np.asarray(rows, dtype=np.int64))
+        out = []
+        for s, c in zip(starts, counts):
+            ids = list(range(int(s), int(s + c)))
+            spans = self.reader.sentence_spans(ids) if ids else []
+            out.append([(a, b, float(parts.sentence[j])) for j, (_, a, b) in zip(ids, spans)])
+        return out

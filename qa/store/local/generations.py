@@ -1,0 +1,449 @@
+"""The local backend's index folder: generations, the CURRENT link, the build lock, the manifest
+checks, writing a generation atomically and reading one back.
+
+Layout of `index_dir`:
+
+    CURRENT            symlink to the live generation (swapped atomically with os.replace)
+    gen-<time>-<pid>/  one complete build:
+        manifest.json  format, model, dim, chunking, sha256 per file, counts, build time, version
+        passages.sqlite passages and sentence spans (row id i = FAISS vector i = BM25 doc i)
+        passages.faiss  inner-product index of passage vectors (normalised: scores are cosines);
+                        its kind follows the corpus size (`index_kind`); IVF-SQ8 is memory-mapped
+        passages.npy    the passage vectors as float32 rows, kept so that the next incremental
+                        build reuses them whatever kind of index passages.faiss is
+        sentences.npy   sentence vectors, row j = sentence j of the SQLite table; float32, or
+                        float16 above HNSW_MAX; for an approximate index only the candidates'
+                        rows are read, per query (`VectorFile`)
+        bm25/           bm25s arrays (.npy + JSON, no pickle)
+    .lock              held by the build in progress
+    .cache/            derived files that outlive a generation (the ONNX query encoder)
+
+A build writes a new generation beside the live one and then repoints CURRENT, so a reader sees
+the old index or the new one, never half of one; a killed build leaves only an orphan folder,
+removed by the next build. The manifest, written last, records every file's size, so a truncated
+file is named before any library reads it. Vectors are handed in: this module never computes them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ... import integrity
+from ...errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
+from ...schema import INDEX_FORMAT, Manifest, Passage
+from ..base import IndexData, Reusable
+from .passages import COLUMNS, connect, read_passages, write_sqlite
+from .vectors import VectorFile, build_vector_index, read_vector_index, sentence_dtype, vector_kind, _faiss
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = INDEX_FORMAT
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+PASSAGES_DB = "passages.sqlite"
+PASSAGE_VECTORS = "passages.faiss"
+SENTENCE_VECTORS = "sentences.npy"
+STORED_VECTORS = "passages.npy"
+BM25_DIR = "bm25"
+REQUIRED = (MANIFEST, PASSAGES_DB, PASSAGE_VECTORS, SENTENCE_VECTORS, BM25_DIR)
+RERUN = "Run `qa index --full` to rebuild it."
+CACHE = ".cache"
+
+
+def cache_dir(index_dir: Path) -> Path:
+    """Folder for derived files kept across generations (e.g. the ONNX query encoder)."""
+    return Path(index_dir) / CACHE
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    """The live generation folder of `index_dir`, or None when there is no index."""
+    link = Path(index_dir) / CURRENT
+    try:
+        target = Path(index_dir) / os.readlink(link)
+    except OSError:  # no link (no index yet), or not a link
+        return None
+    return target if target.is_dir() else None
+
+
+def generation_id(index_dir: Path) -> str | None:
+    """The name of the live generation (changes with every build), read without opening a file."""
+    try:
+        return os.readlink(Path(index_dir) / CURRENT)
+    except OSError:
+        return None
+
+
+def read_generation_manifest(gen: Path) -> Manifest:
+    """The manifest of generation folder `gen`. Raises IndexCorrupt (naming the file) if unreadable."""
+    path = Path(gen) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexCorrupt(f"Index file {path} is missing. {RERUN}") from exc
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"Index file {path} is not a manifest (not a JSON object). {RERUN}")
+    try:
+        return Manifest.from_dict(manifest)
+    except TypeError as exc:
+        raise IndexCorrupt(f"Index file {path} is not a manifest ({exc}). {RERUN}") from exc
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """The live manifest, or None when there is no index. Raises IndexCorrupt if unreadable."""
+    gen = current_generation(index_dir)
+    return None if gen is None else read_generation_manifest(gen)
+
+
+def _sizes(gen: Path) -> dict[str, int]:
+    """Size of every file of a generation but the manifest, by path relative to it."""
+    return {
+        p.relative_to(gen).as_posix(): p.stat().st_size
+        for p in sorted(gen.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def check_files(gen: Path, manifest: Manifest, full: bool = False) -> None:
+    """Check that the files of generation `gen` are all there as the manifest recorded them:
+    sizes, headers, the manifest's seal and a sample digest of each file (cheap: catches
+    truncated, zeroed, overwritten and missing files before a library reads them); with `full`,
+    the sha256 of every file (`qa status --verify`, and before stored vectors are reused).
+
+    Raises:
+        IndexCorrupt: the message names the first bad file and the fix.
+    """
+    if manifest.format != FORMAT_VERSION:
+        raise IndexCorrupt(
+            f"Index file {gen / MANIFEST} has format {manifest.format!r}, this qa reads "
+            f"{FORMAT_VERSION}. {RERUN}"
+        )
+    expected = manifest.get("checksums")
+    if not isinstance(expected, dict):
+        raise IndexCorrupt(f"Index file {gen / MANIFEST} lacks its file list. {RERUN}")
+    if not integrity.seal_ok(manifest.to_dict()):
+        raise IndexCorrupt(f"Index file {gen / MANIFEST} is damaged (its content does not match its seal). {RERUN}")
+    for name in REQUIRED[1:]:
+        if not (gen / name).exists():
+            raise IndexCorrupt(f"Index file {gen / name} is missing. {RERUN}")
+    for name, entry in expected.items():
+        problem = integrity.file_problem(gen / name, entry if isinstance(entry, dict) else {}, full=full)
+        if problem:
+            raise IndexCorrupt(f"Index file {gen / name} {problem}. {RERUN}")
+
+
+@contextmanager
+def build_lock(index_dir: Path, wait: bool = False):
+    """Hold the index folder's build lock; refuse (IndexLocked) when another build has it."""
+    index_dir = Path(index_dir)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise IndexUnwritable(
+            f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+            "Point --index (QA_INDEX_DIR) at a writable folder."
+        ) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            raise IndexLocked(
+                f"Another `qa index` (pid {holder or '?'}) is building {index_dir}/. "
+                "Wait for it to finish, then try again."
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def needed_bytes(data: IndexData) -> int:
+    """Disk space the generation of `data` needs (an overestimate; see integrity.estimate_bytes)."""
+    n = len(data.passages)
+    return integrity.estimate_bytes(
+        n, len(data.sentence_spans), int(data.manifest.dim), sum(len(p.text) for p in data.passages),
+        np.dtype(sentence_dtype(n)).itemsize,
+    )
+
+
+def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> Path:
+    """Write `data` as a new generation and make it the live one. Call under `build_lock`.
+
+    Free space is checked first; a failure of any kind (a full disk included) removes the
+    partial generation and leaves the live one as it was. `fault(point)` is called at each
+    step (a test hook: see integrity.fault_point).
+
+    Returns the new generation's folder.
+    Raises:
+        DiskFull: not enough space (the message says how much is needed).
+        IndexUnwritable: the folder cannot be written.
+    """
+    index_dir = Path(index_dir)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexUnwritable(
+            f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+            "Point --index (QA_INDEX_DIR) at a writable folder."
+        ) from exc
+    needed = needed_bytes(data)
+    integrity.check_free_space(index_dir, needed)
+    gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tmp = gen.with_name(gen.name + ".tmp")
+    try:
+        tmp.mkdir()
+        _write_generation(tmp, data, fault)
+        fault("fsync")
+        os.rename(tmp, gen)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.Error, RuntimeError)) and integrity.is_disk_full(exc):
+            raise integrity.disk_full_error(index_dir, needed, exc) from None
+        if isinstance(exc, OSError):
+            raise IndexUnwritable(
+                f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+                "Point --index (QA_INDEX_DIR) at a writable folder."
+            ) from exc
+        raise
+    fault("switch")
+    link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(gen.name, link_tmp)
+    os.replace(link_tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    _prune(index_dir, keep={gen.name}, fault=fault)
+    return gen
+
+
+def _write_generation(tmp: Path, data: IndexData, fault) -> None:
+    """Every file of a generation into folder `tmp`, the manifest last, all fsynced."""
+    faiss = _faiss()
+    write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
+    fault("write_passages")
+    dim = int(data.manifest.dim)
+    n = len(data.passages)
+    index = build_vector_index(np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim))
+    data.manifest.vector_index = vector_kind(index)
+    faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
+    np.save(tmp / STORED_VECTORS, np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim), allow_pickle=False)
+    del index
+    sentence_vectors = np.asarray(data.sentence_vectors).reshape(-1, dim)
+    sentence_vectors = sentence_vectors.astype(sentence_dtype(n), copy=False)
+    np.save(tmp / SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+    fault("write_vectors")
+    data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
+    fault("write_bm25")
+    # The manifest last, with the size, sha256 and sample digest of every other file and a seal
+    # over itself: a reader can then tell a complete, intact generation from a damaged one.
+    data.manifest.index_files = _sizes(tmp)
+    data.manifest.extra["checksums"] = integrity.record_files(tmp, skip=(MANIFEST,))
+    data.manifest.extra.pop(integrity.SEAL, None)
+    data.manifest.extra[integrity.SEAL] = integrity.seal(data.manifest.to_dict())[integrity.SEAL]
+    (tmp / MANIFEST).write_text(json.dumps(data.manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    _fsync_tree(tmp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(index_dir: Path, keep: set[str], keep_previous: int = 0, fault=lambda point: None) -> None:
+    """Remove orphaned temporary builds and all but `keep_previous` older generations. Call
+    under `build_lock`. The previous generation goes too: a reader that loaded it holds its
+    data in memory (or mapped: the file lives on until unmapped), and a reader resolving it as
+    it is removed retries on the live one (`load_index`)."""
+    for stray in index_dir.glob(f".{CURRENT}.*"):  # a symlink left by a build killed mid-swap
+        stray.unlink(missing_ok=True)
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime_ns)
+    finished = [p for p in gens if not p.name.endswith(".tmp")]
+    doomed = [p for p in gens if p.name.endswith(".tmp")] + finished[: max(0, len(finished) - keep_previous)]
+    for i, path in enumerate(doomed):
+        if i == len(doomed) // 2:
+            fault("prune")
+        shutil.rmtree(path, ignore_errors=True)
+    if not doomed:
+        fault("prune")
+
+
+_OUR_GENERATION = re.compile(r"gen-\d{8}T\d{6}-\d+-\d+(\.tmp)?")
+
+
+def clean_leftovers(index_dir: Path) -> None:
+    """Remove what builds killed earlier left in `index_dir`: temporary generations, stray
+    links, and generations a build killed while pruning left beside the live one. At the start
+    of every build, so repeated kills do not fill the disk. Only names this module makes are
+    touched. Call under `build_lock` (no other build is writing)."""
+    index_dir = Path(index_dir)
+    for stray in index_dir.glob(f".{CURRENT}.*"):
+        if stray.is_symlink():
+            stray.unlink(missing_ok=True)
+    live = generation_id(index_dir)
+    for path in index_dir.glob("gen-*"):
+        if not _OUR_GENERATION.fullmatch(path.name) or path.name == live or not path.is_dir():
+            continue
+        if path.name.endswith(".tmp") or (live is not None and (path / MANIFEST).exists()):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def load_index(index_dir: Path) -> "LocalReader":
+    """Read the live generation of `index_dir`, checking that its parts agree.
+
+    The generation is resolved once and read from its own folder, so a build that swaps in a
+    new one meanwhile cannot mix two of them; if the one being read is removed under us (two
+    builds later), the new live one is read instead.
+
+    Raises:
+        IndexMissing: there is no index.
+        IndexCorrupt: a file is missing, truncated or inconsistent (the message names it).
+    """
+    index_dir = Path(index_dir)
+    for attempt in range(3):
+        gen = current_generation(index_dir)
+        if gen is None:
+            raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
+        try:
+            return load_generation(gen)
+        except IndexCorrupt:
+            if current_generation(index_dir) == gen or attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def load_generation(gen: Path) -> "LocalReader":
+    """Read and check one generation folder (see `load_index`)."""
+    import bm25s
+
+    manifest = read_generation_manifest(gen)
+    check_files(gen, manifest)
+    current = None
+    try:
+        current = gen / PASSAGES_DB
+        passages, spans = read_passages(current)
+        current = gen / PASSAGE_VECTORS
+        kind = manifest.vector_index or "flat"
+        passage_index = read_vector_index(current, kind)
+        current = gen / SENTENCE_VECTORS
+        # Exact search reads every sentence vector per query: keep them in memory. HNSW (up to
+        # HNSW_MAX passages): mapped, one gather of the candidates' rows per query. IVF (larger):
+        # candidates' rows read on demand, so a long-running server does not map gigabytes.
+        if kind == "flat":
+            sentence_vectors = np.load(current, allow_pickle=False)
+        elif kind == "hnsw":
+            sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        else:
+            sentence_vectors = VectorFile(current)
+        current = gen / BM25_DIR
+        # BM25 arrays: in memory up to HNSW_MAX (a few MB; mapped arrays cost ~40 slicings per
+        # query), mapped above.
+        bm25 = bm25s.BM25.load(str(current), mmap=kind == "ivf-sq8", show_progress=False, verbosity=0)
+    except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {first}). {RERUN}") from exc
+    counts = (len(passages), passage_index.ntotal, int(bm25.scores["num_docs"]), manifest.passages)
+    if len(set(counts)) != 1 or len(spans) != len(sentence_vectors):
+        raise IndexCorrupt(
+            f"The index in {gen}/ is inconsistent (passages/vectors/BM25/manifest: {counts}). {RERUN}"
+        )
+    from .reader import LocalReader
+
+    return LocalReader(
+        manifest=manifest,
+        passages=passages,
+        sentence_spans=spans,
+        bm25=bm25,
+        passage_index=passage_index,
+        sentence_vectors=sentence_vectors,
+        path=gen,
+    )
+
+
+def read_reusable(index_dir: Path) -> Reusable | None:
+    """The live generation's passages and vectors for an incremental build (None: no index).
+
+    Raises:
+        IndexCorrupt: a file needed is missing or damaged (the caller then builds in full).
+    """
+    gen = current_generation(index_dir)
+    if gen is None:
+        return None
+    manifest = read_generation_manifest(gen)
+    check_files(gen, manifest, full=True)  # every sha256: damage must not be carried forward
+    current = gen / PASSAGES_DB
+    try:
+        passages, spans = read_passages(current)
+        current = gen / STORED_VECTORS
+        passage_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        current = gen / SENTENCE_VECTORS
+        sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # sqlite DatabaseError, numpy ValueError...
+        raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {exc}). {RERUN}") from exc
+    if len(passage_vectors) != len(passages) or len(sentence_vectors) != len(spans):
+        raise IndexCorrupt(f"The index in {gen}/ is inconsistent (vectors and passages differ). {RERUN}")
+    rows: dict[str, tuple[int, int]] = {}
+    for i, p in enumerate(passages):
+        a, _ = rows.get(p.source, (i, i))
+        rows[p.source] = (a, i + 1)
+    return Reusable(manifest, passages, passage_vectors, spans, sentence_vectors, rows)
+
+
+def _query(index_dir: Path, sql: str, args=()) -> list[tuple]:
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexMissing(f"No index in {index_dir}/. Run `qa index` to build one.")
+    path = gen / PASSAGES_DB
+    try:
+        con = connect(path)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise IndexCorrupt(f"Index file {path} is unreadable ({exc}). {RERUN}") from exc
+
+
+def list_sources(index_dir: Path) -> list[tuple[str, int]]:
+    """(source, number of passages) of every file in the live index, sorted by source.
+
+    Raises:
+        IndexMissing: no index. IndexCorrupt: the passage store is unreadable.
+    """
+    return _query(index_dir, "SELECT source, COUNT(*) FROM passages GROUP BY source ORDER BY source")
+
+
+def passages_of(index_dir: Path, source: str) -> list[Passage]:
+    """The passages of one source file in the live index, in the order of the text."""
+    rows = _query(index_dir, f"SELECT {COLUMNS} FROM passages WHERE source = ? ORDER BY id", (source,))
+    return [Passage(*row) for row in rows]

@@ -1,0 +1,86 @@
+"""The benchmark code runs, at tiny sizes (the benchmarks themselves are `make bench`, not tests)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.speed import report, scale, warm
+from qa.store.local import vectors as store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_synthetic_corpus_is_deterministic_and_its_sentences_are_exact_spans():
+    a, b = scale.Synthetic(50, seed=3), scale.Synthetic(50, seed=3)
+    assert a.texts(0, 50) == b.texts(0, 50)
+    np.testing.assert_array_equal(a.passage_vectors(10, 20), b.passage_vectors(10, 20))
+    sentences = a.texts(0, 5)
+    assert [len(s) for s in sentences] == a.n_sentences[:5].tolist()
+    assert all(s[-1] == "." and 8 <= len(s.split()) <= 16 for ss in sentences for s in ss)
+    np.testing.assert_allclose(np.linalg.norm(a.passage_vectors(0, 50), axis=1), 1.0, rtol=1e-5)
+
+
+def test_scale_build_and_query_at_a_tiny_size(tmp_path):
+    built = scale.build(300, tmp_path / "index")
+    assert (built["passages"], built["vector_index"]) == (300, "flat")
+    measured = scale.query(tmp_path / "index", repeats=1)
+    assert measured["recall_at_10"] == 1.0  # an exact index finds the exact top 10
+    assert measured["vector_search"]["n"] == scale.QUERIES
+    assert measured["retriever_search_without_encoding"]["n"] == scale.QUERIES
+    assert 1.0 <= measured["vector_fraction_of_flat_float32"] < 1.01
+    from qa.store.local.generations import load_index
+
+    reader = load_index(tmp_path / "index")
+    p = reader.passages([7])[0]
+    starts, counts = reader.sentence_range([7])
+    spans = reader.sentence_spans(range(int(starts[0]), int(starts[0] + counts[0])))
+    assert spans and all(row == 7 and p.text[start:end].endswith(".") for row, start, end in spans)
+
+
+def test_scale_ivf_tier_at_a_tiny_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "EXACT_MAX", 0)
+    monkeypatch.setattr(store, "HNSW_MAX", 0)
+    built = scale.build(2000, tmp_path / "index")
+    assert built["vector_index"] == "ivf-sq8"
+    measured = scale.query(tmp_path / "index", repeats=1)
+    # 2,000 passages over 1,000 topics have little structure for IVF to use: a loose bound.
+    assert 0.5 <= measured["recall_at_10"] <= 1.0
+    assert measured["vector_fraction_of_flat_float32"] < 0.4  # 8-bit codes + ids + direct map
+
+
+def test_warm_query_bench_and_report_at_a_tiny_size(tmp_path, fake_embedder):
+    out = tmp_path / "results"
+    result = warm.run(docs=12, queries=4, work=tmp_path / "work", out_dir=out, embedder=fake_embedder,
+                      compare_exact=True)
+    assert result["vector_index"] == "flat" and result["passages"] >= 12
+    assert result["search"]["n"] == result["encode"]["n"] == 4
+    saved = json.loads((out / "warm_query.json").read_text())
+    assert saved["machine"]["cores"] >= 1 and saved["targets"][0]["limit"] == 1.5
+    text = report.render(out)
+    verdict = "PASS" if saved["targets"][0]["pass"] else "FAIL"
+    assert f"| warm query: Retriever.search p50 / encode p50 | {report._fmt(saved['targets'][0]['value'])} | <= 1.5 | {verdict} |" in text
+    assert "## warm_query" in text and "cores" in text
+
+
+@pytest.mark.model
+def test_cold_start_bench_at_a_tiny_size(tmp_path):
+    from bench.speed import cold
+
+    result = cold.run(repeats=1, corpus=ROOT / "corpus", work=tmp_path / "cold", out_dir=tmp_path / "results")
+    assert "Maryam Rajavi" in result["answer_line"]  # the answer sentence to "Who leads the NCRI?"
+    assert result["qa_ask_imports"] == []
+    assert (tmp_path / "results" / "cold_start.json").exists()
+
+
+@pytest.mark.model
+def test_build_bench_at_a_tiny_size(tmp_path):
+    from bench.speed import build
+
+    result = build.run(docs=3, work=tmp_path / "build", out_dir=tmp_path / "results", first_build=False,
+                       repeats=1)
+    assert result["passages"] >= 3 and result["texts_embedded"] == result["passages"] + result["sentences"]
+    assert result["qa_index"]["peak_rss_mb"] > 0 and result["bare_encode"]["seconds"] > 0

@@ -1,0 +1,319 @@
+"""The web chat in a real browser: Debian's chromium driven by playwright (never `playwright
+install`). Every test records every request the page makes (all must stay on localhost) and saves
+a screenshot under tests/artifacts/. Skipped when /usr/bin/chromium or playwright is missing
+(.ci/run installs chromium)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from qa.build import build_index
+from qa.retriever import Retriever
+from qa.config import Settings
+
+from conftest import FakeEmbedder
+from test_web import make_corpus, start
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LOCAL = {"127.0.0.1", "localhost"}
+HOSTILE_QUESTION = "<img src=x onerror=alert(11)><script>alert(12)</script>[x](javascript:alert(13)) gate code?"
+
+if not CHROMIUM.exists():
+    pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need playwright (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The test corpus plus a 300-line document (to see the viewer scroll), FakeEmbedder index."""
+    base = tmp_path_factory.mktemp("browser")
+    corpus = make_corpus(base)
+    lines = [f"Filler line {i} about nothing much." for i in range(1, 301)]
+    lines[249] = "The lantern room was painted green by keeper Tomas Berg in 1911."
+    (corpus / "long.txt").write_text("Lantern notes\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=base / "index", model=FakeEmbedder.name)
+    embedder = FakeEmbedder()
+    build_index(settings, embedder=embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=embedder)
+    demo, url = start(settings, retriever)
+    yield url, retriever
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+class Recorder:
+    """Every request and dialog of one browser context."""
+
+    def __init__(self, context):
+        self.urls: list[str] = []
+        self.dialogs: list[str] = []
+        context.on("request", lambda request: self.urls.append(request.url))
+        context.on("dialog", self._dialog)
+        context.on("page", lambda page: page.on("dialog", self._dialog))
+
+    def _dialog(self, dialog):
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def outside(self) -> list[str]:
+        return [u for u in self.urls if urlsplit(u).scheme not in ("data", "blob", "about") and urlsplit(u).hostname not in LOCAL]
+
+
+def _open(browser, request, url, width=1280, height=900):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    recorder = Recorder(context)
+    page = context.new_page()
+    page.on("dialog", recorder._dialog)
+    page.goto(url)
+    page.locator("#qa-question textarea").wait_for()
+    return context, page, recorder
+
+
+@pytest.fixture
+def chat(browser, server, request):
+    """A fresh page on the chat: (page, recorder, url). On teardown: a screenshot, and the
+    check that no request left localhost and no dialog fired."""
+    url = server[0]
+    context, page, recorder = _open(browser, request, url)
+    yield page, recorder, url
+    ARTIFACTS.mkdir(exist_ok=True)
+    for i, p in enumerate(context.pages):
+        suffix = "" if i == 0 else f"-{i}"
+        p.screenshot(path=str(ARTIFACTS / f"{request.node.name}{suffix}.png"), full_page=True)
+    context.close()
+    assert recorder.urls, "no request recorded"
+    assert recorder.outside() == []
+    assert recorder.dialogs == []
+
+
+def ask(page, question: str, replies_before: int | None = None):
+    """Type the question, press Enter, wait for the reply; returns the reply locator."""
+    if replies_before is None:
+        replies_before = page.locator("#qa-chat .qa-reply").count()
+    box = page.locator("#qa-question textarea")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#qa-chat .qa-reply').length > n", arg=replies_before, timeout=30_000
+    )
+    return page.locator("#qa-chat .qa-reply").nth(replies_before)
+
+
+def test_answer_first_then_numbered_citations(chat, server):
+    page, _, _ = chat
+    reply = ask(page, "When are the roses watered?")
+    assert reply.locator(".qa-answer blockquote").inner_text() == "The roses are watered every morning at six."
+    assert reply.locator(".qa-answer .qa-cite a").inner_text() == "garden.txt:L7"
+    nums = reply.locator(".qa-card .qa-num").all_inner_texts()
+    assert nums == ["[1]", "[2]", "[3]", "[4]", "[5]"]
+    first = reply.locator(".qa-card").first
+    assert first.locator(".qa-head a").inner_text() == "garden.txt:L7"
+    assert first.locator(".qa-section").inner_text() == "Watering"
+    assert first.locator("mark").inner_text() == "The roses are watered every morning at six."
+    assert reply.locator(".qa-answer").bounding_box()["y"] < first.bounding_box()["y"]  # answer first
+    # The question is shown as asked, and the chat scrolled to it.
+    assert page.locator("#qa-chat .qa-q").last.inner_text() == "When are the roses watered?"
+
+
+def test_open_citation_shows_cited_lines_scrolled_into_view(chat, server):
+    page, _, url = chat
+    reply = ask(page, "Who painted the lantern room green?", 0)
+    link = reply.locator(".qa-card .qa-head a").first
+    hit = server[1].ask("Who painted the lantern room green?", 5).passages[0]
+    assert (hit.source, hit.sentence_start is not None) == ("long.txt", True)
+    assert link.inner_text() == f"long.txt:L{hit.start_line}-L{hit.end_line}"
+    assert hit.start_line <= 252 <= hit.end_line
+    with page.context.expect_page() as popup:
+        link.click()
+    viewer = popup.value
+    viewer.wait_for_load_state()
+    assert viewer.url.startswith(url + f"source?file=long.txt&lines={hit.start_line}-{hit.end_line}")
+    assert viewer.url.endswith(f"#L{hit.start_line}")
+    highlighted = viewer.locator(".line.hl")
+    ids = [highlighted.nth(i).get_attribute("id") for i in range(highlighted.count())]
+    assert ids == [f"L{n}" for n in range(hit.start_line, hit.end_line + 1)]
+    mark = viewer.locator("mark")
+    assert mark.inner_text() == "The lantern room was painted green by keeper Tomas Berg in 1911."
+    assert viewer.locator("#L252 mark").count() == 1
+    sync_api.expect(mark).to_be_in_viewport()
+    sync_api.expect(viewer.locator("#L1")).not_to_be_in_viewport()
+    # The shareable URL (no fragment) opens the same view, scrolled by the page itself.
+    again = viewer.context.new_page()
+    again.goto(viewer.url.split("#")[0])
+    sync_api.expect(again.locator("mark")).to_be_in_viewport()
+    sync_api.expect(again.locator("#L1")).not_to_be_in_viewport()
+    again.close()
+
+
+def test_not_found_reply(chat):
+    page, _, _ = chat
+    reply = ask(page, "zyxx qwvv", 0)
+    assert reply.locator(".qa-notfound").inner_text() == "Not found: no passage of the corpus clearly answers this question."
+    assert reply.locator(".qa-answer").count() == 0
+    closest = reply.locator("details.qa-closest")
+    assert closest.get_attribute("open") is None
+    assert closest.locator("summary").inner_text() == "Closest passages (5)"
+    assert not closest.locator(".qa-card").first.is_visible()  # collapsed
+    closest.locator("summary").click()
+    assert closest.locator(".qa-card").first.is_visible()
+
+
+def test_empty_question_gets_a_polite_reply(chat):
+    page, _, _ = chat
+    box = page.locator("#qa-question textarea")
+    box.fill("   ")
+    box.press("Enter")
+    notice = page.locator("#qa-chat .qa-notice")
+    notice.wait_for()
+    assert notice.inner_text() == "Please type a question first, for example: Who leads the NCRI?"
+    assert page.locator("#qa-chat .qa-q").count() == 0
+    # The chat still works after it.
+    assert ask(page, "When are the roses watered?", 0).locator(".qa-answer blockquote").inner_text().startswith("The roses")
+
+
+def test_change_top_k(chat):
+    page, _, _ = chat
+    page.locator("#qa-options").get_by_text("Options").click()
+    number = page.locator("#qa-k input[type=number]")
+    number.fill("2")
+    number.press("Enter")
+    reply = ask(page, "When are the roses watered?", 0)
+    assert reply.locator(".qa-card .qa-num").all_inner_texts() == ["[1]", "[2]"]
+
+
+def test_document_picker_limits_the_sources(chat):
+    page, _, _ = chat
+    page.locator("#qa-options").get_by_text("Options").click()
+    picker = page.locator("#qa-sources input")
+    picker.click()
+    picker.fill("boats")
+    page.get_by_role("option", name="sub/boats.md").click()
+    page.keyboard.press("Escape")
+    reply = ask(page, "When are the roses watered?", 0)
+    cites = reply.locator(".qa-card .qa-head a").all_inner_texts()
+    assert cites and all(c.startswith("sub/boats.md:") for c in cites)
+
+
+def test_keyboard_only(chat):
+    page, _, _ = chat
+    # The question box has focus on load: type, Enter to send.
+    page.wait_for_function("() => document.activeElement && document.activeElement.closest('#qa-question')")
+    page.keyboard.type("When are the roses watered?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#qa-chat .qa-reply")
+    # Tab through the page from the top until a citation has focus, then open it with Enter.
+    page.evaluate("() => document.activeElement.blur()")
+    focused = None
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "() => { const a = document.activeElement; return a && a.matches('a.qa-link') ? a.innerText : null; }"
+        )
+        if focused:
+            break
+    assert focused == "garden.txt:L7"  # the answer's citation comes first
+    with page.context.expect_page() as popup:
+        page.keyboard.press("Enter")
+    viewer = popup.value
+    viewer.wait_for_load_state()
+    assert viewer.locator(".line.hl").get_attribute("id") == "L7"
+
+
+def test_hostile_question_and_corpus_text_stay_text(chat):
+    page, recorder, url = chat
+    ask(page, HOSTILE_QUESTION, 0)
+    assert page.locator("#qa-chat .qa-q").last.inner_text() == HOSTILE_QUESTION
+    reply = ask(page, "gate code script alert picture markdown link", 1)
+    text = reply.inner_text()
+    assert "<script>alert(1)</script>" in text
+    assert '<img src=x onerror="alert(2)">' in text
+    assert "[click me](javascript:alert(3))" in text
+    chat_box = page.locator("#qa-chat")
+    assert chat_box.locator("script").count() == 0
+    assert chat_box.locator("img[src=x], img[onerror]").count() == 0
+    assert chat_box.locator("a[href^='javascript']").count() == 0
+    # The viewer shows the hostile file as text too.
+    viewer = page.context.new_page()
+    viewer.goto(url + "source?file=hostile.md&lines=3-5")
+    assert "<script>alert(1)</script>" in viewer.locator("#L3").inner_text()
+    assert viewer.locator("main script, main img, main a[href^='javascript']").count() == 0
+    page.wait_for_timeout(300)  # give any injected handler the chance to fire
+    assert recorder.dialogs == []
+
+
+def test_history_kept_and_phone_width_readable(browser, server, request):
+    url = server[0]
+    context, page, recorder = _open(browser, request, url, width=390, height=844)
+    try:
+        ask(page, "When are the roses watered?", 0)
+        ask(page, "Who painted the lantern room green?", 1)
+        assert page.locator("#qa-chat .qa-q").all_inner_texts() == [
+            "When are the roses watered?",
+            "Who painted the lantern room green?",
+        ]
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        last = page.locator("#qa-chat .qa-reply").last
+        assert last.locator(".qa-answer").bounding_box()["y"] < last.locator(".qa-card").first.bounding_box()["y"]
+        sync_api.expect(last.locator(".qa-answer")).to_be_in_viewport()
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
+
+
+def test_every_request_stays_on_localhost(chat):
+    page, recorder, url = chat
+    ask(page, "When are the roses watered?", 0)
+    page.goto(url + "source?file=garden.txt&lines=7")
+    hosts = {urlsplit(u).hostname for u in recorder.urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")}
+    assert hosts == {"127.0.0.1"}
+    assert any(re.search(r"/gradio_api/queue/join", u) for u in recorder.urls)  # the chat really ran
+
+
+@pytest.mark.model
+def test_real_model_who_leads_the_ncri_in_the_browser(browser, request, default_corpus_index, real_embedder):
+    """The done criterion of the product: in the browser, "Who leads the NCRI?" shows the right
+    passage first with its lines cited, and the citation opens them in the viewer."""
+    retriever = Retriever.load(default_corpus_index.index_dir, embedder=real_embedder)
+    demo, url = start(default_corpus_index, retriever)
+    context, page, recorder = _open(browser, request, url)
+    try:
+        reply = ask(page, "Who leads the NCRI?")
+        assert reply.locator(".qa-answer blockquote").inner_text() == "The president-elect of the NCRI is Mrs. Maryam Rajavi."
+        first = reply.locator(".qa-card").first
+        assert first.locator(".qa-num").inner_text() == "[1]"
+        assert first.locator(".qa-head a").inner_text() == "iranian-resistance-pmoi-ncri.txt:L16"
+        assert first.locator(".qa-section").inner_text() == "President-elect of the NCRI"
+        with context.expect_page() as opened:
+            first.locator(".qa-head a").click()
+        viewer = opened.value
+        viewer.wait_for_load_state()
+        assert "The president-elect of the NCRI is Mrs. Maryam Rajavi." in viewer.locator("#L16.hl").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        viewer.screenshot(path=str(ARTIFACTS / f"{request.node.name}-viewer.png"))
+        assert recorder.outside() == [] and recorder.dialogs == []
+    finally:
+        context.close()
+        demo.close()

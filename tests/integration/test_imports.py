@@ -1,0 +1,64 @@
+"""Lazy imports: `import qa`, `qa --help` and (index built) `qa ask` stay light. Each runs in a
+fresh interpreter, which then reports which heavy modules it loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ["torch", "sentence_transformers", "transformers", "gradio", "faiss", "onnxruntime"]
+REPORT = f"import json, sys; print('\\nLOADED=' + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+
+
+def _loaded(code: str, env: dict | None = None) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{REPORT}"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.rsplit("LOADED=", 1)[1])
+
+
+def test_import_qa_loads_no_heavy_module():
+    assert _loaded("import qa") == []
+
+
+def test_help_loads_no_heavy_module():
+    code = "from qa.frontends.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    assert _loaded(code) == []
+
+
+def test_ask_help_loads_no_heavy_module():
+    code = "from qa.frontends.cli import main\ntry:\n    main(['ask', '--help'])\nexcept SystemExit:\n    pass"
+    assert _loaded(code) == []
+
+
+@pytest.mark.model
+def test_ask_with_a_built_index_imports_neither_torch_nor_sentence_transformers(tmp_path, real_embedder):
+    from qa.build import build_index
+    from qa.config import Settings
+
+    settings = Settings(corpus_dir=ROOT / "corpus", index_dir=tmp_path / "index")
+    build_index(settings, embedder=real_embedder)
+    code = (
+        "import io, contextlib\nfrom qa.frontends.cli import main\nbuf = io.StringIO()\n"
+        f"with contextlib.redirect_stdout(buf):\n    rc = main(['ask', 'Who leads the NCRI?', '--json', "
+        f"'--index', {str(settings.index_dir)!r}, '--corpus', {str(settings.corpus_dir)!r}])\n"
+        "assert rc == 0, rc\nanswer = json.loads(buf.getvalue())\n"
+        "print('ANSWER=' + answer['answer']['text'])"
+    )
+    env = {"QA_MODEL": "", "HF_HUB_OFFLINE": "1"}
+    full = subprocess.run(
+        [sys.executable, "-c", f"import json\n{code}\n{REPORT}"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, cwd=ROOT, timeout=300,
+    )
+    assert full.returncode == 0, full.stderr
+    assert "ANSWER=" in full.stdout and "Maryam Rajavi" in full.stdout.split("ANSWER=")[1].splitlines()[0]
+    loaded = json.loads(full.stdout.rsplit("LOADED=", 1)[1])
+    assert loaded == ["faiss", "onnxruntime"]

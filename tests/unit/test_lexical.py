@@ -1,0 +1,44 @@
+"""The one tokenizer and BM25 (qa.lexical)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.lexical import bm25_idf, bm25_scores, bm25_text, build_bm25, tokenize, tokenize_many
+from qa.schema import Passage
+
+
+def test_tokenize_stems_and_drops_stop_words():
+    assert tokenize("The residents of the camps, in the attacks") == ["resid", "camp", "attack"]
+    assert tokenize("a 7 b") == ["7"]
+    assert tokenize("Who were the residents?", content_only=True) == ["resid"]
+
+
+def test_tokenize_many_matches_tokenize():
+    texts = ["The residents of the camps", "attacks in 1988"]
+    assert tokenize_many(texts) == [set(tokenize(t)) for t in texts]
+
+
+def test_bm25_idf_of_question_words():
+    import bm25s
+
+    bm25 = bm25s.BM25(method="lucene")
+    bm25.index([["camp", "ashraf"], ["camp"], ["iraq"]], show_progress=False)
+    idf = bm25_idf(bm25, {"camp", "ashraf", "albania"})
+    # N = 3; camp in 2 passages: log(1 + 1.5/2.5); ashraf in 1: log(1 + 2.5/1.5); unknown counts as in 1
+    assert idf == pytest.approx({"camp": np.log(1.6), "ashraf": np.log(8 / 3), "albania": np.log(8 / 3)})
+
+
+def _passage(text, section=""):
+    return Passage(text=text, source="a.txt", section=section, start_line=1, end_line=1, start_char=0,
+                   end_char=len(text))
+
+
+def test_bm25_indexes_section_and_text_and_scores_tokens():
+    passages = [_passage("Roses are watered at six.", "Garden"), _passage("Boats sail at dawn.")]
+    assert bm25_text(passages[0]) == "Garden\nRoses are watered at six."
+    bm25 = build_bm25(passages)
+    scores = bm25_scores(bm25, tokenize("garden roses"))
+    assert scores[0] > 0 and scores[1] == 0
+    assert bm25_scores(bm25, tokenize("zebra")).tolist() == [0.0, 0.0]  # no indexed word

@@ -1,0 +1,118 @@
+"""The pure scoring and fusion functions of qa.search (fusion.py), on hand-made arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.search import (
+    SearchParams,
+    answer_types,
+    dense_scores,
+    fuse,
+    held_types,
+    match_sources,
+    ranks_of,
+    rerank_bonus,
+    rrf,
+    word_share,
+)
+
+
+def test_rrf_weights_and_constant():
+    fused = rrf([(np.array([2, 0]), 1.0), (np.array([0]), 0.5)], n=3, k=1)
+    # id 2: 1/(1+1); id 0: 1/(1+2) + 0.5/(1+1); id 1 in no ranking
+    assert fused.tolist() == pytest.approx([1 / 3 + 0.25, 0.0, 0.5])
+
+
+def test_ranks_of():
+    assert ranks_of(np.array([3, 1]), 4).tolist() == [0, 2, 0, 1]
+
+
+def test_dense_scores_max_of_passage_and_weighted_sentence():
+    passage = np.array([0.5, 0.3, 0.4], dtype=np.float32)
+    sentence = np.array([0.4, 0.6, -1.0], dtype=np.float32)  # passage 2 has no sentence vector
+    assert dense_scores(passage, sentence, SearchParams(sentence_weight=1.0)).tolist() == pytest.approx([0.5, 0.6, 0.4])
+    assert dense_scores(passage, sentence, SearchParams(sentence_weight=1.1)).tolist() == pytest.approx([0.5, 0.66, 0.4])
+
+
+def test_fuse_cosine_adds_bm25_relative_to_the_best():
+    dense = np.array([0.9, 0.5, 0.7, 0.1])
+    bm25 = np.array([0.0, 6.0, 3.0, 4.0])
+    params = SearchParams(fusion="cosine", bm25_weight=0.3, candidates=3)
+    # dense over ids 0,2,1 as they are; id 3 not a dense candidate; bm25 over 1,3,2 divided by 6
+    fused = fuse(dense, bm25, np.array([0, 2, 1, 3]), np.array([1, 3, 2]), params)
+    assert fused.tolist() == pytest.approx([0.9, 0.5 + 0.3, 0.7 + 0.15, 0.2])
+
+
+def test_fuse_rrf_uses_candidates():
+    dense = np.zeros(3)
+    params = SearchParams(fusion="rrf", rrf_k=0, candidates=1, dense_weight=1.0, bm25_weight=2.0)
+    fused = fuse(dense, dense, np.array([1, 0, 2]), np.array([2, 1]), params)
+    assert fused.tolist() == pytest.approx([0.0, 1.0, 2.0])
+
+
+def test_fuse_rejects_unknown_method():
+    with pytest.raises(ValueError, match="cosine"):
+        fuse(np.zeros(1), np.zeros(1), np.array([0]), np.array([0]), SearchParams(fusion="max"))
+
+
+def test_word_share_weighs_question_words():
+    weights = {"camp": 2.0, "ashraf": 1.0, "iraq": 1.0}
+    assert word_share(weights, {"camp", "iraq", "albania"}) == pytest.approx(0.75)
+    assert word_share(weights, set()) == 0.0
+    assert word_share({}, {"camp"}) == 0.0
+
+
+def test_answer_types_of_questions():
+    assert answer_types("When did the group move to Iraq?") == {"when"}
+    assert answer_types("pmoi founding year") == {"when"}
+    assert answer_types("How many died because of the blockade?") == {"count"}
+    assert answer_types("What share of the members are women?") == {"count"}
+    assert answer_types("How many people died that year?") == {"when", "count"}
+    assert answer_types("How many years did they stay?") == {"count"}
+    assert answer_types("Who heads the NCRI?") == set()
+
+
+def test_held_types():
+    both = frozenset({"when", "count"})
+    assert held_types("In 1986 the PMOI went to Iraq.", both) == {"when", "count"}
+    assert held_types("They arrived in the 1980s.", frozenset({"when"})) == {"when"}
+    assert held_types("It happened in August.", both) == {"when"}
+    assert held_types("over the course of the past 7 years", both) == {"count"}  # no year or date
+    assert held_types("Dozens have been assassinated abroad.", both) == {"count"}
+    assert held_types("They went to Europe.", both) == set()
+    assert held_types("In 1986 the PMOI went to Iraq.", frozenset()) == set()
+
+
+def test_rerank_bonus_adds_the_weighted_features():
+    params = SearchParams(rerank_passage=0.24, rerank_words=0.24, rerank_when=0.1, rerank_count=0.08)
+    # 0.24 × 0.5 + 0.24 × 0.75 = 0.30, plus the weight of each answer type the sentence holds
+    assert rerank_bonus(0.5, 0.75, frozenset({"when"}), params) == pytest.approx(0.40)
+    assert rerank_bonus(0.5, 0.75, frozenset({"count"}), params) == pytest.approx(0.38)
+    assert rerank_bonus(0.5, 0.75, frozenset({"when", "count"}), params) == pytest.approx(0.48)
+    assert rerank_bonus(0.5, 0.75, frozenset(), params) == pytest.approx(0.30)
+
+
+def test_rescoring_touches_only_the_top_passages(settings, fake_embedder):
+    from qa.build import build_index
+    from qa.retriever import Retriever
+
+    build_index(settings, embedder=fake_embedder)
+    reader = Retriever.load(settings.index_dir, embedder=fake_embedder).reader
+    question = "When are the roses watered?"
+    plain = Retriever(reader, fake_embedder, SearchParams(rerank_depth=0)).searcher.score(question)
+    rescored = Retriever(reader, fake_embedder, SearchParams(rerank_depth=2)).searcher.score(question)
+    top2 = np.argsort(-plain["fused"], kind="stable")[:2]
+    changed = np.flatnonzero(rescored["fused"] != plain["fused"])
+    assert sorted(changed.tolist()) == sorted(top2.tolist())
+    assert np.all(rescored["fused"][top2] > plain["fused"][top2])
+    assert np.array_equal(rescored["dense"], plain["dense"])  # "not found" reads these, unchanged
+
+
+def test_match_sources_exact_name_glob_or_part():
+    sources = ["a.md", "data.md", "notes/b.txt"]
+    assert match_sources(sources, ["a.md"]) == {"a.md"}  # an exact name does not bring data.md
+    assert match_sources(sources, ["*.md"]) == {"a.md", "data.md"}
+    assert match_sources(sources, ["notes"]) == {"notes/b.txt"}
+    assert match_sources(sources, [" ", ""]) is None and match_sources(sources, None) is None
