@@ -25,17 +25,16 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from playwright.sync_api import sync_playwright
 
-    from qa import web
+    from qa.frontends import server
     from qa.api import build_index
     from qa.config import Settings
     from test_browser import ask  # the same way the browser tests ask
-    from test_web import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(corpus_dir=ROOT / "corpus", index_dir=Path(tmp) / "index")
         build_index(settings)
-        demo = web.build_app(settings)
-        url = web.launch(demo, port=free_port(), block=False, quiet=True)
+        running = server.start(server.create_app(settings))
+        url = running.url
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
@@ -54,7 +53,7 @@ def main() -> int:
                     viewer.screenshot(path=str(ROOT / "docs" / f"viewer-{name}.png"))
                 browser.close()
         finally:
-            demo.close()
+            running.close()
     print("wrote docs/chat-desktop.png, docs/chat-phone.png, docs/viewer-desktop.png, docs/viewer-phone.png")
     return 0
 

@@ -56,7 +56,7 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple[int, int, 
                 choice = cos - RANK_PENALTY * h + WORD_BONUS * held / max(1, len(words))
                 if best is None or choice > best[0]:
                     best = (choice, h, a, b)
-    found = bool(hits) and supported(question, hits, parts, rule)
+    found, reason = found_reason(question, hits, parts, rule)
     answer = None
     if best is not None:
         _, h, start, end = best
@@ -80,7 +80,7 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple[int, int, 
             page=page,
             locator=locator,
         )
-    return Answer(question=question, passages=marked, answer=answer, found=found)
+    return Answer(question=question, passages=marked, answer=answer, found=found, reason=reason)
 
 
 def word_coverage(question: str, hits: list[Hit]) -> float:
@@ -96,8 +96,24 @@ def supported(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule
     """Whether the corpus supports an answer: the best dense score of any allowed passage
     clears `rule.threshold`, or clears the lower `rule.threshold_words` while one of the top 3
     passages holds at least `rule.coverage` of the question's words."""
+    return found_reason(question, hits, parts, rule)[0]
+
+
+def found_reason(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule = FoundRule()) -> tuple[bool, str]:
+    """`supported`, and why, in terms a reader can check (the `reason` of an Answer)."""
+    if not hits:
+        return False, "no passage to search"
     dense = parts.question_dense[parts.allowed]
     best = float(dense.max()) if len(dense) else 0.0
     if best >= rule.threshold:
-        return True
-    return best >= rule.threshold_words and word_coverage(question, hits[:3]) >= rule.coverage
+        return True, f"a passage is close in meaning to the question (similarity {best:.2f}, at least {rule.threshold:.2f})"
+    coverage = word_coverage(question, hits[:3])
+    if best >= rule.threshold_words and coverage >= rule.coverage:
+        return True, (
+            f"a top passage holds {coverage:.0%} of the question's words, with similarity {best:.2f} "
+            f"(at least {rule.threshold_words:.2f})"
+        )
+    return False, (
+        f"no passage is close in meaning (best similarity {best:.2f}, below {rule.threshold:.2f}) "
+        f"and no top passage holds {rule.coverage:.0%} of the question's words ({coverage:.0%} at most)"
+    )

@@ -82,3 +82,9 @@ def auth_from_env(environ: dict | None = None) -> str | None:
     """The web login `USER:PASSWORD` from QA_AUTH (None when unset or empty)."""
     env = os.environ if environ is None else environ
     return env.get("QA_AUTH") or None
+
+
+def api_token_from_env(environ: dict | None = None) -> str | None:
+    """The bearer token the REST API and MCP accept, from QA_API_TOKEN (None when unset or empty)."""
+    env = os.environ if environ is None else environ
+    return env.get("QA_API_TOKEN") or None

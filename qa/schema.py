@@ -144,19 +144,21 @@ class Span:
 @dataclass(frozen=True)
 class Answer:
     """What `qa.ask` returns: the ranked passages, the sentence that best answers, and whether
-    the corpus supports an answer at all (`found`)."""
+    the corpus supports an answer at all (`found`), and why (`reason`)."""
 
     question: str
     passages: list[Hit] = field(default_factory=list)
     answer: Span | None = None
     found: bool = False
     source_changed: bool = False  # a cited file changed since it was indexed
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "found": self.found,
             "source_changed": self.source_changed,
+            "reason": self.reason,
             "answer": asdict(self.answer) if self.answer else None,
             "passages": [asdict(p) for p in self.passages],
         }

@@ -1,13 +1,16 @@
-"""Load and bad-input benchmarks of the web chat's `ask` endpoint.
+"""Load and bad-input benchmarks of the `qa serve` endpoints: Gradio's `ask` and the REST API's
+`POST /api/v1/search`.
 
-    python bench/speed/load.py                 # 50 clients x 20 questions -> bench/results/load.json
-    python bench/speed/load.py --fuzz 1000     # 1,000 generated bad inputs -> bench/results/fuzz.json
+    python bench/speed/load.py                 # 50 clients x 20 questions, each endpoint -> bench/results/load.json
+    python bench/speed/load.py --fuzz 1000 --endpoint gradio   # 1,000 generated bad inputs -> bench/results/fuzz.json
+    python bench/speed/load.py --endpoint rest # one endpoint only (gradio, rest or both)
 
-The server runs in its own process (`qa.frontends.web`, the real model, the default corpus indexed into a
-temporary folder), on a free 127.0.0.1 port; clients speak plain HTTP to Gradio's
-/gradio_api/call/ask (POST, then the event stream). Every reply is compared with a direct
-`Retriever.ask` in this process: the same dict, or the same error message. The run is bounded
-(per-request and overall time limits) and stops the server itself.
+The server runs in its own process (`qa.frontends.server.serve`, as `qa serve` runs it: the real
+model, the default corpus indexed into a temporary folder), on a free 127.0.0.1 port; clients speak
+plain HTTP: to Gradio's /gradio_api/call/ask (POST, then the event stream) and to /api/v1/search
+(one POST). The endpoints are measured one after the other against the same server in one run.
+Every reply is compared with a direct `Retriever.ask` in this process: the same dict, or the same
+error message. The run is bounded (per-request and overall time limits) and stops the server itself.
 """
 
 from __future__ import annotations
@@ -107,6 +110,27 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
 TOO_LARGE = "The request body is"
 
 
+def call_rest(http, base: str, question, k, timeout: float = 120.0) -> tuple[str, object, float]:
+    """One POST /api/v1/search: ("answer", dict, seconds), ("error", message, seconds) for a 400,
+    or ("dropped", detail, seconds) for anything else."""
+    started = time.perf_counter()
+    try:
+        r = http.post(f"{base}/api/v1/search", json={"question": question, "k": k}, timeout=timeout)
+        seconds = time.perf_counter() - started
+        if r.status_code == 200:
+            return "answer", r.json(), seconds
+        if r.status_code == 400:
+            return "error", r.json()["detail"], seconds
+        if r.status_code == 413:  # a body over qa.config.MAX_BODY_BYTES: a clear error, not a drop
+            return "error", r.json().get("error") or r.json().get("detail"), seconds
+        return "dropped", f"HTTP {r.status_code}: {r.text[:200]}", seconds
+    except Exception as exc:  # a benchmark records every failure instead of stopping
+        return "dropped", f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+
+
+CALLS = {"gradio": call_ask, "rest": call_rest}
+
+
 def expected(retriever, question, k) -> tuple[str, object]:
     """What the endpoint must reply, from a direct Retriever.ask (a body over the cap: HTTP 413,
     whose message starts "The request body is")."""
@@ -127,13 +151,13 @@ def expected(retriever, question, k) -> tuple[str, object]:
 
 def run_server(args) -> None:
     """`load.py serve ...`: the web app on 127.0.0.1, as `qa serve` runs it."""
-    from qa.frontends import web
+    from qa.frontends import server, web
     from qa.config import Settings
 
     if args.concurrency:
         web.CONCURRENCY = args.concurrency
     settings = Settings(corpus_dir=Path(args.corpus), index_dir=Path(args.index))
-    web.serve(settings, host="127.0.0.1", port=args.port, say=lambda m: print(m, flush=True))
+    server.serve(settings, host="127.0.0.1", port=args.port, say=lambda m: print(m, flush=True))
 
 
 class Server:
@@ -187,7 +211,8 @@ def questions() -> list[str]:
     return qs + EXTRA_QUESTIONS
 
 
-def run_load(args, retriever, server, http) -> dict:
+def run_load(args, retriever, server, http, endpoint: str = "gradio") -> dict:
+    call = CALLS[endpoint]
     pool = questions()
     work = [
         [(pool[(c * 7 + i) % len(pool)], (3, 5, 10)[(c + i) % 3]) for i in range(args.questions)]
@@ -207,11 +232,12 @@ def run_load(args, retriever, server, http) -> dict:
                     with lock:
                         results.append(("dropped", False, 0.0))
                     continue
-                kind, value, seconds = call_ask(c, server.base, question, k)
+                kind, value, seconds = call(c, server.base, question, k)
                 ok = (kind, value) == truth[(question, k)]
                 with lock:
                     results.append((kind, ok, seconds))
 
+    load_before = [round(x, 2) for x in os.getloadavg()]  # other work on the machine, for the reader
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.clients) as ex:
         list(ex.map(client, work))
@@ -223,6 +249,7 @@ def run_load(args, retriever, server, http) -> dict:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 4) if latencies else None
 
     return {
+        "endpoint": {"gradio": "POST /gradio_api/call/ask + event stream", "rest": "POST /api/v1/search"}[endpoint],
         "clients": args.clients,
         "questions_per_client": args.questions,
         "requests": total,
@@ -240,10 +267,13 @@ def run_load(args, retriever, server, http) -> dict:
             "mean": round(statistics.mean(latencies), 4) if latencies else None,
         },
         "server_alive_after": server.alive(),
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def run_fuzz(args, retriever, server, http) -> dict:
+def run_fuzz(args, retriever, server, http, endpoint: str = "gradio") -> dict:
+    call = CALLS[endpoint]
     counts = {"answer": 0, "error": 0, "wrong": 0, "dropped": 0}
     wrong_examples = []
     errors: dict[str, int] = {}
@@ -252,7 +282,7 @@ def run_fuzz(args, retriever, server, http) -> dict:
         if time.monotonic() > deadline:
             counts["dropped"] += 1
             continue
-        kind, value, _ = call_ask(http, server.base, question, k)
+        kind, value, _ = call(http, server.base, question, k)
         want = expected(retriever, question, k)
         if kind == "dropped":
             counts["dropped"] += 1
@@ -268,8 +298,9 @@ def run_fuzz(args, retriever, server, http) -> dict:
             if kind == "error":
                 key = value.split(":")[0] if value.startswith("The question") else value.split(",")[0]
                 errors[key] = errors.get(key, 0) + 1
-    final = call_ask(http, server.base, "Who leads the NCRI?", 5)
+    final = call(http, server.base, "Who leads the NCRI?", 5)
     return {
+        "endpoint": endpoint,
         "cases": args.fuzz,
         "seed": 6,
         **counts,
@@ -291,6 +322,8 @@ def main(argv=None) -> int:
     parser.add_argument("--questions", type=int, default=20, help="per client")
     parser.add_argument("--fuzz", type=int, default=0, metavar="N", help="run N bad-input cases instead of the load test")
     parser.add_argument("--concurrency", type=int, help="override qa.frontends.web.CONCURRENCY in the server")
+    parser.add_argument("--endpoint", choices=["gradio", "rest", "both"], default="both",
+                        help="which endpoint to drive (both: Gradio's ask, then /api/v1/search, in one run)")
     parser.add_argument("--corpus", default=str(ROOT / "corpus"))
     parser.add_argument("--index", help="an index of --corpus built with the default model (default: build one)")
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds before remaining requests count as dropped")
@@ -301,6 +334,7 @@ def main(argv=None) -> int:
         return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))  # measure this checkout's qa, as the server process does
     import httpx
 
     from qa.frontends import web
@@ -317,8 +351,20 @@ def main(argv=None) -> int:
         try:
             with httpx.Client() as http:
                 server.wait_ready(http)
-                call_ask(http, server.base, "warm up", 1)  # not measured
-                report = run_fuzz(args, retriever, server, http) if args.fuzz else run_load(args, retriever, server, http)
+                endpoints = ["gradio", "rest"] if args.endpoint == "both" else [args.endpoint]
+                run = run_fuzz if args.fuzz else run_load
+                results = {}
+                for endpoint in endpoints:
+                    CALLS[endpoint](http, server.base, "warm up", 1)  # not measured
+                    results[endpoint] = run(args, retriever, server, http, endpoint)
+                report = {"endpoints": results}
+                if not args.fuzz and len(results) == 2:
+                    g, r = results["gradio"], results["rest"]
+                    report["rest_vs_gradio"] = {
+                        "throughput_ratio": round(r["throughput_per_second"] / g["throughput_per_second"], 3),
+                        "p50_ratio": round(r["latency_seconds"]["p50"] / g["latency_seconds"]["p50"], 3),
+                        "p95_ratio": round(r["latency_seconds"]["p95"] / g["latency_seconds"]["p95"], 3),
+                    }
         finally:
             server.stop()
     report.update(
@@ -335,8 +381,9 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(report, indent=2, ensure_ascii=False))
-    bad = report.get("wrong", 0) + report.get("dropped", 0)
-    return 1 if bad or not report["server_alive_after"] else 0
+    parts = report["endpoints"].values()
+    bad = sum(part.get("wrong", 0) + part.get("dropped", 0) for part in parts)
+    return 1 if bad or not all(part["server_alive_after"] for part in parts) else 0
 
 
 if __name__ == "__main__":

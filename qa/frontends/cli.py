@@ -12,7 +12,7 @@ import sys
 import time
 
 from .._version import __version__
-from ..config import Settings, auth_from_env
+from ..config import Settings, api_token_from_env, auth_from_env
 from ..errors import BadInput, IndexCorrupt, QAError
 
 log = logging.getLogger("qa")
@@ -23,11 +23,12 @@ EPILOG = """examples:
   qa status                         which index, which model, is it up to date
   qa ask "Who leads the NCRI?"      answer in the terminal, with citations
   qa ask "Who leads the NCRI?" --json
-  qa serve                          web chat on http://127.0.0.1:7860
+  qa serve                          web chat, REST API (/api/v1) and MCP (/mcp) on http://127.0.0.1:7860
+  qa mcp                            MCP server on stdin/stdout, for a desktop assistant
   qa eval path/to/beir-folder --split test      nDCG@10, Recall@10/100, MRR@10
   qa eval questions.jsonl           hit@1/3/5, MRR, "not found" rates on the corpus
 
-environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them)."""
+environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them), QA_AUTH, QA_API_TOKEN."""
 
 
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
@@ -67,10 +68,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", metavar="PATTERN", help="only files matching (glob or part of the path); repeatable")
     _common(p)
 
-    p = sub.add_parser("serve", help="web chat (Gradio) on localhost")
+    p = sub.add_parser(
+        "serve",
+        help="web chat, REST API and MCP (HTTP) on localhost",
+        description="The web chat at /, the REST API at /api/v1 (docs at /api/v1/docs) and MCP over "
+        "streamable HTTP at /mcp, in one server. With --auth, all of them need the login; the API "
+        "and MCP also take `Authorization: Bearer $QA_API_TOKEN`.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
+    _common(p)
+
+    p = sub.add_parser(
+        "mcp",
+        help="MCP server on stdin/stdout (for a desktop assistant)",
+        description="Serve the tools search, read_source, list_sources and index_status over MCP's "
+        "stdio transport. The index must exist (`qa index`); the model loads at the first search.",
+    )
     _common(p)
 
     p = sub.add_parser("eval", help="measure retrieval on a BEIR folder or a QA .jsonl file")
@@ -252,7 +267,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .web import parse_auth, serve
+    from .server import parse_auth, serve
 
     settings = _settings(args)
     auth = args.auth or auth_from_env()
@@ -261,7 +276,14 @@ def cmd_serve(args) -> int:
         _ensure(settings)
     except IndexCorrupt:  # serve anyway: the chat names the damaged file and the fix
         pass
-    serve(settings, host=args.host, port=args.port, auth=auth, say=_say)
+    serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say)
+    return 0
+
+
+def cmd_mcp(args) -> int:
+    from .mcp_server import run_stdio
+
+    run_stdio(_settings(args))
     return 0
 
 
@@ -296,7 +318,7 @@ def cmd_status(args) -> int:
         "damaged": problem,
     }[state]
     print(f"index:    {info['generation'] or settings.index_dir}")
-    if manifest:
+    if info["generation"]:
         print(f"model:    {info['model']}")
         skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
         print(f"passages: {info['passages']} from {info['files']} files{skipped}")
@@ -312,7 +334,8 @@ def cmd_status(args) -> int:
     return 1 if problem else 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "status": cmd_status, "eval": cmd_eval}
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "status": cmd_status,
+            "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the chat reports nothing anywhere
     try:
         return COMMANDS[args.command](args)
     except QAError as exc:

@@ -1,9 +1,9 @@
 """The web chat: a Gradio app over `qa.retriever`, plus a source viewer served by the same server.
 
-`build_app()` returns the Gradio Blocks without launching it; `launch()` starts it on a port
-(127.0.0.1 by default) with the viewer route, the theme and the queue settings; `serve()` is what
-`qa serve` runs. The app exposes one public API endpoint, `ask` (question, k), that returns
-exactly the dict `qa ask --json` prints.
+`build_app()` returns the Gradio Blocks without launching it, with the viewer route in its
+`qa_routes`; `server.create_app()` mounts it (with `theme()`, `CSS` and `HEAD`) beside the REST
+API and MCP. The app exposes one public API endpoint, `ask` (question, k), that returns exactly
+the dict `qa ask --json` prints.
 
 Safety: every piece of corpus text and every question is HTML-escaped before it reaches a page
 (`render.escape`); the viewer only shows files of the index's corpus (no `..`, no absolute path,
@@ -17,19 +17,17 @@ import hashlib
 import html
 import json
 import logging
-import os
 import secrets
-from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import quote
 
 from ..config import Settings
 from ..errors import BadInput, QAError
 from ..render import escape, render_html
+from .service import NotInCorpus, resolve_source  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_K = 5
 MAX_UI_K = 20
 # The model is CPU-bound and shared (loaded once per process). With 50 clients on 2 cores, 4
@@ -110,7 +108,7 @@ HEAD = """<style>
 </style>"""
 
 
-def _theme():
+def theme():
     """Gradio's Soft theme with system fonts only: the stock themes load Google Fonts."""
     import gradio as gr
 
@@ -135,38 +133,6 @@ def source_url(item) -> str:
     if start is not None and end is not None:
         url += f"&mark={start}-{end}"
     return url + f"#L{item.start_line}"
-
-
-class NotInCorpus(BadInput):
-    """A viewer request for a path that is not a file of the corpus."""
-
-
-def resolve_source(corpus_dir: Path, files: dict | set | list, requested: str) -> Path:
-    """The file of the corpus named by `requested` (a corpus-relative POSIX path).
-
-    Only paths the index knows (`files`) are served, and only when the real path (symlinks
-    followed) lies inside the corpus folder.
-
-    Raises:
-        NotInCorpus: empty, absolute, `..`, backslash or NUL in the path, unknown to the index,
-            missing, or leading out of the corpus.
-    """
-    refuse = NotInCorpus(f"{requested!r} is not a file of the corpus.")
-    if not requested or "\x00" in requested or "\\" in requested:
-        raise refuse
-    pure = PurePosixPath(requested)
-    if pure.is_absolute() or any(part in ("..", ".", "") for part in requested.split("/")):
-        raise refuse
-    if requested not in files:
-        raise refuse
-    root = Path(corpus_dir).resolve()
-    try:
-        real = (root / pure).resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise refuse from None
-    if not real.is_relative_to(root) or not real.is_file():
-        raise refuse
-    return real
 
 
 def _parse_range(value: str | None) -> tuple[int, int] | None:
@@ -368,7 +334,7 @@ def build_app(settings: Settings, retriever=None):
         retriever: a loaded `Retriever` to use for every question; by default the process-wide
             one of `qa.retriever.default_retriever`, which reloads when the index on disk is replaced.
     Returns:
-        A `gr.Blocks` whose `qa_routes` attribute holds the viewer route for `launch()`.
+        A `gr.Blocks` whose `qa_routes` attribute holds the viewer route (for `server.create_app`).
     """
     import gradio as gr
 
@@ -380,11 +346,11 @@ def build_app(settings: Settings, retriever=None):
         get_retriever = lambda: default_retriever(settings, build_if_missing=False)  # noqa: E731
     try:
         current = get_retriever()
+        manifest = current.manifest  # (a live retriever loads here)
+        examples = _examples(manifest) or _section_examples(current)
     except QAError as exc:  # a damaged index: serve anyway, each question shows why (and the fix)
         log.warning("%s", exc)
-        current = None
-    manifest = current.manifest if current else {}
-    examples = (_examples(manifest) or _section_examples(current)) if current else []
+        current, manifest, examples = None, {}, []
 
     def ask(question: str, k: int = DEFAULT_K) -> dict:
         """Answer `question` with the `k` best passages of the corpus: the same JSON object as
@@ -482,122 +448,3 @@ def build_app(settings: Settings, retriever=None):
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     demo.qa_routes = [_viewer_route(settings, get_retriever)]
     return demo
-
-
-# --- launching ------------------------------------------------------------------------------
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over `qa.config.MAX_BODY_BYTES` gets HTTP 413 with the
-    message of `qa.limits.check_body_size`, before any handler sees it (bodies without a
-    Content-Length are read up to the cap, then replayed)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
-            return await self.app(scope, receive, send)
-        from ..config import MAX_BODY_BYTES
-        from ..errors import RequestTooLarge
-        from ..limits import check_body_size
-
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        messages, size = [], 0
-        try:
-            if length is not None and length.isdigit():
-                check_body_size(int(length))
-            else:
-                while True:
-                    message = await receive()
-                    messages.append(message)
-                    size += len(message.get("body", b""))
-                    check_body_size(size)
-                    if message["type"] != "http.request" or not message.get("more_body"):
-                        break
-        except RequestTooLarge as exc:
-            body = json.dumps({"error": str(exc), "limit_bytes": MAX_BODY_BYTES}).encode()
-            await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            return await send({"type": "http.response.body", "body": body})
-        if not messages:
-            return await self.app(scope, receive, send)
-
-        async def replay():
-            return messages.pop(0) if messages else await receive()
-
-        return await self.app(scope, replay, send)
-
-
-def parse_auth(auth: str | None) -> tuple[str, str] | None:
-    """'USER:PASSWORD' as a pair. Raises BadInput when the form is wrong."""
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise BadInput("--auth (QA_AUTH) must look like USER:PASSWORD, both non-empty.")
-    return user, password
-
-
-def launch(demo, host: str = "127.0.0.1", port: int | None = 7860, auth: str | None = None,
-           block: bool = True, quiet: bool = False):
-    """Start `demo` (from `build_app`) with the viewer route, our theme and no share link.
-
-    Returns:
-        The local URL (when `block` is False, the server runs in a background thread; stop it
-        with `demo.close()`).
-    """
-    from starlette.middleware import Middleware
-
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        _, url, _ = demo.launch(
-            server_name=host,
-            server_port=port,
-            auth=parse_auth(auth),
-            share=False,
-            prevent_thread_lock=True,
-            quiet=quiet,
-            show_error=True,
-            footer_links=["api"],
-            theme=_theme(),
-            css=CSS,
-            head=HEAD,
-            app_kwargs={"routes": list(getattr(demo, "qa_routes", [])), "middleware": [Middleware(BodyLimit)]},
-            ssr_mode=False,
-            pwa=False,
-            mcp_server=False,
-            state_session_capacity=STATE_SESSIONS,
-        )
-    except OSError as exc:  # Gradio: "Cannot find empty port ..."
-        raise QAError(f"Cannot serve on {host}:{port} ({exc}). Is another server on that port? Pass --port.") from exc
-    if block:
-        demo.block_thread()
-    return url
-
-
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          say: Callable[[str], None] = log.warning) -> None:
-    """Serve the chat until interrupted (what `qa serve` runs).
-
-    Raises:
-        BadInput: a malformed `auth`.
-        QAError: no usable index.
-    """
-    parse_auth(auth)
-    if host not in LOCAL_HOSTS:
-        say(
-            f"Warning: serving on {host}, reachable from other machines"
-            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth USER:PASSWORD")
-            + "."
-        )
-    demo = build_app(settings)
-    from ..retriever import default_retriever
-
-    try:
-        default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
-    except QAError as exc:
-        say(f"qa: {exc} Serving anyway: the chat shows this message until the index is repaired.")
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    say(f"qa: web chat on http://{shown}:{port}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
-    launch(demo, host=host, port=port, auth=auth, block=True, quiet=True)

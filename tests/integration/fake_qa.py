@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # the repository (qa)
 sys.path.insert(0, str(HERE.parent))  # tests/ (conftest)
 
 import qa.build  # noqa: E402
+import qa.retriever  # noqa: E402
 import qa.store.local.generations as generations  # noqa: E402
 from conftest import FakeEmbedder  # noqa: E402
 
@@ -55,6 +56,7 @@ def wrap(module, name, point, after=True, when=lambda *a: True):
 
 embedder = PausingEmbedder()
 qa.build.get_embedder = lambda name: embedder
+qa.retriever.get_embedder = lambda name: embedder  # ask, serve and mcp answer with it too
 wrap(generations, "write_sqlite", "sqlite")
 wrap(generations, "_fsync_tree", "fsync", after=False)
 wrap(generations.os, "rename", "rename", when=lambda src, dst: Path(dst).name.startswith("gen-"))

@@ -101,7 +101,7 @@ def test_help_lists_every_command():
     # (that --help imports no heavy module is tested in test_imports.py)
     result = _run("--help")
     assert result.returncode == 0
-    for command in ("index", "ask", "serve", "status", "eval"):
+    for command in ("index", "ask", "serve", "mcp", "status", "eval"):
         assert f"\n    {command} " in result.stdout
 
 

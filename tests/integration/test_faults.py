@@ -535,13 +535,15 @@ def test_server_stays_up_on_a_damaged_index_and_says_what_to_do(settings, fake_e
     build_index(settings, embedder=fake_embedder)
     path = current_generation(settings.index_dir) / "passages.faiss"
     damage(path, "zeroed")
-    demo, url = start(settings)  # starts although the index is damaged
+    demo, url = start(settings)  # starts although the index is damaged (demo: the running server)
     try:
         client = Client(url, verbose=False)
         with pytest.raises(AppError) as info:
             client.predict("When are the roses watered?", 3, api_name="/ask")
         assert str(info.value).startswith(f"Index file {path} is damaged") and "Run `qa index --full`" in str(info.value)
-        _, history = _chat(demo)("When are the roses watered?", [], 3, [])
+        from qa.frontends.web import build_app
+
+        _, history = _chat(build_app(settings))("When are the roses watered?", [], 3, [])
         assert html.unescape(history[-1]["content"]) == (
             f'<div class="qa-reply"><div class="qa-notfound">Index file {path} is damaged (it starts with zeros). '
             "Run `qa index --full` to rebuild it.</div></div>")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["torch", "sentence_transformers", "transformers", "gradio", "faiss", "onnxruntime"]
+HEAVY = ["torch", "sentence_transformers", "transformers", "gradio", "faiss", "onnxruntime", "fastapi", "uvicorn",
+         "starlette", "mcp", "pydantic"]
 REPORT = f"import json, sys; print('\\nLOADED=' + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
 
 
@@ -37,6 +38,12 @@ def test_help_loads_no_heavy_module():
 def test_ask_help_loads_no_heavy_module():
     code = "from qa.frontends.cli import main\ntry:\n    main(['ask', '--help'])\nexcept SystemExit:\n    pass"
     assert _loaded(code) == []
+
+
+def test_mcp_and_serve_help_load_no_heavy_module():
+    for command in ("mcp", "serve"):
+        code = f"from qa.frontends.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n    pass"
+        assert _loaded(code) == [], command
 
 
 @pytest.mark.model

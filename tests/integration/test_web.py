@@ -13,11 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qa.frontends import server as qserver
 from qa.frontends import web
 from qa.render import render_html, to_json
 from qa.build import build_index
 from qa.retriever import Retriever
 from qa.config import MAX_BODY_BYTES, Settings
+from qa.errors import QAError
 
 from conftest import DATA, FakeEmbedder, patch_embedder
 
@@ -36,10 +38,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(settings: Settings, retriever=None, auth: str | None = None):
-    demo = web.build_app(settings, retriever)
-    url = web.launch(demo, host="127.0.0.1", port=free_port(), auth=auth, block=False, quiet=True)
-    return demo, url
+def start(settings: Settings, retriever=None, auth: str | None = None, api_token: str | None = None):
+    """The whole `qa serve` app (chat, REST API, MCP) on a free 127.0.0.1 port: (running, url)."""
+    running = qserver.start(qserver.create_app(settings, retriever, auth=auth, api_token=api_token))
+    return running, running.url
 
 
 def make_corpus(base: Path) -> Path:
@@ -56,17 +58,21 @@ def make_corpus(base: Path) -> Path:
     return corpus
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A FakeEmbedder index of make_corpus(), served on a free port: (url, retriever, settings)."""
-    base = tmp_path_factory.mktemp("web")
+def fake_index(base: Path) -> tuple[Settings, Retriever]:
+    """make_corpus(base) indexed with the FakeEmbedder: its settings and a loaded retriever."""
     settings = Settings(corpus_dir=make_corpus(base), index_dir=base / "index", model=FakeEmbedder.name)
     embedder = FakeEmbedder()
     build_index(settings, embedder=embedder)
-    retriever = Retriever.load(settings.index_dir, embedder=embedder)
-    demo, url = start(settings, retriever)
+    return settings, Retriever.load(settings.index_dir, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A FakeEmbedder index of make_corpus(), served on a free port: (url, retriever, settings)."""
+    settings, retriever = fake_index(tmp_path_factory.mktemp("web"))
+    running, url = start(settings, retriever)
     yield url, retriever, settings
-    demo.close()
+    running.close()
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +301,7 @@ def test_auth_protects_api_ui_and_viewer(server):
     from gradio_client.exceptions import AuthenticationError
 
     _, retriever, settings = server
-    demo, url = start(settings, retriever, auth="ann:s3cret")
+    running, url = start(settings, retriever, auth="ann:s3cret")
     try:
         assert httpx.get(url + "source", params={"file": "garden.txt"}).status_code == 401
         assert httpx.get(url + "config").status_code == 401
@@ -310,30 +316,45 @@ def test_auth_protects_api_ui_and_viewer(server):
             response = http.get(url + "source", params={"file": "garden.txt", "lines": "7"})
             assert response.status_code == 200 and '<div class="line hl" id="L7">' in response.text
     finally:
-        demo.close()
+        running.close()
 
 
 def test_parse_auth():
-    assert web.parse_auth("ann:pa:ss") == ("ann", "pa:ss")
-    assert web.parse_auth(None) is None
+    assert qserver.parse_auth("ann:pa:ss") == ("ann", "pa:ss")
+    assert qserver.parse_auth(None) is None
     for bad in ("ann", ":pw", "ann:"):
         with pytest.raises(ValueError, match="USER:PASSWORD"):
-            web.parse_auth(bad)
+            qserver.parse_auth(bad)
 
 
-def test_serve_warns_for_other_hosts_and_never_shares(monkeypatch, settings, fake_embedder):
+def test_serve_warns_for_other_hosts(monkeypatch, settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
     patch_embedder(monkeypatch, fake_embedder)
-    launched = []
-    monkeypatch.setattr(web, "launch", lambda demo, **kw: launched.append(kw))
+    bound, ran = [], []
+    monkeypatch.setattr(qserver, "bind", lambda host, port: bound.append((host, port)) or "socket")
+    monkeypatch.setattr(qserver, "_uvicorn", lambda app: type("Stub", (), {"run": lambda self, sockets: ran.append(sockets)})())
     said = []
-    web.serve(settings, host="0.0.0.0", port=8123, auth=None, say=said.append)
+    qserver.serve(settings, host="0.0.0.0", port=8123, auth=None, say=said.append)
     assert said[0].startswith("Warning: serving on 0.0.0.0, reachable from other machines; anyone")
     assert said[1].startswith("qa: web chat on http://127.0.0.1:8123")
-    assert launched == [{"host": "0.0.0.0", "port": 8123, "auth": None, "block": True, "quiet": True}]
+    assert said[2] == "    REST API http://127.0.0.1:8123/api/v1 (docs http://127.0.0.1:8123/api/v1/docs), MCP http://127.0.0.1:8123/mcp"
+    assert bound == [("0.0.0.0", 8123)] and ran == [["socket"]]
     said.clear()
-    web.serve(settings, host="127.0.0.1", port=8123, auth="a:b", say=said.append)
-    assert said == ["qa: web chat on http://127.0.0.1:8123 (login required)  (Ctrl+C to stop)"]
+    qserver.serve(settings, host="127.0.0.1", port=8123, auth="a:b", api_token="t0k", say=said.append)
+    assert said[0] == "qa: web chat on http://127.0.0.1:8123 (login required)  (Ctrl+C to stop)"
+    said.clear()
+    qserver.serve(settings, host="127.0.0.1", port=8123, api_token="t0k", say=said.append)
+    assert said[0] == "Note: QA_API_TOKEN protects /api/v1 and /mcp; the chat has no login without --auth."
+
+
+def test_serve_says_when_the_port_is_taken(settings, fake_embedder):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(QAError, match=rf"Cannot serve on 127.0.0.1:{port} \(Address already in use\)\. "
+                                          "Is another server on that port\? Pass another --port\."):
+            qserver.serve(settings, host="127.0.0.1", port=port)
 
 
 def test_cli_serve_rejects_malformed_auth(monkeypatch, settings, fake_embedder, capsys):
@@ -351,7 +372,7 @@ def test_running_server_picks_up_a_rebuilt_index(monkeypatch, settings, fake_emb
 
     patch_embedder(monkeypatch, fake_embedder)
     build_index(settings, embedder=fake_embedder)
-    demo, url = start(settings)  # no retriever: api.default_retriever, reloaded on a new index
+    running, url = start(settings)  # no retriever: api.default_retriever, reloaded on a new index
     try:
         client = Client(url, verbose=False)
         first = client.predict("lighthouse keeper Agnes", 1, api_name="/ask")
@@ -366,7 +387,7 @@ def test_running_server_picks_up_a_rebuilt_index(monkeypatch, settings, fake_emb
         page = httpx.get(url + "source", params={"file": "keeper.txt", "lines": "3"})
         assert page.status_code == 200 and '<div class="line hl" id="L3">' in page.text
     finally:
-        demo.close()
+        running.close()
 
 
 # --- the real model --------------------------------------------------------------------------
@@ -377,11 +398,11 @@ def test_real_model_who_leads_the_ncri(default_corpus_index, real_embedder):
     from gradio_client import Client
 
     retriever = Retriever.load(default_corpus_index.index_dir, embedder=real_embedder)
-    demo, url = start(default_corpus_index, retriever)
+    running, url = start(default_corpus_index, retriever)
     try:
         result = Client(url, verbose=False).predict("Who leads the NCRI?", 5, api_name="/ask")
     finally:
-        demo.close()
+        running.close()
     assert result == retriever.ask("Who leads the NCRI?", 5).to_dict()
     cited = result["passages"][0]  # the right passage first, with its lines cited
     assert (cited["section"], cited["start_line"], cited["end_line"]) == ("President-elect of the NCRI", 16, 16)
@@ -398,11 +419,11 @@ def test_viewer_shows_the_text_the_citations_refer_to_for_html(settings, fake_em
     retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
     hit = retriever.ask("When does the bell ring?", 5, sources=["bells.html"]).passages[0]
     assert hit.source == "bells.html"
-    demo, url = start(settings, retriever)
+    running, url = start(settings, retriever)
     try:
         page = httpx.get(url + web.source_url(hit).split("#")[0]).text
     finally:
-        demo.close()
+        running.close()
     body = page.split("<main", 1)[1]
     assert "<mark>The bell rings at noon every day.</mark>" in body
     assert "&lt;p&gt;" not in body and "alert(5)" not in body  # extracted text, not the markup

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from qa.answer import FoundRule, supported, word_coverage
+from qa.answer import FoundRule, found_reason, supported, word_coverage
 from qa.render import render_text, to_json
 from qa.build import build_index
 from qa.retriever import Retriever
@@ -43,6 +43,23 @@ def test_supported_by_dense_threshold_or_words():
     assert not supported("When are the tulips planted watered?", hits, _parts([0.35]), params)
     # too far below for words to matter
     assert not supported("When are the roses watered?", hits, _parts([0.25]), params)
+
+
+def test_found_reason_says_why_in_checkable_terms():
+    params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
+    hits = [_hit("The roses are watered at six.")]
+    assert found_reason("When are the roses watered?", hits, _parts([0.2, 0.55]), params) == (
+        True, "a passage is close in meaning to the question (similarity 0.55, at least 0.50)"
+    )
+    assert found_reason("When are the roses watered?", hits, _parts([0.35]), params) == (
+        True, "a top passage holds 100% of the question's words, with similarity 0.35 (at least 0.30)"
+    )
+    assert found_reason("When are the tulips planted watered?", hits, _parts([0.35]), params) == (
+        False,
+        "no passage is close in meaning (best similarity 0.35, below 0.50) "
+        "and no top passage holds 50% of the question's words (33% at most)",
+    )
+    assert found_reason("roses", [], _parts([]), params) == (False, "no passage to search")
 
 
 def test_supported_ignores_passages_outside_the_source_filter():
