@@ -87,7 +87,7 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
     try:
         r = http.post(f"{base}/gradio_api/call/ask", json={"data": [question, k]}, timeout=timeout)
         if r.status_code == 413:  # a body over qa.config.MAX_BODY_BYTES: a clear error, not a drop
-            return "error", r.json().get("error"), time.perf_counter() - started
+            return "error", r.json().get("detail"), time.perf_counter() - started
         if r.status_code != 200:
             return "dropped", f"HTTP {r.status_code}: {r.text[:200]}", time.perf_counter() - started
         event_id = r.json()["event_id"]

@@ -135,7 +135,8 @@ class BodyLimit:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH") or \
+                scope.get("path", "").startswith("/api/"):  # the REST API has its own cap (rest.py)
             return await self.app(scope, receive, send)
         import json
 
@@ -157,7 +158,7 @@ class BodyLimit:
                     if message["type"] != "http.request" or not message.get("more_body"):
                         break
         except RequestTooLarge as exc:
-            body = json.dumps({"error": str(exc), "detail": str(exc), "limit_bytes": MAX_BODY_BYTES}).encode()
+            body = json.dumps({"error": "too_large", "detail": str(exc), "limit_bytes": MAX_BODY_BYTES}).encode()
             await send({"type": "http.response.start", "status": 413,
                         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
             return await send({"type": "http.response.body", "body": body})

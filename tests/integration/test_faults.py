@@ -551,7 +551,7 @@ def test_server_stays_up_on_a_damaged_index_and_says_what_to_do(settings, fake_e
             client.predict("x" * (MAX_QUESTION_CHARS + 1), 3, api_name="/ask")
         assert str(info.value).startswith(f"The question is {MAX_QUESTION_CHARS + 1:,} characters long")
         big = httpx.post(url + "gradio_api/call/ask", json={"data": ["x" * MAX_BODY_BYTES, 3]})
-        assert big.status_code == 413 and big.json()["error"].startswith("The request body is ")
+        assert big.status_code == 413 and big.json()["detail"].startswith("The request body is ")
         ok = httpx.post(url + "gradio_api/call/ask", json={"data": ["roses", 3]})
         assert ok.status_code == 200 and "event_id" in ok.json()
         build_index(settings, embedder=fake_embedder, full=True)  # the fix the message names
