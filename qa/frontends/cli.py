@@ -13,7 +13,7 @@ import time
 
 from .._version import __version__
 from ..config import Settings, api_token_from_env
-from ..errors import BadInput, QAError
+from ..errors import BadInput, IndexCorrupt, QAError
 
 log = logging.getLogger("qa")
 
@@ -101,6 +101,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="which index is there, and whether the corpus changed since")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verify", action="store_true",
+                   help="check the sha256 of every index file (a quick check of sizes and samples is always made)")
     _common(p)
     return parser
 
@@ -251,11 +253,11 @@ def _ensure(settings: Settings) -> None:
 
 
 def cmd_ask(args) -> int:
+    from ..limits import validate_request
     from ..render import render_text, to_json
-    from ..retriever import Retriever, check_k, check_question
+    from ..retriever import Retriever
 
-    question = check_question(args.question)
-    k = check_k(args.k)
+    question, k, _ = validate_request(args.question, args.k, args.source)  # before any index work
     settings = _settings(args)
     _ensure(settings)
     retriever = Retriever.load(settings=settings)
@@ -306,7 +308,10 @@ def cmd_serve(args) -> int:
     settings = _settings(args)
     auth = _auth(args, settings)
     parse_auth(auth)  # a malformed login is refused before any index work
-    _ensure(settings)
+    try:
+        _ensure(settings)
+    except IndexCorrupt:  # serve anyway: the chat names the damaged file and the fix
+        pass
     serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say,
           allowed_hosts=args.allowed_hosts)
     return 0
@@ -336,16 +341,18 @@ def cmd_status(args) -> int:
     from ..build import status
 
     settings = _settings(args)
-    info = status(settings)
-    state, changes = info["state"], info["changes"]
+    info = status(settings, verify=args.verify)
+    state, changes, problem = info["state"], info["changes"], info.get("problem")
+    manifest = info["model"] is not None
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return 1 if problem else 0
     meaning = {
         "ok": "up to date with the corpus",
         "stale": f"{settings.corpus_dir}/ changed since the build: run `qa index`",
         "missing": "no index: run `qa index`",
         "model": f"built with another model than {settings.model!r}: run `qa index`",
+        "damaged": problem,
     }[state]
     print(f"index:    {info['generation'] or settings.index_dir}")
     if info["generation"]:
@@ -359,7 +366,9 @@ def cmd_status(args) -> int:
             if changes[kind]:
                 shown = ", ".join(changes[kind][:5]) + (" ..." if len(changes[kind]) > 5 else "")
                 print(f"  {kind + ':':9}{len(changes[kind])} ({shown})")
-    return 0
+    if args.verify and not problem:
+        print("verified: every index file matches its sha256")
+    return 1 if problem else 0
 
 
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "status": cmd_status,

@@ -128,6 +128,51 @@ class _ASGI:
         await self.fn(scope, receive, send)
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over `qa.config.MAX_BODY_BYTES` gets HTTP 413 with the
+    message of `qa.limits.check_body_size`, before any handler sees it (bodies without a
+    Content-Length are read up to the cap, then replayed)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH") or \
+                scope.get("path", "").startswith("/api/"):  # the REST API has its own cap (rest.py)
+            return await self.app(scope, receive, send)
+        import json
+
+        from ..config import MAX_BODY_BYTES
+        from ..errors import RequestTooLarge
+        from ..limits import check_body_size
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        messages, size = [], 0
+        try:
+            if length is not None and length.isdigit():
+                check_body_size(int(length))
+            else:
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    size += len(message.get("body", b""))
+                    check_body_size(size)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        break
+        except RequestTooLarge as exc:
+            body = json.dumps({"error": "too_large", "detail": str(exc), "limit_bytes": MAX_BODY_BYTES}).encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+        if not messages:
+            return await self.app(scope, receive, send)
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+
 def create_app(settings: Settings, retriever=None, *, auth: str | None = None, api_token: str | None = None,
                host: str = "127.0.0.1", concurrency: int | None = None, allowed_hosts: Sequence[str] = (),
                login_backoff: LoginBackoff | None = None):
@@ -185,6 +230,7 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
     # answers every path not matched above).
     rest.add_not_found(app, guard)
     demo = web.build_app(settings, live)
+    demo.state_session_capacity = web.STATE_SESSIONS  # see web.STATE_SESSIONS
     gr.mount_gradio_app(
         app,
         demo,
@@ -201,6 +247,7 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
         mcp_server=False,
     )
     guard.gradio_app = app.routes[-1].app  # the Gradio app just mounted: its login cookies count
+    app.add_middleware(BodyLimit)  # an oversized body reaches no front end
     # Outermost, before any route: the Host check (DNS rebinding), Gradio's upload closed, the
     # back-off after failed logins (`qa.security`).
     for cls, kwargs in reversed(protections(host, allowed_hosts, login_backoff)):
@@ -286,7 +333,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     from ..retriever import default_retriever
 
     app = create_app(settings, auth=auth, api_token=api_token, host=host, allowed_hosts=allowed_hosts)
-    default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
+    try:
+        default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
+    except QAError as exc:
+        say(f"qa: {exc} Serving anyway: the chat shows this message until the index is repaired.")
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     say(f"qa: web chat on {base}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
 import secrets
 from typing import Callable
@@ -36,6 +37,11 @@ MAX_UI_K = 20
 CONCURRENCY = 4
 QUEUE_SIZE = 512
 SHOWN_QUESTION_CHARS = 2000
+# Gradio keeps a SessionState (a copy of every component's config, tens of KB) per session, and
+# every API call is a new session: at its default of 10,000 sessions a server's RSS grew 40% in
+# a 10-minute soak (bench/soak.py). The chat keeps no server-side state (no gr.State), so a few
+# hundred recent sessions are plenty.
+STATE_SESSIONS = 256
 
 NCRI_EXAMPLES = [
     "Who leads the NCRI?",
@@ -62,6 +68,7 @@ CSS = """
 .qa-notfound { font-weight: 600; padding: 0.4rem 0.8rem; border-left: 4px solid #b45309;
   background: #fffbeb; color: #111827; border-radius: 6px; }
 .qa-closest summary { cursor: pointer; margin: 0.5rem 0; }
+.qa-stale { font-size: 0.85em; font-weight: 600; color: #92400e; background: #fffbeb; padding: 0.1rem 0.3rem; }
 .qa-card a, .qa-answer a { color: #1d4ed8; text-decoration: underline; }
 .qa-card a:focus, .qa-answer a:focus { outline: 3px solid #f59e0b; outline-offset: 1px; }
 #qa-header h1 { margin-bottom: 0; }
@@ -142,35 +149,58 @@ def _parse_range(value: str | None) -> tuple[int, int] | None:
     return (start, end) if 0 <= start <= end else None
 
 
-def render_source_page(source: str, text: str, lines: tuple[int, int] | None, mark: tuple[int, int] | None,
-                       changed: bool, nonce: str) -> str:
-    """The viewer page: every line numbered and anchored (#L12), the cited lines highlighted,
-    the cited sentence marked; all text escaped. `nonce` lets only our own script run."""
-    out = []
-    offset = 0
-    first, last = lines or (0, -1)
-    for number, line in enumerate(text.split("\n"), start=1):
-        start, end = offset, offset + len(line)
-        offset = end + 1
-        body = line
-        if mark and mark[0] < end and mark[1] > start:
-            a, b = max(mark[0], start) - start, min(mark[1], end) - start
-            body = f"{html.escape(line[:a])}<mark>{html.escape(line[a:b])}</mark>{html.escape(line[b:])}"
+def indexed_segments(passages) -> list[tuple[int, int, str]]:
+    """The text of a file as it was indexed, from its stored passages: (first line, start char,
+    text) of each run of overlapping or touching passages, in file order."""
+    segments: list[list] = []
+    for p in sorted(passages, key=lambda p: p.start_char):
+        if segments and p.start_char <= segments[-1][1] + len(segments[-1][2]):
+            line, start, text = segments[-1]
+            segments[-1][2] = text + p.text[start + len(text) - p.start_char :]
         else:
-            body = html.escape(line)
-        cls = "line hl" if first <= number <= last else "line"
-        out.append(
-            f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
-            f"{number}</a><span class=\"tx\">{body or ' '}</span></div>"
-        )
+            segments.append([p.start_line, p.start_char, p.text])
+    return [tuple(s) for s in segments]
+
+
+def render_source_page(source: str, text: str, lines: tuple[int, int] | None, mark: tuple[int, int] | None,
+                       changed: bool, nonce: str, segments: list[tuple[int, int, str]] | None = None) -> str:
+    """The viewer page: every line numbered and anchored (#L12), the cited lines highlighted,
+    the cited sentence marked; all text escaped. `nonce` lets only our own script run.
+
+    `changed`: the file differs from what was indexed; then `segments` (see `indexed_segments`)
+    are shown instead of `text`, with a note, or, without segments, the note says the indexed
+    text cannot be shown."""
+    out = []
+    first, last = lines or (0, -1)
+    parts = segments if changed and segments else [(1, 0, text)]
+    for i, (first_line, offset, part) in enumerate(parts):
+        if i:
+            out.append('<div class="line gap"><span class="ln">…</span><span class="tx">(not indexed)</span></div>')
+        for number, line in enumerate(part.split("\n"), start=first_line):
+            start, end = offset, offset + len(line)
+            offset = end + 1
+            if mark and mark[0] < end and mark[1] > start:
+                a, b = max(mark[0], start) - start, min(mark[1], end) - start
+                body = f"{html.escape(line[:a])}<mark>{html.escape(line[a:b])}</mark>{html.escape(line[b:])}"
+            else:
+                body = html.escape(line)
+            cls = "line hl" if first <= number <= last else "line"
+            out.append(
+                f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
+                f"{number}</a><span class=\"tx\">{body or ' '}</span></div>"
+            )
     title = html.escape(source)
     cited = (f"line {first}" if first == last else f"lines {first}–{last}") if lines else "whole file"
-    note = (
-        '<p class="warn">This file changed since the index was built: the cited lines may have moved. '
-        "Run <code>qa index</code> to refresh.</p>"
-        if changed
-        else ""
-    )
+    note = ""
+    if changed:
+        shown = (
+            "Shown below: the text as it was indexed (its passages), so the citation still points at what was cited."
+            if segments
+            else "The indexed text cannot be shown (no stored passage of this file): below is the file as it is now, "
+            "where the cited lines may have moved."
+        )
+        note = f'<p class="warn">This file changed since it was indexed; run <code>qa index</code>. {shown}</p>'
+
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -189,6 +219,7 @@ main {{ font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; f
 .hl {{ background: #dbeafe; box-shadow: inset 4px 0 #1d4ed8; }}
 .hl .ln {{ color: #1e3a8a; font-weight: 700; }}
 mark {{ background: #fde047; color: #111827; }}
+.gap .tx {{ color: #6b7280; font-style: italic; }}
 :target {{ scroll-margin-top: 5rem; }}
 </style></head>
 <body><header><h1>{title}</h1><p>{cited} highlighted</p></header>{note}
@@ -231,16 +262,25 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
         if not _authorised(request):
             return page(401, "Log in first: open the chat page and sign in.")
         requested = request.query_params.get("file", "")
+        segments = None
         try:
             retriever = get_retriever()
             files = retriever.manifest.get("files", {})
+            if requested in files:
+                segments = indexed_segments(retriever.passages_of(requested))
             path = resolve_source(settings.corpus_dir, files, requested)
             data = path.read_bytes()
             text = read_source(path, requested).text
         except NotInCorpus as exc:
-            return page(404, str(exc))
+            if segments:  # indexed, then removed from the corpus: show what was indexed
+                data, text = b"", ""
+            else:
+                return page(404, str(exc))
         except BadInput as exc:
-            return page(404, str(exc))
+            if segments:
+                data, text = b"", ""
+            else:
+                return page(404, str(exc))
         except QAError as exc:
             return page(503, str(exc))
         except OSError:
@@ -254,6 +294,7 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
             _parse_range(request.query_params.get("mark")),
             changed,
             nonce,
+            segments,
         )
         return HTMLResponse(body, headers=_viewer_headers(nonce))
 
@@ -304,15 +345,20 @@ def build_app(settings: Settings, retriever=None):
         get_retriever = lambda: retriever  # noqa: E731
     else:
         get_retriever = lambda: default_retriever(settings, build_if_missing=False)  # noqa: E731
-    current = get_retriever()
-    manifest = current.manifest
-    examples = _examples(manifest) or _section_examples(current)
+    try:
+        current = get_retriever()
+        manifest = current.manifest  # (a live retriever loads here)
+        examples = _examples(manifest) or _section_examples(current)
+    except QAError as exc:  # a damaged index: serve anyway, each question shows why (and the fix)
+        log.warning("%s", exc)
+        current, manifest, examples = None, {}, []
 
     def ask(question: str, k: int = DEFAULT_K) -> dict:
         """Answer `question` with the `k` best passages of the corpus: the same JSON object as
         `qa ask --json` (question, found, answer, passages with citations and score parts)."""
         try:
-            return get_retriever().ask(check_question(question), check_k(k)).to_dict()
+            question, k = check_question(question), check_k(k)  # input first, then the index
+            return get_retriever().ask(question, k).to_dict()
         except QAError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
@@ -331,7 +377,8 @@ def build_app(settings: Settings, retriever=None):
             shown = shown[:SHOWN_QUESTION_CHARS] + "…"
         history.append({"role": "user", "content": f'<span class="qa-q">{escape(shown)}</span>'})
         try:
-            answer = get_retriever().ask(check_question(question), check_k(k), sources=list(sources or []) or None)
+            question, k = check_question(question), check_k(k)
+            answer = get_retriever().ask(question, k, sources=list(sources or []) or None)
             reply = render_html(answer, link=source_url)
         except QAError as exc:
             reply = f'<div class="qa-notfound">{escape(str(exc))}</div>'
@@ -339,7 +386,10 @@ def build_app(settings: Settings, retriever=None):
         return "", history
 
     def refresh_sources():
-        return gr.Dropdown(choices=get_retriever().sources())
+        try:
+            return gr.Dropdown(choices=get_retriever().sources())
+        except QAError:
+            return gr.Dropdown(choices=[])
 
     n_files = len(manifest.get("files", {}))
     n_passages = manifest.get("passages", 0)
@@ -381,7 +431,7 @@ def build_app(settings: Settings, retriever=None):
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
                 sources = gr.Dropdown(
-                    choices=current.sources(),  # files with passages: what `sources=` can match
+                    choices=current.sources() if current else [],  # files with passages: what `sources=` can match
                     value=[],
                     multiselect=True,
                     label="Only these documents (empty: all)",

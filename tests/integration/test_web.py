@@ -18,7 +18,7 @@ from qa.frontends import web
 from qa.render import render_html, to_json
 from qa.build import build_index
 from qa.retriever import Retriever
-from qa.config import Settings
+from qa.config import MAX_BODY_BYTES, Settings
 from qa.errors import QAError
 
 from conftest import DATA, FakeEmbedder, patch_embedder
@@ -101,7 +101,9 @@ def test_ask_endpoint_returns_the_cli_json(server, client):
         "end_char": 239,
         "page": None,
         "locator": "",
+        "source_changed": False,
     }
+    assert result["source_changed"] is False
     top = result["passages"][0]
     assert [p["rank"] for p in result["passages"]] == [1, 2, 3]
     assert (top["source"], top["section"], top["start_line"], top["end_line"]) == ("garden.txt", "Watering", 7, 7)
@@ -163,6 +165,11 @@ def test_fuzz_every_reply_is_an_answer_or_a_clear_error(server, client):
     url, retriever, _ = server
     kinds = {"answer": 0, "error": 0}
     for question, k in _fuzz_cases(300):
+        if len(json.dumps(question).encode()) > MAX_BODY_BYTES:  # refused with HTTP 413 before the app
+            with pytest.raises(httpx.HTTPStatusError, match="413"):
+                client.predict(question, k, api_name="/ask")
+            kinds["error"] += 1
+            continue
         kind, expected = expected_reply(retriever, question, k)
         kinds[kind] += 1
         if kind == "answer":
