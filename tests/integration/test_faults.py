@@ -294,7 +294,7 @@ def test_read_only_index_folder_is_a_clear_error(settings, fake_embedder, tmpfs,
     args = ["--corpus", str(small.corpus_dir), "--index", str(small.index_dir), "--model", "fake-embedder"]
     assert main(["index", "-q", *args]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"qa: Cannot write the index in {small.index_dir}/ (Read-only file system). "
+        f"qa: Cannot write the index in {small.index_dir}/ (read-only). "
         "Point --index (QA_INDEX_DIR) at a writable folder."
     )
     hit = Retriever.load(small.index_dir, embedder=fake_embedder).search("When are the roses watered?", k=1)[0]
