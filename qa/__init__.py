@@ -14,6 +14,7 @@ from .config import ChunkSettings, Settings
 from .errors import (
     BadInput,
     CorpusEmpty,
+    DiskFull,
     EmptyQuestion,
     IndexCorrupt,
     IndexLocked,
@@ -22,6 +23,7 @@ from .errors import (
     IndexUnwritable,
     ModelUnavailable,
     QAError,
+    RequestTooLarge,
 )
 from .schema import Answer, Document, Hit, Passage, Span
 
@@ -31,6 +33,7 @@ __all__ = [
     "BuildReport",
     "ChunkSettings",
     "CorpusEmpty",
+    "DiskFull",
     "Document",
     "EmptyQuestion",
     "Hit",
@@ -42,6 +45,7 @@ __all__ = [
     "ModelUnavailable",
     "Passage",
     "QAError",
+    "RequestTooLarge",
     "Retriever",
     "Settings",
     "Span",

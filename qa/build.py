@@ -21,10 +21,12 @@ from .chunking import chunk_document, split_sentences
 from .config import Settings, cache_root
 from .documents import FORMATS, file_hashes, format_of, list_files, load_corpus, snapshot  # noqa: F401 (front ends)
 from .embedding import Embedder, embedding_text, get_embedder
-from .errors import CorpusEmpty, IndexCorrupt, IndexMismatch, QAError
+from .errors import CorpusEmpty, IndexCorrupt, IndexLocked, IndexMismatch, IndexUnwritable, QAError
 from .lexical import build_bm25
 from .schema import INDEX_FORMAT, Manifest, Passage
+from .integrity import fault_point
 from .store import IndexData, get_store
+from .verify import check_space_for, passage_digests, recheck_reused
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,7 @@ def build_index(
 
     Raises:
         CorpusEmpty: no readable document in the corpus folder.
+        NotAnIndex: the index folder holds other files and is not a qa index.
         IndexLocked: another build is running on the same index folder.
         ModelUnavailable: the model cannot be loaded.
     """
@@ -189,7 +192,19 @@ def build_index(
     if use_cache is not None:  # the ONNX export (made now if needed; shared by every index folder)
         use_cache(models_cache(settings))
     started = time.perf_counter()
+    fault = lambda point: fault_point(settings, point)  # noqa: E731  (a test hook; no-op unless set)
+    if progress is not None or settings.fault_point == "embed":
+        user_progress = progress
+
+        def progress(done: int, total: int) -> None:
+            if user_progress:
+                user_progress(done, total)
+            if done:
+                fault("embed")
+
     with store.lock():
+        if hasattr(store, "clean"):
+            store.clean()  # what killed builds left
         reason = "--full" if full else ""
         live: Manifest | None = None
         if not full:
@@ -206,8 +221,16 @@ def build_index(
             return (digest, format_of(source)) in known
 
         report = load_corpus(settings.corpus_dir, have if old_files else None)
+        fault("scan")
         old_skipped = live.skipped_hashes if live else {}
-        if old_files and report.all_hashes == {**old_files, **old_skipped} and not report.documents:
+        unchanged = old_files and report.all_hashes == {**old_files, **old_skipped} and not report.documents
+        problem = store.check() if unchanged and hasattr(store, "check") else None
+        if problem:  # damaged in place: "up to date" would be a lie
+            log.warning("%s; building in full", problem)
+            reason = f"the previous index is damaged ({problem})"
+            old_files, known, unchanged = {}, {}, False
+            report = load_corpus(settings.corpus_dir)
+        if unchanged:
             # Nothing changed: the live index is the answer.
             return BuildReport(
                 files=len(old_files), passages=int(live.passages), sentences=int(live.sentences),
@@ -224,6 +247,8 @@ def build_index(
                 reason = f"the previous index is unreadable ({exc})"
                 old_files, known = {}, {}
                 report = load_corpus(settings.corpus_dir)
+            else:
+                recheck_reused(report, reuse, known, settings.corpus_dir, live.get("passage_digests", {}))
         data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress, say, lookup=not full)
         units = _units(report, known, live.units if live and old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
@@ -243,8 +268,10 @@ def build_index(
         data.manifest.extra["indexed_at"] = indexed_at(  # per file, for the document library
             live.get("indexed_at", {}) if live and old_files else {}, report.hashes, old_files, data.manifest.built_at
         )
+        data.manifest.extra["passage_digests"] = passage_digests(data.passages)
+        data.manifest.extra["corpus_dir"] = str(Path(settings.corpus_dir).resolve())
         data.manifest.build_seconds = round(time.perf_counter() - started, 3)
-        path = Path(store.write(data))
+        path = Path(store.write(data, fault=fault) if hasattr(store, "clean") else store.write(data))
     return BuildReport(
         files=len(report.hashes),
         passages=len(data.passages),
@@ -284,6 +311,8 @@ def _assemble(report, reuse, known, settings, embedder, progress, say=None, look
         fresh[source] = (passages, spans)
     keys = list(texts)
     to_embed = passage_texts + [texts[k] for k in keys]
+    if to_embed:  # refuse now, not after the embedding, when the new generation cannot fit
+        check_space_for(settings.index_dir, fresh, len(keys), report, reuse, known, embedder)
     if to_embed or reuse is None:
         from .embedding.cache import open_cache
 
@@ -368,16 +397,22 @@ def corpus_changes(settings: Settings, manifest: Manifest | None = None) -> dict
     }
 
 
-def status(settings: Settings) -> dict:
-    """What `qa status` shows: the index folder and live generation, its state (`index_state`),
-    model, counts, build time, and the corpus changes since the build (None without an index)."""
+def status(settings: Settings, verify: bool = False) -> dict:
+    """What `qa status` shows: the index folder and live generation, its state (`index_state`,
+    or "damaged"), model, counts, build time, and the corpus changes since the build (None
+    without an index). The index files are checked (sizes, headers, sampled checksums; `verify`:
+    every sha256); `problem` names the first damaged file and the fix."""
     store = get_store(settings)
-    manifest = store.manifest()
-    state = index_state(settings)
-    return {
+    try:
+        manifest = store.manifest()
+    except IndexCorrupt as exc:
+        manifest, problem = None, str(exc)
+    else:
+        problem = store.check(full=verify) if manifest and hasattr(store, "check") else None
+    info = {
         "index_dir": str(settings.index_dir),
         "corpus_dir": str(settings.corpus_dir),
-        "state": state,
+        "state": "damaged" if problem else index_state(settings),
         "generation": str(store.current() or ""),
         "model": manifest.model if manifest else None,
         "passages": manifest.passages if manifest else 0,
@@ -386,6 +421,10 @@ def status(settings: Settings) -> dict:
         "built_at": manifest.built_at if manifest else None,
         "changes": corpus_changes(settings, manifest) if manifest else None,
     }
+    if problem or verify:
+        info["verified"] = "full" if verify else "quick"
+        info["problem"] = problem
+    return info
 
 
 def ensure_index(
@@ -396,8 +435,13 @@ def ensure_index(
 ) -> BuildReport | None:
     """Build the index when it is missing or the corpus changed (saying so through `say`).
 
+    When an index exists but cannot be updated now, because another build holds the lock or
+    the index folder is read-only, the live index is used as it is: `say` tells why, and how
+    to update it, and None is returned.
+
     Raises:
         IndexMismatch: the index was built with another model than `settings.model`.
+        IndexLocked, IndexUnwritable: there is no index yet and it cannot be built now.
     """
     state = index_state(settings)
     if state == "model":
@@ -411,7 +455,24 @@ def ensure_index(
         if state == "missing"
         else f"{settings.corpus_dir}/ changed since the index was built: rebuilding {settings.index_dir}/ ..."
     )
-    return build_index(settings, embedder, progress, say=say)
+    try:
+        return build_index(settings, embedder, progress, say=say)
+    except (IndexLocked, IndexUnwritable) as exc:
+        if state == "missing":
+            raise
+        say(_answering_meanwhile(exc, settings))
+        return None
+
+
+def _answering_meanwhile(exc: QAError, settings: Settings) -> str:
+    """What `ensure_index` says when it answers from an index it could not update."""
+    manifest = get_store(settings).manifest()
+    built = manifest.built_at if manifest and manifest.built_at else "?"
+    if isinstance(exc, IndexLocked):
+        return (f"The index in {settings.index_dir}/ is being updated by another `qa index`: answering from "
+                f"the current index (built {built}) until it is done.")
+    return (f"The index in {settings.index_dir}/ is stale ({settings.corpus_dir}/ changed since it was built "
+            f"{built}) and cannot be updated: {exc} Answering from the stale index.")
 
 
 def raise_model_mismatch(manifest: Manifest, settings: Settings):

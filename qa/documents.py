@@ -18,7 +18,9 @@ is skipped with one warning that names it; the caller gets the list of skipped f
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -353,7 +355,7 @@ def read_pdf(path: Path) -> tuple[str, tuple[int, ...], tuple | None]:
     except ImportError as exc:  # pragma: no cover - pypdf is a dependency
         raise Unreadable("reading .pdf needs pypdf: `pip install pypdf`") from exc
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(path if isinstance(path, io.BytesIO) else str(path))
         if reader.is_encrypted:
             try:
                 opened = reader.decrypt("")
@@ -414,7 +416,7 @@ def read_docx(path: Path) -> tuple[str, tuple, tuple[int, ...]]:
     import zipfile
 
     try:
-        document = docx.Document(str(path))
+        document = docx.Document(path if isinstance(path, io.BytesIO) else str(path))
         paragraphs = [(p.text or "", p.style.name if p.style is not None else "") for p in document.paragraphs]
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise Unreadable(
@@ -438,7 +440,9 @@ def read_docx(path: Path) -> tuple[str, tuple, tuple[int, ...]]:
 
 
 def read_document(path: Path, source: str | None = None, data: bytes | None = None) -> Document:
-    """The `Document` of one file (its text, or its extracted text for html/pdf/docx).
+    """The `Document` of one file (its text, or its extracted text for html/pdf/docx). Given
+    `data`, the file's bytes already read, those are parsed: the document is of that version
+    even if the file changes meanwhile.
 
     Raises:
         Unreadable: the file cannot be used; the message says why.
@@ -457,10 +461,10 @@ def read_document(path: Path, source: str | None = None, data: bytes | None = No
             else:
                 document = Document(source=source, text=decode(data), format=fmt)
         elif fmt == "pdf":
-            text, pages, headings = read_pdf(path)
+            text, pages, headings = read_pdf(io.BytesIO(data) if data is not None else path)
             document = Document(source=source, text=text, format=fmt, headings=headings, units=pages, unit="page")
         else:
-            text, headings, paragraphs = read_docx(path)
+            text, headings, paragraphs = read_docx(io.BytesIO(data) if data is not None else path)
             document = Document(
                 source=source, text=text, format=fmt, headings=headings, units=paragraphs, unit="paragraph"
             )
@@ -475,6 +479,27 @@ def read_document(path: Path, source: str | None = None, data: bytes | None = No
     if not document.text.strip():
         raise Unreadable("empty")
     return document
+
+
+CHANGING = "changed while it was being read; left for the next `qa index`"
+
+
+def read_stable(path: Path, attempts: int = 3) -> bytes:
+    """The bytes of a file that is not being written meanwhile: its size, mtime and inode are
+    the same before and after the read (tried `attempts` times).
+
+    Raises:
+        Unreadable: it kept changing (the message says it is left for the next update).
+        OSError: it cannot be read (deleted, permissions...).
+    """
+    for _ in range(attempts):
+        before = os.stat(path)
+        data = Path(path).read_bytes()
+        after = os.stat(path)
+        stamp = lambda st: (st.st_size, st.st_mtime_ns, st.st_ino)  # noqa: E731
+        if stamp(before) == stamp(after) and len(data) == after.st_size:
+            return data
+    raise Unreadable(CHANGING)
 
 
 def load_corpus(corpus_dir: Path, have: Callable[[str, str], bool] | None = None) -> LoadReport:
@@ -492,9 +517,9 @@ def load_corpus(corpus_dir: Path, have: Callable[[str, str], bool] | None = None
     for path in list_files(corpus_dir):
         source = path.relative_to(corpus_dir).as_posix()
         try:
-            data = path.read_bytes()
-        except OSError as exc:
-            reason = str(exc.strerror or exc)
+            data = read_stable(path)
+        except (OSError, Unreadable) as exc:
+            reason = str(exc.strerror or exc) if isinstance(exc, OSError) else str(exc)
             log.warning("skipped %s: %s", source, reason)
             report.skipped.append((source, reason))
             continue
@@ -504,7 +529,7 @@ def load_corpus(corpus_dir: Path, have: Callable[[str, str], bool] | None = None
             report.hashes[source] = digest
             continue
         try:
-            document = read_document(path, source, data)
+            document = read_document(path, source, data)  # parsed from these bytes: the hashed version
         except Unreadable as exc:
             log.warning("skipped %s: %s", source, exc)
             report.skipped.append((source, str(exc)))

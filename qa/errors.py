@@ -2,15 +2,24 @@
 
 
 class QAError(Exception):
-    """Base class of every error `qa` raises on purpose. `exit_code` is what the CLI exits with."""
+    """Base class of every error `qa` raises on purpose. `exit_code` is what the CLI exits with,
+    `http_status` what an HTTP front end answers with."""
 
     exit_code = 1
+    http_status = 500
 
 
 class BadInput(QAError, ValueError):
     """The caller's input (question, k, a path or option) cannot be used as given."""
 
     exit_code = 2
+    http_status = 400
+
+
+class RequestTooLarge(BadInput):
+    """A request body (or a question) larger than the documented caps (qa.limits)."""
+
+    http_status = 413
 
 
 class EmptyQuestion(BadInput):
@@ -37,9 +46,17 @@ class IndexUnwritable(QAError):
     """The index folder cannot be created or written."""
 
 
+class DiskFull(IndexUnwritable):
+    """Not enough free space to write the index; the message says how much is needed."""
+
+
 class IndexLocked(QAError):
     """Another build holds the index lock."""
 
 
 class ModelUnavailable(QAError):
     """The embedding model cannot be loaded (not installed, wrong name, no network)."""
+
+
+class NotAnIndex(BadInput):
+    """The index folder holds files that are not a qa index: qa will not build (or delete) there."""

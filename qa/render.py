@@ -14,6 +14,10 @@ import textwrap
 from .schema import Answer, Hit, cite
 
 
+STALE_NOTE = "this file changed since it was indexed; run `qa index`"
+"""What a citation of a file whose bytes differ from the indexed ones says (`source_changed`)."""
+
+
 def to_json(answer: Answer) -> str:
     """The `qa ask --json` document: one JSON object."""
     return json.dumps(answer.to_dict(), ensure_ascii=False)
@@ -76,10 +80,16 @@ def render_text(answer: Answer, color: bool = False, width: int = 100, scores: b
     else:
         out.append(not_found_line(answer, scope, "Leave out --source to search every file."))
         out.append("Related passages (none of them answers it):")
+    if answer.source_changed:
+        changed = sorted({h.source for h in answer.passages if h.source_changed}
+                         | ({answer.answer.source} if answer.answer and answer.answer.source_changed else set()))
+        out.insert(0, f"Note: {', '.join(changed)}: {STALE_NOTE}.\n")
     for hit in answer.passages:
         section = f" — {hit.section}" if hit.section else ""
         why = f"  ({_score_line(hit)})" if scores else ""
         out.append(f"\n[{hit.rank}] {bold[0]}{citation(hit)}{bold[1]}{section}{why}")
+        if hit.source_changed:
+            out.append(f"    ({STALE_NOTE}; the text below is what was indexed)")
         text = reflow(hit.text)
         if color and hit.sentence_start is not None:
             a, b = hit.sentence_start - hit.start_char, hit.sentence_end - hit.start_char
@@ -155,6 +165,8 @@ def _card(hit: Hit, link) -> str:
     else:
         body = escape_flowing(text)
     section = f' · <span class="qa-section">{escape(hit.section)}</span>' if hit.section else ""
+    if hit.source_changed:
+        section += '<div class="qa-stale">This file changed since it was indexed; run <code>qa index</code>.</div>'
     return (
         f'<div class="qa-card"><div class="qa-head"><span class="qa-num">[{hit.rank}]</span> '
         f"{_cite(hit, link)}{section}</div>"

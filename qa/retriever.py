@@ -17,35 +17,29 @@ from .build import ensure_index, models_cache, raise_model_mismatch
 from .config import Settings
 from .documents import Unreadable, read_document
 from .embedding import Embedder, get_embedder, resolve_model
-from .errors import BadInput, EmptyQuestion, IndexMissing, QAError
+from .config import MAX_K, MAX_QUESTION_CHARS  # noqa: F401  (re-exported: the input caps)
+from .errors import BadInput, IndexMissing, QAError
+from .integrity import SourceHashes
+from .limits import check_k, check_question as _check_question, check_sources
 from .schema import Answer, Document, Hit, Manifest, Passage
 from .search import SearchParams, Searcher
+from .security import clean_text
 from .store import IndexReader, get_store
+from .verify import flag_answer, flag_changed
 
 log = logging.getLogger(__name__)
 
-MAX_K = 100
-MAX_QUESTION_CHARS = 4000  # longer questions are accepted; only this much is searched with
 
 
 def check_question(question) -> str:
-    """The question, stripped. Raises EmptyQuestion for None, empty or whitespace."""
-    if not isinstance(question, str) or not question.strip():
-        raise EmptyQuestion("The question is empty: write one between quotes, e.g. qa ask \"What is the refund policy?\"")
-    return question.strip()
+    """The question, stripped and within the cap (`limits.check_question`), lone surrogates
+    replaced by U+FFFD (`security.clean_text`: they cannot be encoded).
 
-
-def check_k(k) -> int:
-    """k as an int in 1..MAX_K. Raises BadInput for anything else."""
-    message = f"k must be a whole number from 1 to {MAX_K}, not {k!r}."
-    try:
-        value = int(k)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
-        raise BadInput(message) from None
-    is_whole = isinstance(k, str) or value == k  # "5" and 5.0 are fine, 2.5 is not
-    if not is_whole or not 1 <= value <= MAX_K:
-        raise BadInput(message)
-    return value
+    Raises:
+        EmptyQuestion: None, not text, empty or whitespace.
+        RequestTooLarge: longer than MAX_QUESTION_CHARS characters.
+    """
+    return clean_text(_check_question(question))
 
 
 class Retriever:
@@ -57,11 +51,14 @@ class Retriever:
     """
 
     def __init__(self, reader: IndexReader, embedder: Embedder, params: SearchParams = SearchParams(),
-                 found: FoundRule = FoundRule()):
+                 found: FoundRule = FoundRule(), corpus_dir: str | Path | None = None):
         self.reader = reader
         self.embedder = embedder
         self.found = found
         self.searcher = Searcher(reader, embedder, params)
+        # Cited files are compared with the bytes they were indexed from (`source_changed`).
+        self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else None
+        self._hashes = SourceHashes(self.corpus_dir) if self.corpus_dir is not None else None
 
     @classmethod
     def load(
@@ -72,14 +69,19 @@ class Retriever:
         embedder: Embedder | None = None,
         params: SearchParams | None = None,
         settings: Settings | None = None,
+        corpus_dir: str | Path | None = None,
     ) -> "Retriever":
         """Open the index of `settings` (default: `Settings.from_env()`), or the one in
         `index_dir` with the model it was built with (or `model` / `embedder`, checked against it).
+        Cited files are checked against `corpus_dir` (default: `settings.corpus_dir` when
+        settings are given, else the folder the index was built from when it is still there) and
+        flagged `source_changed` when they differ.
 
         Raises:
             IndexMissing, IndexCorrupt: no usable index there.
             IndexMismatch: it was built with another model than the one asked for.
         """
+        explicit = settings is not None
         if settings is None:
             if index_dir is None:
                 settings = Settings.from_env(model=model or (embedder.name if embedder else None))
@@ -97,7 +99,11 @@ class Retriever:
         use_cache = getattr(embedder, "use_cache_dir", None)
         if use_cache is not None:  # where the fast query encoder is (or gets) exported: shared by index folders
             use_cache(models_cache(settings))
-        return cls(reader, embedder, params or settings.search)
+        if corpus_dir is None:
+            recorded = reader.manifest.get("corpus_dir")
+            use_recorded = not explicit and recorded and Path(recorded).is_dir()
+            corpus_dir = recorded if use_recorded else settings.corpus_dir
+        return cls(reader, embedder, params or settings.search, corpus_dir=corpus_dir)
 
     @property
     def manifest(self) -> Manifest:
@@ -128,11 +134,7 @@ class Retriever:
         return self.reader.passages_of(source)
 
     def _check_sources(self, sources):
-        if sources is None:
-            return None
-        if isinstance(sources, str):
-            sources = [sources]
-        patterns = [s for s in sources if s and s.strip()]
+        patterns = check_sources(sources)
         if not patterns:
             return None
         if not self.searcher.allowed_sources(patterns):
@@ -148,30 +150,31 @@ class Retriever:
         """The `k` passages that best answer `question`, best first.
 
         Args:
-            question: any text; only its first MAX_QUESTION_CHARS characters are searched with.
+            question: any text up to MAX_QUESTION_CHARS characters (qa.config).
             k: how many passages, 1..MAX_K (fewer when the corpus is smaller).
             sources: optional globs or substrings of source paths to restrict the search to
                 (a passage is searched if its source matches any of them).
         Raises:
             EmptyQuestion (a ValueError): the question is empty or whitespace.
-            BadInput (a ValueError): k is not a whole number in range, or no indexed file
-                matches `sources`.
+            RequestTooLarge (a BadInput): the question is longer than MAX_QUESTION_CHARS.
+            BadInput (a ValueError): k is not a whole number in range, too many or too long
+                source patterns, or no indexed file matches `sources`.
         """
         question = check_question(question)
-        return self.searcher.search(question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources))
+        hits = self.searcher.search(question, check_k(k), self._check_sources(sources))
+        return flag_changed(hits, self.manifest.files, self._hashes)
 
     def ask(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> Answer:
         """Like `search`, plus the sentence that best answers and whether any passage supports
         an answer (`found`)."""
         question = check_question(question)
-        hits, parts, rows = self.searcher.search_with_scores(
-            question[:MAX_QUESTION_CHARS], check_k(k), self._check_sources(sources)
-        )
+        hits, parts, rows = self.searcher.search_with_scores(question, check_k(k), self._check_sources(sources))
         sentences = self.searcher.hit_sentences(rows, parts, hits)
         units = {h.source: self.manifest.units[h.source] for h in hits if h.source in self.manifest.units}
         vocabulary = getattr(self.reader, "vocabulary", None)  # optional: a backend may not expose it
-        return decide(question, hits, sentences, parts, units, self.found,
-                      vocabulary() if vocabulary else None, model_folder(getattr(self.embedder, "name", None)))
+        answer = decide(question, hits, sentences, parts, units, self.found,
+                        vocabulary() if vocabulary else None, model_folder(getattr(self.embedder, "name", None)))
+        return flag_answer(answer, self.manifest.files, self._hashes)
 
 
 def model_folder(name: str | None) -> str | None:

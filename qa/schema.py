@@ -118,6 +118,8 @@ class Hit(Passage):
     bm25_rank: int | None = None
     sentence_start: int | None = None
     sentence_end: int | None = None
+    # The file's bytes differ from those it was indexed from: lines and text may have moved.
+    source_changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Span:
     end_char: int
     page: int | None = None
     locator: str = ""
+    source_changed: bool = False
 
     @property
     def citation(self) -> str:
@@ -147,19 +150,21 @@ class Answer:
     passages: list[Hit] = field(default_factory=list)
     answer: Span | None = None
     found: bool = False
+    source_changed: bool = False  # a cited file changed since it was indexed
     reason: str = ""  # one sentence a reader can check: why these passages answer, or why none does
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "found": self.found,
+            "source_changed": self.source_changed,
             "reason": self.reason,
             "answer": asdict(self.answer) if self.answer else None,
             "passages": [asdict(p) for p in self.passages],
         }
 
 
-INDEX_FORMAT = 2  # 2: page/locator columns, passages.npy, file sizes in the manifest
+INDEX_FORMAT = 3  # 2: page/locator columns, passages.npy, file sizes; 3: checksums, seal, passage digests
 
 
 @dataclass

@@ -14,23 +14,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "qa"
 
-BASE = {"qa._version", "qa.config", "qa.errors", "qa.schema", "qa.search.params"}
+BASE = {"qa._version", "qa.config", "qa.errors", "qa.schema", "qa.search.params", "qa.security"}
 # What each stage (module or package prefix) may import inside qa, besides BASE and itself.
 ALLOWED = {
+    "qa.integrity": set(),  # checksums, space, fault points (numpy + errors)
+    "qa.limits": set(),  # input caps (config + errors)
     "qa.documents": set(),
     "qa.chunking": set(),
     "qa.lexical": set(),
-    "qa.embedding": set(),
-    "qa.store": {"qa.lexical"},
+    "qa.embedding": {"qa.integrity"},
+    "qa.store": {"qa.lexical", "qa.integrity"},
+    "qa.verify": {"qa.integrity", "qa.documents", "qa.store"},
     "qa.search": {"qa.lexical", "qa.store.base"},
     "qa.notfound": {"qa.lexical"},
     "qa.answer": {"qa.lexical", "qa.notfound"},
     "qa.render": set(),
-    "qa.build": {"qa.documents", "qa.chunking", "qa.embedding", "qa.lexical", "qa.store"},
-    "qa.retriever": {"qa.build", "qa.documents", "qa.embedding", "qa.store", "qa.search", "qa.answer"},
+    "qa.build": {"qa.documents", "qa.chunking", "qa.embedding", "qa.lexical", "qa.store", "qa.integrity", "qa.verify"},
+    "qa.retriever": {"qa.build", "qa.documents", "qa.embedding", "qa.store", "qa.search", "qa.answer",
+                     "qa.integrity", "qa.limits", "qa.verify"},
     "qa.api": {"qa.build", "qa.retriever"},
     "qa.evaluation": {"qa.build", "qa.retriever", "qa.embedding", "qa.store"},
-    "qa.frontends": {"qa.build", "qa.retriever", "qa.render", "qa.evaluation"},
+    "qa.frontends": {"qa.build", "qa.retriever", "qa.render", "qa.evaluation", "qa.limits"},
     "qa": {"qa.build", "qa.retriever", "qa.frontends.cli"},  # the package face and __main__
 }
 HEAVY = {"torch", "sentence_transformers", "transformers", "gradio", "faiss", "onnxruntime", "fastapi",

@@ -86,6 +86,8 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
     started = time.perf_counter()
     try:
         r = http.post(f"{base}/gradio_api/call/ask", json={"data": [question, k]}, timeout=timeout)
+        if r.status_code == 413:  # a body over qa.config.MAX_BODY_BYTES: a clear error, not a drop
+            return "error", r.json().get("detail"), time.perf_counter() - started
         if r.status_code != 200:
             return "dropped", f"HTTP {r.status_code}: {r.text[:200]}", time.perf_counter() - started
         event_id = r.json()["event_id"]
@@ -105,6 +107,9 @@ def call_ask(http, base: str, question, k, timeout: float = 120.0) -> tuple[str,
     return "dropped", f"stream ended after event {event!r}", time.perf_counter() - started
 
 
+TOO_LARGE = "The request body is"
+
+
 def call_rest(http, base: str, question, k, timeout: float = 120.0) -> tuple[str, object, float]:
     """One POST /api/v1/search: ("answer", dict, seconds), ("error", message, seconds) for a 400,
     or ("dropped", detail, seconds) for anything else."""
@@ -116,6 +121,8 @@ def call_rest(http, base: str, question, k, timeout: float = 120.0) -> tuple[str
             return "answer", r.json(), seconds
         if r.status_code == 400:
             return "error", r.json()["detail"], seconds
+        if r.status_code == 413:  # a body over qa.config.MAX_BODY_BYTES: a clear error, not a drop
+            return "error", r.json().get("error") or r.json().get("detail"), seconds
         return "dropped", f"HTTP {r.status_code}: {r.text[:200]}", seconds
     except Exception as exc:  # a benchmark records every failure instead of stopping
         return "dropped", f"{type(exc).__name__}: {exc}", time.perf_counter() - started
@@ -125,10 +132,14 @@ CALLS = {"gradio": call_ask, "rest": call_rest}
 
 
 def expected(retriever, question, k) -> tuple[str, object]:
-    """What the endpoint must reply, from a direct Retriever.ask."""
-    from qa.retriever import check_k, check_question
+    """What the endpoint must reply, from a direct Retriever.ask (a body over the cap: HTTP 413,
+    whose message starts "The request body is")."""
+    from qa.config import MAX_BODY_BYTES
     from qa.errors import QAError
+    from qa.retriever import check_k, check_question
 
+    if len(json.dumps({"data": [question, k]}).encode()) > MAX_BODY_BYTES:
+        return "error", TOO_LARGE
     try:
         return "answer", retriever.ask(check_question(question), check_k(k)).to_dict()
     except QAError as exc:
@@ -276,6 +287,9 @@ def run_fuzz(args, retriever, server, http, endpoint: str = "gradio") -> dict:
         if kind == "dropped":
             counts["dropped"] += 1
             wrong_examples.append({"question": question[:60], "k": k, "got": str(value)[:200]})
+        elif want[1] is TOO_LARGE and kind == "error" and str(value).startswith(TOO_LARGE):
+            counts["error"] += 1
+            errors[TOO_LARGE] = errors.get(TOO_LARGE, 0) + 1
         elif (kind, value) != want:
             counts["wrong"] += 1
             wrong_examples.append({"question": question[:60], "k": k, "got": str(value)[:200], "want": str(want[1])[:200]})

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from bench.common import RESULTS, ROOT
 
-ORDER = ["cold_start", "warm_query", "build", "scale"]
+ORDER = ["cold_start", "warm_query", "build", "scale", "soak"]
 HOW = {
     "cold_start": "python -m bench.speed.cold",
     "warm_query": "python -m bench.speed.warm",
     "build": "python -m bench.speed.build",
     "scale": "python -m bench.speed.scale run",
+    "soak": "python -m bench.speed.soak",
 }
 
 
@@ -87,6 +88,19 @@ def _details(name: str, r: dict) -> list[str]:
             for row in r["threshold_sweep"]:
                 lines.append(f"  | {row['passages']:,} | {row['flat_p50_ms']} | {row['hnsw_p50_ms']} | {row['hnsw_recall_at_10']} |")
         lines += ["", "  Synthetic data: " + " ".join(r["synthetic_data"].split())]
+    elif name == "soak":
+        rss = r["server_rss_mb"]
+        lines += [
+            f"- `qa serve` with {r['clients']} concurrent clients for {r['minutes']:g} min while `qa index --watch` "
+            f"re-indexed after a change every {r['change_every_seconds']:g} s "
+            f"({r['changes']['edit']} edits, {r['changes']['add']} adds, {r['changes']['delete']} deletes; {r['builds']} builds)",
+            f"- {r['requests']:,} requests, {r['failed']} failed; {r['citations']:,} citations checked against the "
+            f"file versions they came from, {r['inexact']} inexact",
+            f"- server RSS {rss['after_warmup']} MB after warm-up, {rss['end']} MB at the end (max {rss['max']} MB): "
+            f"growth {r['server_rss_growth']:.1%}",
+            f"- generation folders on disk at once: at most {r['generations_max_seen']['all']}; left after the "
+            f"watcher stopped: {len(r['generations_left'])}",
+        ]
     return lines
 
 

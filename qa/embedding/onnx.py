@@ -31,11 +31,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import integrity
 from .base import normalize
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: encoder.json records size and sha256 of model.onnx and tokenizer.json
 OPSET = 17
 PARITY_MIN = 0.9999
 ONNX_DIR = "onnx"
@@ -336,11 +337,20 @@ def export(name: str, location: str | Path, st_model, folder: str | Path) -> Pat
         if float(cosines.min()) < PARITY_MIN:
             raise UnsupportedModel(f"ONNX vectors differ from sentence-transformers (min cosine {cosines.min():.6f})")
         meta["parity_min_cosine"] = round(float(cosines.min()), 8)
+        # What a later load checks the files against (a truncated or overwritten export is
+        # exported again rather than handed to onnxruntime).
+        meta["files"] = {name: integrity.describe(tmp / name) for name in EXPORT_FILES}
         (tmp / "encoder.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        for path in (*tmp.iterdir(), tmp):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         try:
             os.rename(tmp, folder)
         except OSError:  # another process exported the same key first: use theirs
-            if not (folder / "encoder.json").exists():
+            if export_problem(folder):
                 raise
     except UnsupportedModel:
         raise
@@ -350,6 +360,57 @@ def export(name: str, location: str | Path, st_model, folder: str | Path) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
     _prune(folder)
     return folder
+
+
+EXPORT_FILES = ("model.onnx", "tokenizer.json")
+
+
+def export_problem(folder: Path) -> str | None:
+    """What is wrong with an export folder (None: complete, and its files are those recorded in
+    its encoder.json: sizes and sample digests, see `integrity.file_problem`)."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "incomplete (no encoder.json)"
+    except (OSError, ValueError) as exc:
+        return f"damaged (encoder.json unreadable: {exc})"
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or set(files) != set(EXPORT_FILES):
+        return "damaged (encoder.json lacks its file records)"
+    for name, entry in files.items():
+        problem = integrity.file_problem(folder / name, entry if isinstance(entry, dict) else {})
+        if problem:
+            return f"damaged ({name} {problem})"
+    return None
+
+
+def clean_leftovers(onnx_dir: Path) -> None:
+    """Remove temporary export folders whose process is gone (an export killed midway leaves
+    ~90 MB behind)."""
+    for tmp in Path(onnx_dir).glob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+        except (ValueError, IndexError):
+            continue
+        if pid == os.getpid() or not _alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+    for stray in Path(onnx_dir).glob(f".{HASHES}.*"):  # a memo write killed midway
+        try:
+            if not _alive(int(stray.name.rsplit(".", 1)[-1])):
+                stray.unlink(missing_ok=True)
+        except ValueError:
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _prune(keep: Path) -> None:
@@ -382,8 +443,13 @@ def load_or_export(
         raise UnsupportedModel(f"{exc.name} is not installed (`pip install onnxruntime tokenizers`)") from exc
     key = model_key(name, location, cache_dir)  # also refuses a non-local model
     folder = export_dir(name, key, cache_dir)
+    clean_leftovers(folder.parent)
+    problem = export_problem(folder) if folder.exists() else None
+    if problem:  # repaired once, here: the next run finds a good export
+        log.warning("The ONNX export in %s is %s; exporting it again.", folder, problem)
+        shutil.rmtree(folder, ignore_errors=True)
     if not (folder / "encoder.json").exists() and reuse is not None and Path(reuse).name == folder.name:
-        if (Path(reuse) / "encoder.json").exists():
+        if not export_problem(Path(reuse)):
             tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(reuse, tmp)
@@ -395,4 +461,11 @@ def load_or_export(
         log.info("Exporting %s to ONNX in %s (once per model version)", name, folder)
         read_model_config(location)  # refuse an unsupported layout before loading torch
         export(name, location, st_model(), folder)
-    return OnnxEncoder(folder)
+    try:
+        return OnnxEncoder(folder)
+    except Exception as exc:  # onnxruntime (InvalidProtobuf...), tokenizers, JSON: damage the checks missed
+        log.warning("The ONNX export in %s cannot be loaded (%s: %s); exporting it again.",
+                    folder, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+        shutil.rmtree(folder, ignore_errors=True)
+        export(name, location, st_model(), folder)
+        return OnnxEncoder(folder)

@@ -38,7 +38,10 @@ DEFAULT_CACHE = Path.home() / ".cache" / "qa"
 
 class CachedEmbedder:
     """An `Embedder` that remembers every vector it computed, keyed by model name and text, in a
-    SQLite file under `cache_dir`. Vectors are those of the wrapped embedder, bit for bit."""
+    SQLite file under `cache_dir`. Vectors are those of the wrapped embedder, bit for bit.
+
+    Each row records its size and sha256 when written and is checked when read: a damaged row
+    is computed again, a damaged file is set aside and started afresh (one warning each time)."""
 
     BLOCK = 2048  # texts encoded and committed at a time
 
@@ -49,9 +52,23 @@ class CachedEmbedder:
         cache_dir.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^\w.-]+", "_", inner.name)[-80:]
         self.path = cache_dir / f"vectors-{slug}.sqlite"
-        self._con = sqlite3.connect(self.path, check_same_thread=False)
-        self._con.execute("CREATE TABLE IF NOT EXISTS v (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
         self.computed = 0
+        self.damaged = 0  # rows found damaged and computed again
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            log.warning("The embedding cache %s is damaged (%s); starting it afresh.", self.path, exc)
+            self.path.replace(self.path.with_name(self.path.name + ".damaged"))
+            self._open()
+
+    def _open(self) -> None:
+        self._con = sqlite3.connect(self.path, check_same_thread=False)
+        self._con.execute("DROP TABLE IF EXISTS v")  # unchecked rows of an older qa
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL, "
+            "size INTEGER NOT NULL, sha256 TEXT NOT NULL)"
+        )
+        self._con.execute("SELECT COUNT(*) FROM vectors").fetchone()  # a damaged file fails here
 
     @property
     def dim(self) -> int:
@@ -63,22 +80,33 @@ class CachedEmbedder:
     def _encode(self, kind: str, texts: Sequence[str], encode) -> np.ndarray:
         keys = [self._key(kind, t) for t in texts]
         found: dict[str, bytes] = {}
+        damaged = 0
         for start in range(0, len(keys), 500):
             block = keys[start : start + 500]
             rows = self._con.execute(
-                f"SELECT key, vec FROM v WHERE key IN ({','.join('?' * len(block))})", block
+                f"SELECT key, vec, size, sha256 FROM vectors WHERE key IN ({','.join('?' * len(block))})", block
             )
-            found.update(rows)
+            for key, vec, size, digest in rows:
+                if isinstance(vec, bytes) and len(vec) == size and hashlib.sha256(vec).hexdigest() == digest:
+                    found[key] = vec
+                else:
+                    damaged += 1
+        if damaged:
+            self.damaged += damaged
+            log.warning("%d damaged vectors in the embedding cache %s; computing them again.", damaged, self.path)
         missing = sorted({keys[i]: i for i, key in enumerate(keys) if key not in found}.values(),
                          key=lambda i: -len(texts[i]))  # each text once, longest first: little padding
         for start in range(0, len(missing), self.BLOCK):  # committed block by block: an interrupted run keeps them
             block = missing[start : start + self.BLOCK]
             vectors = encode([texts[i] for i in block])
             self.computed += len(block)
-            rows = [(keys[i], np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(block, vectors)]
-            self._con.executemany("INSERT OR REPLACE INTO v VALUES (?, ?)", rows)
+            blobs = [(keys[i], np.asarray(v, dtype=np.float32).tobytes()) for i, v in zip(block, vectors)]
+            self._con.executemany(
+                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)",
+                [(key, blob, len(blob), hashlib.sha256(blob).hexdigest()) for key, blob in blobs],
+            )
             self._con.commit()
-            found.update(rows)
+            found.update(blobs)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([np.frombuffer(found[key], dtype=np.float32) for key in keys])
@@ -196,10 +224,15 @@ def index_beir(data: BeirData, embedder, cache_dir: Path = DEFAULT_CACHE, params
     root = Path(cache_dir) / "eval-index" / f"{slug}-{corpus_fingerprint(data.corpus, settings.chunking)}"
     corpus_dir, index_dir = root / "corpus", root / "index"
     sources_path = root / "sources.json"
-    if get_store(Settings(index_dir=index_dir)).manifest() is None or not sources_path.exists():
+    store = get_store(Settings(index_dir=index_dir))
+    problem = store.check() if sources_path.exists() and hasattr(store, "check") else None
+    if problem:
+        log.warning("%s Rebuilding the cached evaluation index.", problem)
+    if problem or store.manifest() is None or not sources_path.exists():
         sources = write_beir_corpus(data.corpus, corpus_dir)
         sources_path.write_text(json.dumps(sources), encoding="utf-8")
-        build_index(Settings(corpus_dir=corpus_dir, index_dir=index_dir, model=embedder.name), embedder)
+        build_index(Settings(corpus_dir=corpus_dir, index_dir=index_dir, model=embedder.name), embedder,
+                    full=bool(problem))
     sources = json.loads(sources_path.read_text(encoding="utf-8"))
     retriever = Retriever.load(index_dir, model=embedder.name, embedder=embedder, params=params)
     return EvalIndex(retriever, sources)

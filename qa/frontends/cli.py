@@ -13,8 +13,8 @@ import sys
 import time
 
 from .._version import __version__
-from ..config import Settings, api_token_from_env, auth_from_env
-from ..errors import BadInput, QAError
+from ..config import Settings, api_token_from_env
+from ..errors import BadInput, IndexCorrupt, QAError
 
 log = logging.getLogger("qa")
 
@@ -79,7 +79,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env QA_AUTH)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (visible in `ps`: prefer --auth-file or env QA_AUTH)")
+    p.add_argument("--auth-file", metavar="FILE", help="require the login USER:PASSWORD written on the first line of FILE")
+    p.add_argument("--allowed-hosts", metavar="NAMES", action="append", default=[],
+                   help="more Host names to answer, comma-separated ('*': any); default: the --host name and localhost")
     p.add_argument("--no-watch", dest="watch", action="store_false",
                    help="do not re-index when the corpus changes (the page's re-index button still works)")
     p.add_argument("--allow-upload", action="store_true",
@@ -104,6 +107,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="which index is there, and whether the corpus changed since")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verify", action="store_true",
+                   help="check the sha256 of every index file (a quick check of sizes and samples is always made)")
     _common(p)
     return parser
 
@@ -254,11 +259,11 @@ def _ensure(settings: Settings) -> None:
 
 
 def cmd_ask(args) -> int:
+    from ..limits import validate_request
     from ..render import render_text, to_json
-    from ..retriever import Retriever, check_k, check_question
+    from ..retriever import Retriever
 
-    question = check_question(args.question)
-    k = check_k(args.k)
+    question, k, _ = validate_request(args.question, args.k, args.source)  # before any index work
     settings = _settings(args)
     _ensure(settings)
     retriever = Retriever.load(settings=settings)
@@ -272,11 +277,44 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def read_auth_file(path: str) -> str:
+    """The login USER:PASSWORD on the first line of `path` (warning when others may read it).
+
+    Raises:
+        BadInput: the file cannot be read or its first line is empty.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            line = fh.readline().rstrip("\r\n")
+        mode = os.stat(path).st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"Cannot read --auth-file {path} ({getattr(exc, 'strerror', None) or exc}). "
+                       "Write USER:PASSWORD on its first line.") from None
+    if not line:
+        raise BadInput(f"--auth-file {path} is empty: write USER:PASSWORD on its first line.")
+    if mode & 0o077:
+        _say(f"Warning: {path} can be read by other users: `chmod 600 {path}`.")
+    return line
+
+
+def _auth(args, settings: Settings) -> str | None:
+    """The web login: --auth, else --auth-file, else QA_AUTH."""
+    if args.auth and args.auth_file:
+        raise BadInput("Give --auth or --auth-file, not both.")
+    if args.auth:
+        _say("Warning: --auth shows the password to anyone on this machine who runs `ps`; "
+             "use --auth-file FILE or the QA_AUTH environment variable instead.")
+        return args.auth
+    if args.auth_file:
+        return read_auth_file(args.auth_file)
+    return settings.auth
+
+
 def cmd_serve(args) -> int:
     from .server import bind, parse_auth, serve
 
     settings = _settings(args)
-    auth = args.auth or auth_from_env()
+    auth = _auth(args, settings)
     parse_auth(auth)  # a malformed login is refused before any index work
     sock = bind(args.host, args.port)  # and a port in use, before saying anything is served
     try:
@@ -286,9 +324,12 @@ def cmd_serve(args) -> int:
             # Serve the index there is at once; the server's watcher brings it up to date.
             _say(f"{settings.corpus_dir}/ changed since the index was built: updating it while serving.")
         else:
-            _ensure(settings)
+            try:
+                _ensure(settings)
+            except IndexCorrupt:  # serve anyway: the chat names the damaged file and the fix
+                pass
         serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say,
-              watch=args.watch, allow_upload=args.allow_upload, sock=sock)
+              allowed_hosts=args.allowed_hosts, watch=args.watch, allow_upload=args.allow_upload, sock=sock)
     finally:
         sock.close()
     return 0
@@ -318,16 +359,18 @@ def cmd_status(args) -> int:
     from ..build import status
 
     settings = _settings(args)
-    info = status(settings)
-    state, changes = info["state"], info["changes"]
+    info = status(settings, verify=args.verify)
+    state, changes, problem = info["state"], info["changes"], info.get("problem")
+    manifest = info["model"] is not None
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return 1 if problem else 0
     meaning = {
         "ok": "up to date with the corpus",
         "stale": f"{settings.corpus_dir}/ changed since the build: run `qa index`",
         "missing": "no index: run `qa index`",
         "model": f"built with another model than {settings.model!r}: run `qa index`",
+        "damaged": problem,
     }[state]
     print(f"index:    {info['generation'] or settings.index_dir}")
     if info["generation"]:
@@ -341,7 +384,9 @@ def cmd_status(args) -> int:
             if changes[kind]:
                 shown = ", ".join(changes[kind][:5]) + (" ..." if len(changes[kind]) > 5 else "")
                 print(f"  {kind + ':':9}{len(changes[kind])} ({shown})")
-    return 0
+    if args.verify and not problem:
+        print("verified: every index file matches its sha256")
+    return 1 if problem else 0
 
 
 COMMANDS = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "status": cmd_status,
@@ -364,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # Undecodable bytes of the command line (a path, a pattern) are printed escaped, never a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the chat reports nothing anywhere
     try:
         code = COMMANDS[args.command](args)

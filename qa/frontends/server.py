@@ -25,10 +25,12 @@ import secrets
 import socket
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..config import Settings
 from ..errors import BadInput, QAError
+from ..security import LoginBackoff, protections
+from ..security import allowed_hosts as allowed_host_names
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +130,55 @@ class _ASGI:
         await self.fn(scope, receive, send)
 
 
+class BodyLimit:
+    """ASGI middleware: a request body over `qa.config.MAX_BODY_BYTES` gets HTTP 413 with the
+    message of `qa.limits.check_body_size`, before any handler sees it (bodies without a
+    Content-Length are read up to the cap, then replayed)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH") or \
+                scope.get("path", "").startswith("/api/") or scope.get("path") == "/library/upload":
+            # the REST API (rest.py) and the library's uploads (library.py) have their own caps
+            return await self.app(scope, receive, send)
+        import json
+
+        from ..config import MAX_BODY_BYTES
+        from ..errors import RequestTooLarge
+        from ..limits import check_body_size
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        messages, size = [], 0
+        try:
+            if length is not None and length.isdigit():
+                check_body_size(int(length))
+            else:
+                while True:
+                    message = await receive()
+                    messages.append(message)
+                    size += len(message.get("body", b""))
+                    check_body_size(size)
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        break
+        except RequestTooLarge as exc:
+            body = json.dumps({"error": "too_large", "detail": str(exc), "limit_bytes": MAX_BODY_BYTES}).encode()
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+        if not messages:
+            return await self.app(scope, receive, send)
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+
 def create_app(settings: Settings, retriever=None, *, auth: str | None = None, api_token: str | None = None,
-               host: str = "127.0.0.1", concurrency: int | None = None, live=None,
-               allow_upload: bool = False):
+               host: str = "127.0.0.1", concurrency: int | None = None, allowed_hosts: Sequence[str] = (),
+               login_backoff: LoginBackoff | None = None, live=None, allow_upload: bool = False):
     """The whole web server as one FastAPI app: REST API, MCP over HTTP, then the chat at "/".
 
     Args:
@@ -142,6 +190,8 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
         host: the address the server binds (MCP's Host-header check follows it).
         concurrency: questions answered at once, across all front ends (default
             `web.CONCURRENCY`, the chat's queue setting: one gate for the whole process).
+        allowed_hosts: Host names answered besides `host` and the localhost forms ("*": any).
+        login_backoff: the per-client back-off after failed logins (default `LoginBackoff()`).
         live: a started `live.LiveIndex`: the chat shows its state and a re-index button, and
             the library's uploads and deletions ask it for a build.
         allow_upload: the document library (/library) takes uploads into the corpus.
@@ -186,6 +236,7 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
     # answers every path not matched above).
     rest.add_not_found(app, guard)
     demo = web.build_app(settings, shared, live=live, allow_upload=allow_upload)
+    demo.state_session_capacity = web.STATE_SESSIONS  # see web.STATE_SESSIONS
     gr.mount_gradio_app(
         app,
         demo,
@@ -202,6 +253,11 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
         mcp_server=False,
     )
     guard.gradio_app = app.routes[-1].app  # the Gradio app just mounted: its login cookies count
+    app.add_middleware(BodyLimit)  # an oversized body reaches no front end
+    # Outermost, before any route: the Host check (DNS rebinding), Gradio's upload closed, the
+    # back-off after failed logins (`qa.security`).
+    for cls, kwargs in reversed(protections(host, allowed_hosts, login_backoff)):
+        app.add_middleware(cls, **kwargs)
     return app
 
 
@@ -270,8 +326,9 @@ def start(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) ->
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-          api_token: str | None = None, say: Callable[[str], None] = log.warning, watch: bool = True,
-          allow_upload: bool = False, sock: socket.socket | None = None) -> None:
+          api_token: str | None = None, say: Callable[[str], None] = log.warning,
+          allowed_hosts: Sequence[str] = (), watch: bool = True, allow_upload: bool = False,
+          sock: socket.socket | None = None) -> None:
     """Serve the chat, the REST API and MCP until interrupted (what `qa serve` runs).
 
     Args:
@@ -284,10 +341,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     """
     parse_auth(auth)
     if host not in LOCAL_HOSTS:
+        names = allowed_host_names(host, allowed_hosts)
         say(
             f"Warning: serving on {host}, reachable from other machines"
-            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth USER:PASSWORD")
-            + "."
+            + ("" if auth else "; anyone who can reach it can read the corpus. Consider --auth-file FILE")
+            + ". "
+            + ("Any Host name is answered (--allowed-hosts '*')." if names is None else
+               f"Host names answered: {', '.join(sorted(names))} (add others with --allowed-hosts NAME,...).")
         )
     if api_token and not auth:
         say("Note: QA_API_TOKEN protects /api/v1 and /mcp; the chat has no login without --auth.")
@@ -295,11 +355,15 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     from ..retriever import default_retriever
     from .live import LiveIndex
 
-    default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
+    try:
+        default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
+    except QAError as exc:
+        say(f"qa: {exc} Serving anyway: the chat shows this message until the index is repaired.")
     # Keeps the index current in the background (with watch=False only when the page asks).
     live = LiveIndex(settings, watch=watch).start()
     try:
-        app = create_app(settings, auth=auth, api_token=api_token, host=host, live=live, allow_upload=allow_upload)
+        app = create_app(settings, auth=auth, api_token=api_token, host=host, allowed_hosts=allowed_hosts,
+                         live=live, allow_upload=allow_upload)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         base = f"http://{shown}:{port or sock.getsockname()[1]}"
         say(f"qa: web chat on {base}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import logging
 import secrets
 from pathlib import PurePosixPath
@@ -26,6 +27,7 @@ from ..errors import BadInput, QAError
 from ..render import escape, render_html
 from ..schema import unit_locator
 from .service import NotInCorpus, resolve_source  # noqa: F401  (re-exported)
+from ..security import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ MAX_UI_K = 20
 CONCURRENCY = 4
 QUEUE_SIZE = 512
 SHOWN_QUESTION_CHARS = 2000
+# Gradio keeps a SessionState (a copy of every component's config, tens of KB) per session, and
+# every API call is a new session: at its default of 10,000 sessions a server's RSS grew 40% in
+# a 10-minute soak (bench/soak.py). The chat keeps no server-side state (no gr.State), so a few
+# hundred recent sessions are plenty.
+STATE_SESSIONS = 256
 
 def _asset(name: str) -> str:
     """A file of the page (CSS, script, HTML) from the package's `static/` folder."""
@@ -107,6 +114,19 @@ def _parse_range(value: str | None) -> tuple[int, int] | None:
     return (start, end) if 0 <= start <= end else None
 
 
+def indexed_segments(passages) -> list[tuple[int, int, str]]:
+    """The text of a file as it was indexed, from its stored passages: (first line, start char,
+    text) of each run of overlapping or touching passages, in file order."""
+    segments: list[list] = []
+    for p in sorted(passages, key=lambda p: p.start_char):
+        if segments and p.start_char <= segments[-1][1] + len(segments[-1][2]):
+            line, start, text = segments[-1]
+            segments[-1][2] = text + p.text[start + len(text) - p.start_char :]
+        else:
+            segments.append([p.start_line, p.start_char, p.text])
+    return [tuple(s) for s in segments]
+
+
 def _marked(text: str, start: int, mark: tuple[int, int] | None) -> str:
     """`text` (which starts at offset `start` of the document) escaped, the part inside `mark`
     wrapped in <mark>."""
@@ -118,14 +138,21 @@ def _marked(text: str, start: int, mark: tuple[int, int] | None) -> str:
 
 
 def render_source_page(source: str, text: str, lines: tuple[int, int] | None, mark: tuple[int, int] | None,
-                       changed: bool, nonce: str, units: tuple[int, ...] | list[int] = (), unit: str = "") -> str:
+                       changed: bool, nonce: str, units: tuple[int, ...] | list[int] = (), unit: str = "",
+                       segments: list[tuple[int, int, str]] | None = None) -> str:
     """The viewer page, all text escaped; `nonce` lets only our own script run.
 
     Plain text, Markdown and HTML: every line numbered and anchored (#L12), the cited lines
     highlighted. DOCX (`unit` "paragraph", `units` their start offsets): every paragraph numbered
     ¶N and anchored (#P7), the cited paragraphs highlighted. PDF (`unit` "page"): lines, with a
     break and the page number where each page begins (#page-2). The cited sentence is marked.
+
+    `changed`: the file differs from what was indexed; then `segments` (see `indexed_segments`)
+    are shown as numbered lines instead of `text`, with a note, or, without segments, the note
+    says the indexed text cannot be shown.
     """
+    if changed and segments:
+        text, units, unit = "", (), ""
     line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
     first, last = lines or (0, -1)
     cited = (f"line {first}" if first == last else f"lines {first}–{last}") if lines else "whole file"
@@ -147,6 +174,18 @@ def render_source_page(source: str, text: str, lines: tuple[int, int] | None, ma
                 f'aria-label="paragraph {n + 1}">¶{n + 1}</a><span class="tx">{body or " "}</span></div>'
             )
         kind = "paragraphs"
+    elif changed and segments:
+        for i, (first_line, offset, part) in enumerate(segments):
+            if i:
+                out.append('<div class="line gap"><span class="ln">…</span><span class="tx">(not indexed)</span></div>')
+            for number, line in enumerate(part.split("\n"), start=first_line):
+                cls = "line hl" if first <= number <= last else "line"
+                out.append(
+                    f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
+                    f'{number}</a><span class="tx">{_marked(line, offset, mark) or " "}</span></div>'
+                )
+                offset += len(line) + 1
+        kind = "lines"
     else:
         pages = {start: n + 1 for n, start in enumerate(units)} if unit == "page" else {}
         for number, start in enumerate(line_starts, start=1):
@@ -159,12 +198,16 @@ def render_source_page(source: str, text: str, lines: tuple[int, int] | None, ma
                 f'{number}</a><span class="tx">{_marked(line, start, mark) or " "}</span></div>'
             )
         kind = "lines"
-    note = (
-        '<p class="warn">This file changed since the index was built: the cited lines may have moved. '
-        "Run <code>qa index</code> to refresh.</p>"
-        if changed
-        else ""
-    )
+    note = ""
+    if changed:
+        shown = (
+            "Shown below: the text as it was indexed (its passages), so the citation still points at what was cited."
+            if segments
+            else "The indexed text cannot be shown (no stored passage of this file): below is the file as it is now, "
+            "where the cited lines may have moved."
+        )
+        note = f'<p class="warn">This file changed since it was indexed; run <code>qa index</code>. {shown}</p>'
+
     from string import Template
 
     return Template(_asset("viewer.html")).substitute(
@@ -203,15 +246,22 @@ def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
         )
 
     def load(request):
-        """(name, index's files, path, bytes) of the requested corpus file, or the error page."""
+        """(name, index's files, path, bytes, indexed segments) of the requested corpus file
+        (path None and no bytes: indexed, then removed), or the error page."""
         if not _authorised(request):
             return page(401, "Log in first: open the chat page and sign in.")
         requested = request.query_params.get("file", "")
+        segments = None
         try:
-            files = get_retriever().manifest.get("files", {})
+            retriever = get_retriever()
+            files = retriever.manifest.get("files", {})
+            if requested in files:
+                segments = indexed_segments(retriever.passages_of(requested))
             path = resolve_source(settings.corpus_dir, files, requested)
-            return requested, files, path, path.read_bytes()
+            return requested, files, path, path.read_bytes(), segments
         except BadInput as exc:  # NotInCorpus too
+            if segments:  # indexed, then removed from the corpus: show what was indexed
+                return requested, files, None, b"", segments
             return page(404, str(exc))
         except QAError as exc:
             return page(503, str(exc))
@@ -222,11 +272,18 @@ def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
         loaded = load(request)
         if isinstance(loaded, HTMLResponse):
             return loaded
-        requested, files, path, data = loaded
-        try:
-            document = read_source(path, requested)
-        except BadInput as exc:
-            return page(404, str(exc))
+        requested, files, path, data, segments = loaded
+        document = None
+        if path is not None:
+            try:
+                document = read_source(path, requested)
+            except BadInput as exc:
+                if not segments:
+                    return page(404, str(exc))
+        if document is None:  # the file is gone or unreadable: its indexed passages are shown
+            from ..schema import Document
+
+            document = Document(source=requested, text="")
         changed = files.get(requested) != hashlib.sha256(data).hexdigest()
         nonce = secrets.token_urlsafe(16)
         body = render_source_page(
@@ -238,6 +295,7 @@ def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
             nonce,
             units=document.units or (),
             unit=document.unit or "",
+            segments=segments,
         )
         return HTMLResponse(body, headers=_viewer_headers(nonce))
 
@@ -246,7 +304,9 @@ def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
         loaded = load(request)
         if isinstance(loaded, HTMLResponse):
             return loaded
-        requested, _, _, data = loaded
+        requested, _, path, data, _ = loaded
+        if path is None:
+            return page(404, f"{requested!r} is not in the corpus any more.")
         name = PurePosixPath(requested).name
         return Response(data, media_type="application/octet-stream", headers={
             **_viewer_headers(""),
@@ -330,21 +390,26 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         get_retriever = lambda: retriever  # noqa: E731
     else:
         get_retriever = lambda: default_retriever(settings, build_if_missing=False)  # noqa: E731
-    current = get_retriever()
-    manifest = current.manifest
-    examples = _examples(manifest) or _section_examples(current)
+    try:
+        current = get_retriever()
+        manifest = current.manifest  # (a live retriever loads here)
+        examples = _examples(manifest) or _section_examples(current)
+    except QAError as exc:  # a damaged index: serve anyway, each question shows why (and the fix)
+        log.warning("%s", exc)
+        current, manifest, examples = None, {}, []
 
     def ask(question: str, k: int = DEFAULT_K) -> dict:
         """Answer `question` with the `k` best passages of the corpus: the same JSON object as
         `qa ask --json` (question, found, answer, passages with citations and score parts)."""
         try:
-            return get_retriever().ask(check_question(question), check_k(k)).to_dict()
+            question, k = check_question(question), check_k(k)  # input first, then the index
+            return get_retriever().ask(question, k).to_dict()
         except QAError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
     def respond(message, history, k, sources):
         history = list(history or [])
-        question = message if isinstance(message, str) else ""
+        question = clean_text(message) if isinstance(message, str) else ""
         if not question.strip():
             history.append({"role": "assistant", "content": _empty_question_reply(examples)})
             return "", history
@@ -354,7 +419,8 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         history.append({"role": "user", "content": f'<span class="qa-q">{escape(shown)}</span>'})
         try:
             scope = list(sources or []) or None
-            answer = get_retriever().ask(check_question(question), check_k(k), sources=scope)
+            question, k = check_question(question), check_k(k)
+            answer = get_retriever().ask(question, k, sources=scope)
             reply = render_html(answer, link=source_url, scope=scope)
         except QAError as exc:
             reply = f'<div class="qa-notfound">{escape(str(exc))}</div>'
@@ -362,7 +428,10 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         return "", history
 
     def refresh_sources():
-        return gr.Dropdown(choices=get_retriever().sources())
+        try:
+            return gr.Dropdown(choices=get_retriever().sources())
+        except QAError:
+            return gr.Dropdown(choices=[])
 
     def index_status() -> str:
         """The index line: the live state when watching, else the loaded index's counts."""
@@ -433,7 +502,7 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
                 sources = gr.Dropdown(
-                    choices=current.sources(),  # files with passages: what `sources=` can match
+                    choices=current.sources() if current else [],  # files with passages: what `sources=` can match
                     value=[],
                     multiselect=True,
                     label="Only these documents (empty: all)",

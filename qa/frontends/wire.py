@@ -26,6 +26,8 @@ class Span(_Record):
     end_char: int = Field(description="Offset just past the last character.")
     page: int | None = Field(None, description="PDF page number, when the file is a PDF.")
     locator: str = Field("", description='What a citation names instead of lines: "p.3" (PDF), "¶4-6" (DOCX), or "".')
+    source_changed: bool = Field(False, description="The file changed since it was indexed (run `qa index`): "
+                                 "the text is what was indexed, the file's lines may have moved.")
 
 
 class Passage(Span):
@@ -48,6 +50,7 @@ class SearchResult(_Record):
     question: str
     found: bool = Field(description="False when no passage clearly answers: the passages are then only the closest ones.")
     reason: str = Field("", description="Why the question counts as answered or not found, in terms a reader can check.")
+    source_changed: bool = Field(False, description="A cited file changed since it was indexed: run `qa index`.")
     answer: Span | None = Field(description="The sentence of the corpus that best answers, with its citation.")
     passages: list[Passage]
 

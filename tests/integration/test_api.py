@@ -7,8 +7,8 @@ import pytest
 
 import qa
 from qa.api import Retriever, build_index, ensure_index, index_state
-from qa.config import Settings
-from qa.errors import BadInput, CorpusEmpty, EmptyQuestion, IndexMismatch, IndexMissing
+from qa.config import MAX_QUESTION_CHARS, Settings
+from qa.errors import BadInput, CorpusEmpty, EmptyQuestion, IndexMismatch, IndexMissing, RequestTooLarge
 from conftest import all_passages, patch_embedder
 
 
@@ -75,11 +75,13 @@ def test_empty_question_is_a_value_error(settings, fake_embedder, question):
         qa.retrieve(question)
 
 
-def test_very_long_question_is_handled(settings, fake_embedder):
+def test_very_long_question_is_refused_with_the_cap(settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
     retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
-    question = "When are the roses watered? " + "filler " * 20000
-    assert retriever.search(question, k=1)[0].section == "Watering"
+    at_cap = ("When are the roses watered? " + "filler " * 20000)[:MAX_QUESTION_CHARS]
+    assert retriever.search(at_cap, k=1)[0].section == "Watering"
+    with pytest.raises(RequestTooLarge, match=f"is {MAX_QUESTION_CHARS + 1:,} characters long; the limit is 4,000"):
+        retriever.search(at_cap + "s", k=1)
 
 
 def test_empty_or_missing_corpus_names_the_folder(tmp_path, fake_embedder):

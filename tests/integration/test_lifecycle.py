@@ -65,6 +65,7 @@ def test_unchanged_corpus_embeds_nothing_and_writes_nothing(settings, fake_embed
 def test_edited_file_alone_is_re_embedded(settings, fake_embedder):
     build_index(settings, embedder=fake_embedder)
     old, old_rows = stored(settings)
+    old_vectors = np.load(old.path / "passages.npy")  # the old generation is pruned by the next build
     garden = settings.corpus_dir / "garden.txt"
     garden.write_text(garden.read_text() + "\nCompost\n\nLeaves are composted behind the shed.\n", encoding="utf-8")
     fake_embedder.batches.clear()
@@ -77,7 +78,6 @@ def test_edited_file_alone_is_re_embedded(settings, fake_embedder):
     boats_old = [i for i, r in enumerate(old_rows) if r[0] == "sub/boats.md"]
     boats_new = [i for i, r in enumerate(rows) if r[0] == "sub/boats.md"]
     assert [old_rows[i] for i in boats_old] == [rows[i] for i in boats_new]
-    old_vectors = np.load(old.path / "passages.npy")
     new_vectors = np.load(new.path / "passages.npy")
     assert np.array_equal(old_vectors[boats_old], new_vectors[boats_new])
     assert any(r[3] == "Leaves are composted behind the shed." for r in rows)

@@ -101,8 +101,10 @@ def test_search_body_too_large_is_413_with_or_without_a_length(served):
     assert response.json() == {"error": "too_large", "detail": "The request body is larger than 1,000,000 bytes: send a shorter question."}
     chunked = httpx.post(served[0] + API + "search", content=iter([big[i : i + 65536] for i in range(0, len(big), 65536)]), timeout=30)
     assert chunked.status_code == 413
-    # a long question under the limit is answered (only its first 4,000 characters are searched)
-    assert post(served[0], {"question": "roses " * 20_000, "k": 1}).status_code == 200
+    # a question under the 4,000-character cap is answered; a longer one is a clear error
+    assert post(served[0], {"question": "roses " * 600, "k": 1}).status_code == 200  # under the 4,000-char cap
+    over = post(served[0], {"question": "roses " * 20_000, "k": 1})  # qa.config.MAX_QUESTION_CHARS
+    assert over.status_code in (400, 413) and "the limit is 4,000" in over.json()["detail"]
 
 
 def test_unknown_endpoint_is_a_json_404(served):
@@ -240,9 +242,14 @@ def _basic(user: str, password: str) -> dict:
 
 @pytest.fixture(scope="module")
 def guarded(served):
-    """The same index served with --auth ann:s3cret and QA_API_TOKEN=t0k."""
+    """The same index served with --auth ann:s3cret and QA_API_TOKEN=t0k. These tests send many
+    wrong credentials on purpose: the login back-off (tested in test_security) is set not to
+    hold them back."""
+    from qa.security import LoginBackoff
+
     _, retriever, settings = served
-    running, url = start(settings, retriever, auth="ann:s3cret", api_token="t0k")
+    running, url = start(settings, retriever, auth="ann:s3cret", api_token="t0k",
+                         login_backoff=LoginBackoff(free=10_000))
     yield url
     running.close()
 

@@ -114,10 +114,10 @@ def test_old_format_asks_for_a_full_rebuild(built, fake_embedder):
     manifest = json.loads((gen / "manifest.json").read_text())
     manifest["format"] = 1
     (gen / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorrupt, match="has format 1, this qa reads 2. Run `qa index --full`"):
+    with pytest.raises(IndexCorrupt, match="has format 1, this qa reads 3. Run `qa index --full`"):
         Retriever.load(built.index_dir, embedder=fake_embedder)
     report = build_index(built, embedder=fake_embedder)
-    assert report.mode == "full" and report.reason == "index format changed (1 → 2)"
+    assert report.mode == "full" and report.reason == "index format changed (1 → 3)"
 
 
 def test_full_rebuild_repairs_a_damaged_index(built, fake_embedder, capsys):

@@ -18,7 +18,7 @@ from qa.frontends import web
 from qa.render import render_html, to_json
 from qa.build import build_index
 from qa.retriever import Retriever
-from qa.config import Settings
+from qa.config import MAX_BODY_BYTES, Settings
 from qa.errors import QAError
 
 from conftest import DATA, FakeEmbedder, patch_embedder
@@ -38,9 +38,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(settings: Settings, retriever=None, auth: str | None = None, api_token: str | None = None):
-    """The whole `qa serve` app (chat, REST API, MCP) on a free 127.0.0.1 port: (running, url)."""
-    running = qserver.start(qserver.create_app(settings, retriever, auth=auth, api_token=api_token))
+def start(settings: Settings, retriever=None, auth: str | None = None, api_token: str | None = None, **options):
+    """The whole `qa serve` app (chat, REST API, MCP) on a free 127.0.0.1 port: (running, url).
+    `options` go to `server.create_app` (e.g. login_backoff)."""
+    running = qserver.start(qserver.create_app(settings, retriever, auth=auth, api_token=api_token, **options))
     return running, running.url
 
 
@@ -100,7 +101,9 @@ def test_ask_endpoint_returns_the_cli_json(server, client):
         "end_char": 239,
         "page": None,
         "locator": "",
+        "source_changed": False,
     }
+    assert result["source_changed"] is False
     top = result["passages"][0]
     assert [p["rank"] for p in result["passages"]] == [1, 2, 3]
     assert (top["source"], top["section"], top["start_line"], top["end_line"]) == ("garden.txt", "Watering", 7, 7)
@@ -162,6 +165,11 @@ def test_fuzz_every_reply_is_an_answer_or_a_clear_error(server, client):
     url, retriever, _ = server
     kinds = {"answer": 0, "error": 0}
     for question, k in _fuzz_cases(300):
+        if len(json.dumps(question).encode()) > MAX_BODY_BYTES:  # refused with HTTP 413 before the app
+            with pytest.raises(httpx.HTTPStatusError, match="413"):
+                client.predict(question, k, api_name="/ask")
+            kinds["error"] += 1
+            continue
         kind, expected = expected_reply(retriever, question, k)
         kinds[kind] += 1
         if kind == "answer":
@@ -329,6 +337,8 @@ def test_serve_warns_for_other_hosts(monkeypatch, settings, fake_embedder):
     said = []
     qserver.serve(settings, host="0.0.0.0", port=8123, auth=None, say=said.append)
     assert said[0].startswith("Warning: serving on 0.0.0.0, reachable from other machines; anyone")
+    answered = said[0].split("Host names answered: ")[1]
+    assert all(name in answered for name in ("127.0.0.1", "::1", "localhost")) and "--allowed-hosts NAME" in answered
     assert said[1].startswith("qa: web chat on http://127.0.0.1:8123")
     assert said[2] == "    REST API http://127.0.0.1:8123/api/v1 (docs http://127.0.0.1:8123/api/v1/docs), MCP http://127.0.0.1:8123/mcp, documents http://127.0.0.1:8123/library"
     assert bound == [("0.0.0.0", 8123)] and ran == [["socket"]]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import IndexCorrupt
 from ...schema import Manifest
 from ..base import IndexData, Reusable
-from . import generations
+from . import generations, ownership
 from .reader import LocalReader
 
 
@@ -22,6 +23,9 @@ class LocalStore:
         self.index_dir = Path(index_dir)
 
     def lock(self, wait: bool = False):
+        """The build lock, once the folder is known to be a qa index, empty or new
+        (`ownership.claim`: NotAnIndex, IndexUnwritable)."""
+        ownership.claim(self.index_dir)
         return generations.build_lock(self.index_dir, wait)
 
     def manifest(self) -> Manifest | None:
@@ -37,8 +41,24 @@ class LocalStore:
     def reusable(self) -> Reusable | None:
         return generations.read_reusable(self.index_dir)
 
-    def write(self, data: IndexData) -> str:
-        return str(generations.write_index(self.index_dir, data))
+    def write(self, data: IndexData, fault=lambda point: None) -> str:
+        return str(generations.write_index(self.index_dir, data, fault=fault))
+
+    def clean(self) -> None:
+        """Remove what killed builds left (call under `lock`)."""
+        generations.clean_leftovers(self.index_dir)
+
+    def check(self, full: bool = False) -> str | None:
+        """The first problem of the live generation's files (named, with the fix), or None:
+        sizes, headers and sampled checksums; `full`: every sha256."""
+        gen = generations.current_generation(self.index_dir)
+        if gen is None:
+            return None
+        try:
+            generations.check_files(gen, generations.read_generation_manifest(gen), full=full)
+        except IndexCorrupt as exc:
+            return str(exc)
+        return None
 
     def open(self) -> LocalReader:
         return generations.load_index(self.index_dir)

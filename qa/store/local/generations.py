@@ -16,6 +16,8 @@ Layout of `index_dir`:
                         rows are read, per query (`VectorFile`)
         bm25/           bm25s arrays (.npy + JSON, no pickle)
     .lock              held by the build in progress
+    qa-index.json      the generations qa made here (`ownership`: only those are ever removed);
+                       each generation folder holds a marker file, .qa-generation
     .cache/            derived files that outlive a generation (the ONNX query encoder)
 
 A build writes a new generation beside the live one and then repoints CURRENT, so a reader sees
@@ -39,9 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import integrity
 from ...errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
 from ...schema import INDEX_FORMAT, Manifest, Passage
 from ..base import IndexData, Reusable
+from . import ownership
 from .passages import COLUMNS, connect, read_passages, write_sqlite
 from .vectors import VectorFile, build_vector_index, read_vector_index, sentence_dtype, vector_kind, _faiss
 
@@ -111,38 +115,36 @@ def _sizes(gen: Path) -> dict[str, int]:
     return {
         p.relative_to(gen).as_posix(): p.stat().st_size
         for p in sorted(gen.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name not in (MANIFEST, ownership.MARKER)
     }
 
 
-def check_files(gen: Path, manifest: Manifest) -> None:
-    """Check that the files of generation `gen` are all there with the sizes the manifest
-    recorded (cheap; catches truncated and missing files before a library reads them).
+def check_files(gen: Path, manifest: Manifest, full: bool = False) -> None:
+    """Check that the files of generation `gen` are all there as the manifest recorded them:
+    sizes, headers, the manifest's seal and a sample digest of each file (cheap: catches
+    truncated, zeroed, overwritten and missing files before a library reads them); with `full`,
+    the sha256 of every file (`qa status --verify`, and before stored vectors are reused).
 
     Raises:
-        IndexCorrupt: the message names the first bad file.
+        IndexCorrupt: the message names the first bad file and the fix.
     """
     if manifest.format != FORMAT_VERSION:
         raise IndexCorrupt(
             f"Index file {gen / MANIFEST} has format {manifest.format!r}, this qa reads "
             f"{FORMAT_VERSION}. {RERUN}"
         )
-    expected = manifest.index_files
+    expected = manifest.get("checksums")
     if not isinstance(expected, dict):
         raise IndexCorrupt(f"Index file {gen / MANIFEST} lacks its file list. {RERUN}")
+    if not integrity.seal_ok(manifest.to_dict()):
+        raise IndexCorrupt(f"Index file {gen / MANIFEST} is damaged (its content does not match its seal). {RERUN}")
     for name in REQUIRED[1:]:
         if not (gen / name).exists():
             raise IndexCorrupt(f"Index file {gen / name} is missing. {RERUN}")
-    for name, size in expected.items():
-        path = gen / name
-        try:
-            actual = path.stat().st_size
-        except OSError:
-            raise IndexCorrupt(f"Index file {path} is missing. {RERUN}") from None
-        if actual != size:
-            raise IndexCorrupt(
-                f"Index file {path} is damaged ({actual} bytes, the build wrote {size}). {RERUN}"
-            )
+    for name, entry in expected.items():
+        problem = integrity.file_problem(gen / name, entry if isinstance(entry, dict) else {}, full=full)
+        if problem:
+            raise IndexCorrupt(f"Index file {gen / name} {problem}. {RERUN}")
 
 
 @contextmanager
@@ -201,18 +203,72 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
-def write_index(index_dir: Path, data: IndexData) -> Path:
+def needed_bytes(data: IndexData) -> int:
+    """Disk space the generation of `data` needs (an overestimate; see integrity.estimate_bytes)."""
+    n = len(data.passages)
+    return integrity.estimate_bytes(
+        n, len(data.sentence_spans), int(data.manifest.dim), sum(len(p.text) for p in data.passages),
+        np.dtype(sentence_dtype(n)).itemsize,
+    )
+
+
+def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> Path:
     """Write `data` as a new generation and make it the live one. Call under `build_lock`.
 
+    Free space is checked first; a failure of any kind (a full disk included) removes the
+    partial generation and leaves the live one as it was. `fault(point)` is called at each
+    step (a test hook: see integrity.fault_point).
+
     Returns the new generation's folder.
+    Raises:
+        DiskFull: not enough space (the message says how much is needed).
+        IndexUnwritable: the folder cannot be written.
     """
-    faiss = _faiss()
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexUnwritable(
+            f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+            "Point --index (QA_INDEX_DIR) at a writable folder."
+        ) from exc
+    needed = needed_bytes(data)
+    integrity.check_free_space(index_dir, needed)
     gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = gen.with_name(gen.name + ".tmp")
-    tmp.mkdir()
+    try:
+        ownership.begin(index_dir, gen.name)  # listed as ours before its folder exists
+        tmp.mkdir()
+        ownership.mark(tmp, gen.name)
+        _write_generation(tmp, data, fault)
+        fault("fsync")
+        os.rename(tmp, gen)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (OSError, sqlite3.Error, RuntimeError)) and integrity.is_disk_full(exc):
+            raise integrity.disk_full_error(index_dir, needed, exc) from None
+        if isinstance(exc, OSError):
+            raise IndexUnwritable(
+                f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+                "Point --index (QA_INDEX_DIR) at a writable folder."
+            ) from exc
+        raise
+    fault("switch")
+    link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
+    if link_tmp.is_symlink() or link_tmp.exists():
+        link_tmp.unlink()
+    os.symlink(gen.name, link_tmp)
+    os.replace(link_tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    _prune(index_dir, keep={gen.name}, fault=fault)
+    return gen
+
+
+def _write_generation(tmp: Path, data: IndexData, fault) -> None:
+    """Every file of a generation into folder `tmp`, the manifest last, all fsynced."""
+    faiss = _faiss()
     write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
+    fault("write_passages")
     dim = int(data.manifest.dim)
     n = len(data.passages)
     index = build_vector_index(np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim))
@@ -223,21 +279,17 @@ def write_index(index_dir: Path, data: IndexData) -> Path:
     sentence_vectors = np.asarray(data.sentence_vectors).reshape(-1, dim)
     sentence_vectors = sentence_vectors.astype(sentence_dtype(n), copy=False)
     np.save(tmp / SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
+    fault("write_vectors")
     data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
-    # The manifest last, with the size of every other file: a reader can then tell a complete
-    # generation from a damaged one.
+    fault("write_bm25")
+    # The manifest last, with the size, sha256 and sample digest of every other file and a seal
+    # over itself: a reader can then tell a complete, intact generation from a damaged one.
     data.manifest.index_files = _sizes(tmp)
+    data.manifest.extra["checksums"] = integrity.record_files(tmp, skip=(MANIFEST,))
+    data.manifest.extra.pop(integrity.SEAL, None)
+    data.manifest.extra[integrity.SEAL] = integrity.seal(data.manifest.to_dict())[integrity.SEAL]
     (tmp / MANIFEST).write_text(json.dumps(data.manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
     _fsync_tree(tmp)
-    os.rename(tmp, gen)
-    link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
-    if link_tmp.is_symlink() or link_tmp.exists():
-        link_tmp.unlink()
-    os.symlink(gen.name, link_tmp)
-    os.replace(link_tmp, index_dir / CURRENT)
-    _fsync_dir(index_dir)
-    _prune(index_dir, keep={gen.name})
-    return gen
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -249,16 +301,22 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
-    """Remove orphaned temporary builds and all but `keep_previous` older generations
-    (a reader that loaded the previous one may still be reading it). Call under `build_lock`."""
-    for stray in index_dir.glob(f".{CURRENT}.*"):  # a symlink left by a build killed mid-swap
-        stray.unlink(missing_ok=True)
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.name not in keep), key=lambda p: p.stat().st_mtime_ns)
-    finished = [p for p in gens if not p.name.endswith(".tmp")]
-    doomed = [p for p in gens if p.name.endswith(".tmp")] + finished[: max(0, len(finished) - keep_previous)]
-    for path in doomed:
-        shutil.rmtree(path, ignore_errors=True)
+def _prune(index_dir: Path, keep: set[str], keep_previous: int = 0, fault=lambda point: None) -> None:
+    """Remove orphaned temporary builds and all but `keep_previous` older generations: only
+    those the index recorded as its own (`ownership`). Call under `build_lock`. The previous
+    generation goes too: a reader that loaded it holds its data in memory (or mapped: the file
+    lives on until unmapped), and a reader resolving it as it is removed retries on the live one
+    (`load_index`)."""
+    fault("prune")
+    ownership.prune(index_dir, keep, keep_previous)
+
+
+def clean_leftovers(index_dir: Path) -> None:
+    """Remove what builds killed earlier left in `index_dir`: temporary generations, stray
+    links, and generations a build killed while pruning left beside the live one. At the start
+    of every build, so repeated kills do not fill the disk. Only folders the index recorded as
+    its own (listed in its state file and marked) are touched. Call under `build_lock`."""
+    ownership.prune(Path(index_dir), keep=set(), keep_previous=0)
 
 
 def load_index(index_dir: Path) -> "LocalReader":
@@ -343,7 +401,7 @@ def read_reusable(index_dir: Path) -> Reusable | None:
     if gen is None:
         return None
     manifest = read_generation_manifest(gen)
-    check_files(gen, manifest)
+    check_files(gen, manifest, full=True)  # every sha256: damage must not be carried forward
     current = gen / PASSAGES_DB
     try:
         passages, spans = read_passages(current)
