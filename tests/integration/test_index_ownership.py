@@ -56,9 +56,10 @@ def test_builds_never_delete_a_users_gen_folder_or_current_file(settings, fake_e
         build_index(settings, embedder=fake_embedder, full=step == 3)
     after = listing(settings.index_dir)
     assert {k: after.get(k) for k in mine} == mine
-    # qa's own old generations were pruned as before: the live one and the previous one remain.
+    # qa's own old generations were pruned: only the live one remains (the previous one goes
+    # right after the switch, so a folder holds at most the live generation and one being built).
     live = current_generation(settings.index_dir).name
-    assert len(qa_generations(settings.index_dir)) == 2 and live in qa_generations(settings.index_dir)
+    assert qa_generations(settings.index_dir) == [live]
     state = json.loads((settings.index_dir / "qa-index.json").read_text())
     assert state["qa_index"] == 1 and sorted(state["generations"]) == qa_generations(settings.index_dir)
     assert state["generations"][-1] == live  # oldest first
@@ -126,11 +127,12 @@ def test_index_made_before_the_state_file_is_recognised_and_upgraded(settings, f
     assert {k: after.get(k) for k in mine} == mine
     assert after["gen-20250101T000000-1-1/thesis.docx"] == ("file", b"my thesis")
     assert not orphan.exists()
-    # The oldest adopted generation was pruned; the previous live one is kept for readers.
-    assert qa_generations(index_dir) == sorted([live, report.index_path.name, "gen-20250101T000000-1-1"])
-    assert [n for n in old if n != live] and not [n for n in old if n != live and (index_dir / n).exists()]
+    # The adopted generation was pruned once the new one was live; the look-alike stays.
+    assert old == [live]
+    assert qa_generations(index_dir) == sorted([report.index_path.name, "gen-20250101T000000-1-1"])
+    assert not (index_dir / live).exists()
     state = json.loads((index_dir / "qa-index.json").read_text())["generations"]
-    assert state == [live, report.index_path.name]
+    assert state == [report.index_path.name]
 
 
 def test_a_listed_folder_without_its_marker_is_left_alone(settings, fake_embedder):
@@ -141,4 +143,4 @@ def test_a_listed_folder_without_its_marker_is_left_alone(settings, fake_embedde
         (settings.corpus_dir / "bees.txt").write_text(text, encoding="utf-8")
         build_index(settings, embedder=fake_embedder)
     assert first.is_dir()
-    assert len(qa_generations(settings.index_dir)) == 3
+    assert len(qa_generations(settings.index_dir)) == 2  # the unmarked folder and the live one

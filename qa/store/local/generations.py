@@ -285,7 +285,7 @@ def _write_generation(tmp: Path, data: IndexData, fault) -> None:
     # The manifest last, with the size, sha256 and sample digest of every other file and a seal
     # over itself: a reader can then tell a complete, intact generation from a damaged one.
     data.manifest.index_files = _sizes(tmp)
-    data.manifest.extra["checksums"] = integrity.record_files(tmp, skip=(MANIFEST,))
+    data.manifest.extra["checksums"] = integrity.record_files(tmp, skip=(MANIFEST, ownership.MARKER))
     data.manifest.extra.pop(integrity.SEAL, None)
     data.manifest.extra[integrity.SEAL] = integrity.seal(data.manifest.to_dict())[integrity.SEAL]
     (tmp / MANIFEST).write_text(json.dumps(data.manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
