@@ -215,12 +215,14 @@ def status_html(status: dict) -> str:
         head += "; answers come from the previous index until it is done"
     elif state == "failed":
         head = f"The last update failed: {status['error']}"
+    elif state == "unusable":
+        head = f"The index cannot be used: {status['error']}"
     elif state == "changed":
         shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         head = f"Files changed since the last build: {shown}" if changed else "No index yet"
     else:
         head = "Index up to date"
-    cls = {"updating": "busy", "failed": "bad", "changed": "stale"}.get(state, "ok")
+    cls = {"updating": "busy", "failed": "bad", "unusable": "bad", "changed": "stale"}.get(state, "ok")
     skipped = status.get("skipped") or []
     skip = f" · {plural(len(skipped), 'file')} skipped" if skipped else ""
     return (

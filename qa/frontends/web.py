@@ -439,7 +439,13 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
 
         if live is not None:
             return status_html(live.status())
-        m = get_retriever().manifest
+        try:
+            m = get_retriever().manifest
+        except QAError as exc:  # a damaged index: the line says so (each question does too)
+            return status_html({
+                "state": "unusable", "done": 0, "total": 0, "changes": {}, "built_at": "", "files": 0,
+                "passages": 0, "skipped": [], "error": str(exc),
+            })
         return status_html({
             "state": "up to date", "done": 0, "total": 0, "changes": {}, "built_at": m.get("built_at", ""),
             "files": len(m.get("files", {})), "passages": int(m.get("passages", 0)),
