@@ -234,7 +234,7 @@ def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> P
         ) from exc
     needed = needed_bytes(data)
     integrity.check_free_space(index_dir, needed)
-    gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
     tmp = gen.with_name(gen.name + ".tmp")
     try:
         ownership.begin(index_dir, gen.name)  # listed as ours before its folder exists
