@@ -458,3 +458,83 @@ def test_api_docs_page_renders_offline_and_can_call_the_api(browser, server, req
         context.close()
     assert any(u.endswith("/api/v1/search") for u in recorder.urls)
     assert recorder.outside() == [] and recorder.dialogs == []
+
+
+@pytest.fixture
+def live_server(settings, monkeypatch):
+    """tests/data indexed with the FakeEmbedder and served with a watching `LiveIndex`, as
+    `qa serve` does: (url, settings)."""
+    from qa.frontends import server as qserver
+    from qa.frontends.live import LiveIndex
+
+    from conftest import patch_embedder
+
+    embedder = FakeEmbedder()
+    patch_embedder(monkeypatch, embedder)
+    build_index(settings, embedder=embedder)
+    live = LiveIndex(settings, embedder=embedder, interval=0.05, debounce=0.1).start()
+    running = qserver.start(qserver.create_app(settings, live=live))
+    yield running.url, settings
+    live.stop()
+    running.close()
+
+
+def _open_picker(page):
+    """Open the document picker's list (a click on the box only opens it when it has no focus)."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.locator("#qa-sources input").click()
+    page.get_by_role("option").first.wait_for()
+
+
+def _close_picker(page):
+    page.keyboard.press("Escape")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
+def _picker_state(page) -> tuple[list[str], list[str]]:
+    """(choices, chosen) of the document picker, read by opening it."""
+    _open_picker(page)
+    choices = page.get_by_role("option").evaluate_all("options => options.map(o => o.getAttribute('aria-label'))")
+    _close_picker(page)
+    chosen = page.locator("#qa-sources .token").all_inner_texts()
+    return [c.strip() for c in choices], [c.strip() for c in chosen]
+
+
+def test_picker_and_examples_follow_the_live_index_without_reload(browser, live_server, request):
+    """A file added, then one renamed, in the corpus while the page is open: the status line,
+    the document picker and the example questions follow; a chosen file stays chosen while it
+    is indexed."""
+    url, settings = live_server
+    context, page, recorder = _open(browser, request, url)
+    status = page.locator("#qa-status-box .qa-status")
+    try:
+        page.locator("#qa-options").get_by_text("Options").click()
+        assert _picker_state(page)[0] == ["garden.txt", "sub/boats.md"]
+        examples = page.locator("#qa-examples button.qa-example:visible")
+        before = examples.all_inner_texts()
+        assert before and not any("ferry" in e.lower() for e in before)
+        _open_picker(page)
+        page.get_by_role("option", name="garden.txt").click()
+        _close_picker(page)
+        page_id = page.evaluate("() => (window.qaPageId = Math.random())")
+
+        (settings.corpus_dir / "ferry.md").write_text(
+            "# Ferry timetable\n\nThe ferry to the island leaves from pier nine at half past seven.\n", encoding="utf-8")
+        sync_api.expect(status).to_contain_text("3 files", timeout=20_000)
+        sync_api.expect(examples.first).to_have_text("What does it say about ferry timetable?")
+        assert _picker_state(page) == (["ferry.md", "garden.txt", "sub/boats.md"], ["garden.txt"])
+        # the new example asks itself, within the chosen file (so: not found there)
+        examples.first.click()
+        page.wait_for_selector("#qa-chat .qa-reply")
+        assert page.locator("#qa-chat .qa-q").last.inner_text() == "What does it say about ferry timetable?"
+
+        (settings.corpus_dir / "garden.txt").rename(settings.corpus_dir / "orchard.txt")
+        sync_api.expect(status).to_contain_text("Index up to date", timeout=20_000)
+        page.wait_for_function("() => !document.querySelector('#qa-sources .token')", timeout=20_000)
+        assert _picker_state(page) == (["ferry.md", "orchard.txt", "sub/boats.md"], [])
+        assert page.evaluate("() => window.qaPageId") == page_id  # the same page: never reloaded
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
