@@ -14,11 +14,13 @@
     var data = new FormData();
     data.append("token", form.querySelector("[name=token]").value);
     for (var i = 0; i < e.dataTransfer.files.length; i++) { data.append("file", e.dataTransfer.files[i]); }
+    // Every answer of the upload route to this request is JSON {saved, errors}, refusals too.
     fetch(form.action, { method: "POST", body: data, headers: { "Accept": "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (j) {
         var said = (j.saved.length ? "Uploaded " + j.saved.join(", ") + ": indexing now. " : "") + j.errors.join(" ");
-        location.href = "library?said=" + encodeURIComponent(said.trim());
-      });
+        return [said, j.saved.length > 0];
+      }, function () { return ["The upload failed: the server did not answer. Reload the page and try again.", false]; })
+      .then(function (r) { location.href = "library?said=" + encodeURIComponent(r[0].trim()) + (r[1] ? "" : "&bad=1"); });
   });
 })();

@@ -400,6 +400,9 @@ def test_phone_chat_uses_the_whole_screen(browser, server, request):
     try:
         box = page.locator("#qa-chat").bounding_box()
         assert box["width"] >= 390 - 2 * 16 and box["height"] >= 844 * 0.6
+        # the question box is on the first screen too (the state line is kept short: no build time)
+        assert page.locator("#qa-question").bounding_box()["y"] + page.locator("#qa-question").bounding_box()["height"] <= 844
+        assert not page.locator(".qa-status-built").is_visible()
         reply = ask(page, "Where are the boats moored in winter?", 0)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         lines = reply.locator(".qa-card .qa-text").first.inner_text()
@@ -463,7 +466,7 @@ def test_api_docs_page_renders_offline_and_can_call_the_api(browser, server, req
 @pytest.fixture
 def live_server(settings, monkeypatch):
     """tests/data indexed with the FakeEmbedder and served with a watching `LiveIndex`, as
-    `qa serve` does: (url, settings)."""
+    `qa serve --allow-upload` does: (url, settings)."""
     from qa.frontends import server as qserver
     from qa.frontends.live import LiveIndex
 
@@ -473,7 +476,7 @@ def live_server(settings, monkeypatch):
     patch_embedder(monkeypatch, embedder)
     build_index(settings, embedder=embedder)
     live = LiveIndex(settings, embedder=embedder, interval=0.05, debounce=0.1).start()
-    running = qserver.start(qserver.create_app(settings, live=live))
+    running = qserver.start(qserver.create_app(settings, live=live, allow_upload=True))
     yield running.url, settings
     live.stop()
     running.close()
@@ -536,5 +539,45 @@ def test_picker_and_examples_follow_the_live_index_without_reload(browser, live_
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
+
+
+DROP = """([name, text]) => {
+    const data = new DataTransfer();
+    data.items.add(new File([text], name, {type: "text/plain"}));
+    return data;
+}"""
+
+
+def test_files_dropped_on_the_library_are_indexed_and_reach_the_open_chat(browser, live_server, request):
+    """Drag and drop onto the library's upload box: the file is saved and indexed, the chat open
+    in another tab offers it in its picker without a reload; a drop the server refuses (an
+    expired form) says why, as a refusal."""
+    url, settings = live_server
+    context, chat, recorder = _open(browser, request, url)
+    library = context.new_page()
+    try:
+        library.goto(url + "library")
+        dropped = library.evaluate_handle(DROP, ["Ferry Times.txt", "The ferry leaves from pier nine at seven.\n"])
+        library.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+        library.wait_for_url("**/library?said=*")
+        message = library.locator("p.msg")
+        assert message.inner_text() == "Uploaded Ferry Times.txt: indexing now." and "bad" not in message.get_attribute("class")
+        assert (settings.corpus_dir / "Ferry Times.txt").read_text() == "The ferry leaves from pier nine at seven.\n"
+        sync_api.expect(chat.locator("#qa-status-box .qa-status")).to_contain_text("3 files", timeout=20_000)
+        chat.locator("#qa-options").get_by_text("Options").click()
+        assert _picker_state(chat)[0] == ["Ferry Times.txt", "garden.txt", "sub/boats.md"]
+
+        library.goto(url + "library")
+        library.locator("#upload [name=token]").evaluate("e => { e.value = 'expired'; }")
+        dropped = library.evaluate_handle(DROP, ["late.txt", "Too late.\n"])
+        library.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+        library.wait_for_url("**/library?said=*bad=1")
+        assert library.locator("p.msg.bad").inner_text() == "This form has expired: reload the documents page and try again."
+        assert not (settings.corpus_dir / "late.txt").exists()
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        library.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
         context.close()
     assert recorder.outside() == [] and recorder.dialogs == []
