@@ -505,8 +505,8 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
     with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Ask your documents\n"
-            "Every answer is a sentence quoted from your documents, with numbered sources; "
-            "click a citation to see it in its document. [Documents](library)",
+            '<span class="qa-intro">Every answer is a sentence quoted from your documents, with numbered sources; '
+            "click a citation to see it in its document.</span> [Documents](library)",
             elem_id="qa-header",
         )
         with gr.Row(elem_id="qa-status-row", equal_height=True):

@@ -403,6 +403,7 @@ def test_phone_chat_uses_the_whole_screen(browser, server, request):
         # the question box is on the first screen too (the state line is kept short: no build time)
         assert page.locator("#qa-question").bounding_box()["y"] + page.locator("#qa-question").bounding_box()["height"] <= 844
         assert not page.locator(".qa-status-built").is_visible()
+        assert page.locator("#qa-header a[href='library']").is_visible()  # the documents stay one tap away
         reply = ask(page, "Where are the boats moored in winter?", 0)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         lines = reply.locator(".qa-card .qa-text").first.inner_text()
