@@ -97,6 +97,9 @@ def delete_file(corpus_dir: Path, files, requested: str, resolve: Callable) -> N
     path.unlink()
 
 
+UPDATING = "updating"  # the end of a file's note while the index does not have it as it is
+
+
 def library_rows(corpus_dir: Path, manifest: dict, passages_per_file: dict) -> tuple[list[dict], list[dict]]:
     """(indexed files, other files): name, type, size and, for indexed ones, passages and when
     indexed; for the others why they are not (skipped with its reason, or not indexed yet)."""
@@ -121,10 +124,10 @@ def library_rows(corpus_dir: Path, manifest: dict, passages_per_file: dict) -> t
             changed = hashlib.sha256(path.read_bytes()).hexdigest() != files[name]
             row.update(passages=passages_per_file.get(name, 0),
                        indexed=indexed_at.get(name) or manifest.get("built_at", ""),
-                       note="changed since indexed: updating" if changed else "")
+                       note=f"changed since indexed: {UPDATING}" if changed else "")
             rows.append(row)
         else:
-            row["note"] = skipped.get(name, "not indexed yet: updating")
+            row["note"] = skipped.get(name, f"not indexed yet: {UPDATING}")
             others.append(row)
     return rows, others
 
@@ -189,7 +192,10 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
         manifest = get_manifest()
         rows, others = library_rows(corpus_dir, manifest, get_passages())
         said = request.query_params.get("said", "")
-        out = ["<header><h1>Documents</h1><nav><a href='./' id='back'>← Back to the chat</a></nav></header><main>"]
+        # pending: a file waits for the index (library.js then reloads the list until it is done)
+        pending = any(r["note"].endswith(UPDATING) for r in rows + others)
+        out = ["<header><h1>Documents</h1><nav><a href='./' id='back'>← Back to the chat</a></nav></header>"
+               f"<main{' data-pending' if pending else ''}>"]
         if said:
             cls = "msg bad" if request.query_params.get("bad") else "msg"  # nothing was saved
             out.append(f"<p class='{cls}' role='status'>{html.escape(said[:300])}</p>")

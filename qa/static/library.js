@@ -24,3 +24,21 @@
       .then(function (r) { location.href = "library?said=" + encodeURIComponent(r[0].trim()) + (r[1] ? "" : "&bad=1"); });
   });
 })();
+
+// While a file waits for the index, the list is looked at every few seconds (no reload, so focus
+// and scrolling stay) and reloaded once when the index has it; not while files are being chosen.
+(function () {
+  if (!document.querySelector("main[data-pending]")) { return; }
+  var left = 100;
+  function again() { if (--left > 0) { setTimeout(look, 3000); } }
+  function look() {
+    fetch("library").then(function (r) { return r.text(); }).then(function (page) {
+      var chosen = document.getElementById("file");
+      var waiting = new DOMParser().parseFromString(page, "text/html").querySelector("main[data-pending]");
+      if (!waiting && (!chosen || !chosen.files.length)) {
+        location.replace("library");
+      } else { again(); }
+    }, again);
+  }
+  setTimeout(look, 3000);
+})();

@@ -566,6 +566,9 @@ def test_files_dropped_on_the_library_are_indexed_and_reach_the_open_chat(browse
         message = library.locator("p.msg")
         assert message.inner_text() == "Uploaded Ferry Times.txt: indexing now." and "bad" not in message.get_attribute("class")
         assert (settings.corpus_dir / "Ferry Times.txt").read_text() == "The ferry leaves from pier nine at seven.\n"
+        # the list follows by itself once the file is indexed
+        sync_api.expect(library.locator("table tbody")).to_contain_text("Ferry Times.txt", timeout=20_000)
+        assert library.locator("main[data-pending]").count() == 0
         sync_api.expect(chat.locator("#qa-status-box .qa-status")).to_contain_text("3 files", timeout=20_000)
         chat.locator("#qa-options").get_by_text("Options").click()
         assert _picker_state(chat)[0] == ["Ferry Times.txt", "garden.txt", "sub/boats.md"]
