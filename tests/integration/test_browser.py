@@ -585,3 +585,28 @@ def test_files_dropped_on_the_library_are_indexed_and_reach_the_open_chat(browse
         library.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
         context.close()
     assert recorder.outside() == [] and recorder.dialogs == []
+
+
+def test_library_at_phone_width_wraps_only_file_names(browser, live_server, request):
+    """At 390 px with a long file name: no sideways scrolling, the name wraps, and no other
+    cell breaks inside a word ("Passa-ges", "Dele-te")."""
+    url, settings = live_server
+    (settings.corpus_dir / "volunteer-handbook-of-the-harbour-street-community-garden.txt").write_text(
+        "Volunteers meet at the shed on Saturdays.\n", encoding="utf-8")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    recorder = Recorder(context)
+    page = context.new_page()
+    try:
+        page.goto(url + "library")
+        sync_api.expect(page.locator("table tbody")).to_contain_text("volunteer-handbook", timeout=20_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        lines = ("e => { const r = document.createRange(); r.selectNodeContents(e);"
+                 " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")  # lines of text
+        assert page.locator("tbody td:first-child a", has_text="volunteer-handbook").evaluate(lines) > 1
+        for cell in page.locator("thead th, tbody td:not(:first-child)").all():
+            assert cell.evaluate(lines) <= 1, cell.inner_text()
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
