@@ -450,6 +450,8 @@ def ensure_index(
         raise_model_mismatch(get_store(settings).manifest(), settings)
     if state == "ok":
         return None
+    if not Path(settings.corpus_dir).is_dir():
+        list_files(settings.corpus_dir)  # a file or no folder: raises saying so, before "building it from FILE/"
     say(
         f"No index in {settings.index_dir}/ yet: building it from {settings.corpus_dir}/ ..."
         if state == "missing"

@@ -1,10 +1,12 @@
 """Docs that cannot drift: every `qa` command and every option of it appears in the README, and
-every command and option has help text."""
+every command and option has help text; the README's `qa ask` outputs are what `qa ask` prints."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,53 @@ def test_every_option_is_in_the_readme_with_help(command, option):
     assert any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", README) for o in action.option_strings), (
         f"qa {command} {option} is not in README.md"
     )
+
+
+def _readme_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+@pytest.mark.model
+def test_readme_ask_outputs_are_what_qa_ask_prints(default_corpus_index, capsys, monkeypatch):
+    """Each `$ .venv/bin/qa ask …` session of the README, run on the default corpus, prints
+    exactly what the README shows (at the width of a pipe or a wide terminal: 100)."""
+    from qa.frontends.cli import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+    where = ["--corpus", str(default_corpus_index.corpus_dir), "--index", str(default_corpus_index.index_dir)]
+    sessions = [b for b in _readme_blocks("console") if b.startswith("$ .venv/bin/qa ask ")]
+    assert len(sessions) >= 2
+    for block in sessions:
+        command, _, shown = block.partition("\n")
+        capsys.readouterr()
+        assert main(shlex.split(command)[2:] + where) == 0
+        assert capsys.readouterr().out == shown, command
+
+
+@pytest.mark.model
+def test_readme_json_example_is_the_record_qa_ask_prints(default_corpus_index, capsys):
+    """The README's `--json` example (wrapped, long texts cut short with " …") has the keys, in
+    order, and the values that `qa ask "Who leads the NCRI?" -k 1 --json` prints."""
+    from qa.frontends.cli import main
+
+    shown = json.loads(next(b for b in _readme_blocks("json") if b.startswith('{"question": "Who leads the NCRI?"')))
+    where = ["--corpus", str(default_corpus_index.corpus_dir), "--index", str(default_corpus_index.index_dir)]
+    capsys.readouterr()
+    assert main(["ask", shown["question"], "-k", "1", "--json"] + where) == 0
+    printed = json.loads(capsys.readouterr().out)
+
+    def same(a, b, where="record"):
+        if isinstance(a, dict):
+            assert list(a) == list(b), where
+            for key in a:
+                same(a[key], b[key], f"{where}.{key}")
+        elif isinstance(a, list):
+            assert len(a) == len(b), where
+            for i, (x, y) in enumerate(zip(a, b)):
+                same(x, y, f"{where}[{i}]")
+        elif isinstance(a, str) and a.endswith(" …"):
+            assert b.startswith(a[:-2]), where
+        else:
+            assert a == b, where
+
+    same(shown, printed)

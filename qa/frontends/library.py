@@ -97,6 +97,9 @@ def delete_file(corpus_dir: Path, files, requested: str, resolve: Callable) -> N
     path.unlink()
 
 
+UPDATING = "updating"  # the end of a file's note while the index does not have it as it is
+
+
 def library_rows(corpus_dir: Path, manifest: dict, passages_per_file: dict) -> tuple[list[dict], list[dict]]:
     """(indexed files, other files): name, type, size and, for indexed ones, passages and when
     indexed; for the others why they are not (skipped with its reason, or not indexed yet)."""
@@ -121,10 +124,10 @@ def library_rows(corpus_dir: Path, manifest: dict, passages_per_file: dict) -> t
             changed = hashlib.sha256(path.read_bytes()).hexdigest() != files[name]
             row.update(passages=passages_per_file.get(name, 0),
                        indexed=indexed_at.get(name) or manifest.get("built_at", ""),
-                       note="changed since indexed: updating" if changed else "")
+                       note=f"changed since indexed: {UPDATING}" if changed else "")
             rows.append(row)
         else:
-            row["note"] = skipped.get(name, "not indexed yet: updating")
+            row["note"] = skipped.get(name, f"not indexed yet: {UPDATING}")
             others.append(row)
     return rows, others
 
@@ -189,9 +192,13 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
         manifest = get_manifest()
         rows, others = library_rows(corpus_dir, manifest, get_passages())
         said = request.query_params.get("said", "")
-        out = ["<header><h1>Documents</h1><nav><a href='./' id='back'>← Back to the chat</a></nav></header><main>"]
+        # pending: a file waits for the index (library.js then reloads the list until it is done)
+        pending = any(r["note"].endswith(UPDATING) for r in rows + others)
+        out = ["<header><h1>Documents</h1><nav><a href='./' id='back'>← Back to the chat</a></nav></header>"
+               f"<main{' data-pending' if pending else ''}>"]
         if said:
-            out.append(f"<p class='msg' role='status'>{html.escape(said[:300])}</p>")
+            cls = "msg bad" if request.query_params.get("bad") else "msg"  # nothing was saved
+            out.append(f"<p class='{cls}' role='status'>{html.escape(said[:300])}</p>")
         total = sum(r["passages"] for r in rows)
         out.append(f"<p>{len(rows)} indexed file{'s' * (len(rows) != 1)}, {total:,} passages.</p>")
         out.append("<table><thead><tr><th>File</th><th>Type</th><th>Size</th><th>Passages</th>"
@@ -232,17 +239,26 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
         return page("".join(out))
 
     async def upload(request):
+        from starlette.responses import JSONResponse
+
+        wants_json = request.headers.get("accept", "").startswith("application/json")  # the page's drop box
+
+        def refuse(status: int, message: str):
+            if wants_json:
+                return JSONResponse({"saved": [], "errors": [message]}, status_code=status)
+            return refused(status, message)
+
         if not authorised(request):
-            return refused(401, "Log in first: open the chat page and sign in.")
+            return refuse(401, "Log in first: open the chat page and sign in.")
         if not allow_upload:
-            return refused(403, "Uploads are off: start the server with `qa serve --allow-upload`.")
+            return refuse(403, "Uploads are off: start the server with `qa serve --allow-upload`.")
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit * 4 + 65536:
-            return refused(413, f"Too large: the limit is {limit / 2**20:.0f} MB per file.")
+            return refuse(413, f"Too large: the limit is {limit / 2**20:.0f} MB per file.")
         form = await request.form(max_files=20, max_fields=5, max_part_size=1024 * 1024)
         try:
             if not hmac.compare_digest(str(form.get("token", "")), token("upload")):
-                return refused(403, "This form has expired: reload the documents page and try again.")
+                return refuse(403, "This form has expired: reload the documents page and try again.")
             saved, errors = [], []
             for item in form.getlist("file"):
                 if not hasattr(item, "read"):
@@ -259,11 +275,9 @@ def library_routes(corpus_dir: Path, get_manifest: Callable[[], dict], get_passa
         if saved:
             on_change()
         said = (f"Uploaded {', '.join(saved)}: indexing now. " if saved else "") + " ".join(errors)
-        if request.headers.get("accept", "").startswith("application/json"):
-            from starlette.responses import JSONResponse
-
+        if wants_json:
             return JSONResponse({"saved": saved, "errors": errors}, status_code=200 if saved else 400)
-        return RedirectResponse(f"../library?said={quote(said.strip())}", status_code=303)
+        return RedirectResponse(f"../library?said={quote(said.strip())}{'' if saved else '&bad=1'}", status_code=303)
 
     async def delete(request):
         if not authorised(request):

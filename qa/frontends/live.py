@@ -228,5 +228,6 @@ def status_html(status: dict) -> str:
     return (
         f'<div class="qa-status qa-status-{cls}" role="status" aria-live="polite">'
         f'<span class="qa-status-state">{html.escape(head)}</span>'
-        f'<span class="qa-status-counts"> · {html.escape(counts)}{skip} · last build {html.escape(built)}</span></div>'
+        f'<span class="qa-status-counts"> · {html.escape(counts)}{skip}</span>'
+        f'<span class="qa-status-built"> · last build {html.escape(built)}</span></div>'
     )

@@ -339,6 +339,8 @@ def _examples(manifest: dict) -> list[str]:
 
 
 EXAMPLE_MAX_WORDS = 6
+EXAMPLE_SLOTS = max(len(NCRI_EXAMPLES), 3)  # buttons under the question box (`_section_examples` makes 3)
+REFRESH_SECONDS = 2.0  # how often an open page looks at the live index (state line, picker, examples)
 
 
 def _section_examples(retriever, count: int = 3) -> list[str]:
@@ -364,6 +366,12 @@ def _section_examples(retriever, count: int = 3) -> list[str]:
     return [f"What does it say about {t[0].lower() + t[1:] if t[1:2].islower() else t}?" for t in out]
 
 
+def _slots(examples: list[str]) -> list[str]:
+    """The labels of the EXAMPLE_SLOTS example buttons: the examples, then "" (a hidden button)."""
+    shown = examples[:EXAMPLE_SLOTS]
+    return shown + [""] * (EXAMPLE_SLOTS - len(shown))
+
+
 def _empty_question_reply(examples: list[str]) -> str:
     hint = f", for example: <em>{escape(examples[0])}</em>" if examples else "."
     return f'<div class="qa-notice">Please type a question first{hint}</div>'
@@ -377,7 +385,9 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         retriever: a loaded `Retriever` to use for every question; by default the process-wide
             one of `qa.retriever.default_retriever`, which reloads when the index on disk is replaced.
         live: a started `live.LiveIndex` keeping the index current: the page then shows its
-            state (refreshed every few seconds) and a re-index button.
+            state and a re-index button. With or without it, an open page looks at the live
+            index every REFRESH_SECONDS: its state line, document picker and example questions
+            follow it without a reload.
         allow_upload: the document library (/library) takes uploads into the corpus.
     Returns:
         A `gr.Blocks` whose `qa_routes` attribute holds the viewer route (for `server.create_app`).
@@ -390,13 +400,30 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         get_retriever = lambda: retriever  # noqa: E731
     else:
         get_retriever = lambda: default_retriever(settings, build_if_missing=False)  # noqa: E731
-    try:
+    latest: list[tuple] = [(None, [], [])]  # replaced whole, never changed in place: safe across threads
+
+    def corpus_view() -> tuple[str, list[str], list[str]]:
+        """(generation, files for the picker, example questions) of the live index, computed once
+        per generation. Raises QAError (no usable index)."""
         current = get_retriever()
-        manifest = current.manifest  # (a live retriever loads here)
-        examples = _examples(manifest) or _section_examples(current)
+        view = latest[0]
+        if view[0] != str(current.generation):
+            view = (str(current.generation), current.sources(),
+                    _examples(current.manifest) or _section_examples(current))
+            latest[0] = view
+        return view
+
+    try:
+        generation, files, examples = corpus_view()
     except QAError as exc:  # a damaged index: serve anyway, each question shows why (and the fix)
         log.warning("%s", exc)
-        current, manifest, examples = None, {}, []
+        generation, files, examples = "", [], []
+
+    def current_examples() -> list[str]:
+        try:
+            return corpus_view()[2]
+        except QAError:
+            return []
 
     def ask(question: str, k: int = DEFAULT_K) -> dict:
         """Answer `question` with the `k` best passages of the corpus: the same JSON object as
@@ -411,7 +438,7 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         history = list(history or [])
         question = clean_text(message) if isinstance(message, str) else ""
         if not question.strip():
-            history.append({"role": "assistant", "content": _empty_question_reply(examples)})
+            history.append({"role": "assistant", "content": _empty_question_reply(current_examples())})
             return "", history
         shown = question.strip()
         if len(shown) > SHOWN_QUESTION_CHARS:
@@ -427,11 +454,29 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
         history.append({"role": "assistant", "content": f'<div class="qa-reply">{reply}</div>'})
         return "", history
 
-    def refresh_sources():
+    def index_generation(shown: str):
+        """The live index's generation when it is not the one the page shows (`shown`): a file
+        added, removed or renamed in the corpus, an upload or a deletion in the library.
+        Nothing is sent when the page is current (an update would re-render the picker)."""
         try:
-            return gr.Dropdown(choices=get_retriever().sources())
+            now = corpus_view()[0]
         except QAError:
-            return gr.Dropdown(choices=[])
+            now = ""
+        return gr.skip() if now == shown else now
+
+    def follow_index(chosen):
+        """The picker's files and the example questions of the live index; the picker keeps
+        the chosen files that are still indexed."""
+        try:
+            _, files, examples = corpus_view()
+        except QAError:
+            files, examples = [], []
+        kept = [c for c in (chosen or []) if c in files]
+        return (gr.Dropdown(choices=files, value=kept), gr.Row(visible=bool(examples)),
+                *(gr.Button(value=e or " ", visible=bool(e)) for e in _slots(examples)))
+
+    def tick(shown: str):
+        return index_status(), index_generation(shown)
 
     def index_status() -> str:
         """The index line: the live state when watching, else the loaded index's counts."""
@@ -460,8 +505,8 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
     with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Ask your documents\n"
-            "Every answer is a sentence quoted from your documents, with numbered sources; "
-            "click a citation to see it in its document. [Documents](library)",
+            '<span class="qa-intro">Every answer is a sentence quoted from your documents, with numbered sources; '
+            "click a citation to see it in its document.</span> [Documents](library)",
             elem_id="qa-header",
         )
         with gr.Row(elem_id="qa-status-row", equal_height=True):
@@ -494,13 +539,13 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
                 autofocus=True,
             )
             send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
-        example_buttons = []
-        if examples:
-            with gr.Row(elem_id="qa-examples"):
-                gr.Markdown("Try:", elem_classes=["qa-try"])
-                for example in examples:
-                    example_buttons.append((example, gr.Button(example, size="sm", variant="secondary",
-                                                               elem_classes=["qa-example"])))
+        # A fixed number of example buttons, shown or hidden and relabelled as the index changes.
+        with gr.Row(elem_id="qa-examples", visible=bool(examples)) as example_row:
+            gr.Markdown("Try:", elem_classes=["qa-try"])
+            example_buttons = [
+                gr.Button(e or " ", size="sm", variant="secondary", elem_classes=["qa-example"], visible=bool(e))
+                for e in _slots(examples)
+            ]
         with gr.Row(elem_id="qa-tools"):
             export = gr.Button("Export chat as Markdown", size="sm", variant="secondary", elem_id="qa-export",
                                scale=0, min_width=200)
@@ -508,28 +553,32 @@ def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool 
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
                 sources = gr.Dropdown(
-                    choices=current.sources() if current else [],  # files with passages: what `sources=` can match
+                    choices=files,  # files with passages: what `sources=` can match
                     value=[],
                     multiselect=True,
                     label="Only these documents (empty: all)",
                     elem_id="qa-sources",
                 )
+        # The index generation the picker and the examples show (the page's own copy, not server state).
+        page_generation = gr.Textbox(generation, visible=False, elem_id="qa-generation")
 
         shared = dict(concurrency_id="model", concurrency_limit=CONCURRENCY)
         for event in (box.submit, send.click):
             event(respond, [box, chatbot, k, sources], [box, chatbot], api_visibility="private", **shared).then(
                 None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
             )
-        for example, button in example_buttons:  # a click asks the question at once
-            button.click(lambda h, kk, ss, e=example: respond(e, h, kk, ss), [chatbot, k, sources], [box, chatbot],
-                         api_visibility="private", **shared).then(
-                None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
-            )
+        for button in example_buttons:  # a click asks the question at once (its label is the question)
+            button.click(respond, [button, chatbot, k, sources], [box, chatbot], api_visibility="private",
+                         **shared).then(None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private")
         export.click(None, None, None, js="() => { window.qaExport(); }", api_visibility="private")
-        demo.load(refresh_sources, None, sources, api_visibility="private", queue=False)
+        # The page follows the live index (on load, and every few seconds): the state line, and,
+        # when the generation changed, the picker and the examples.
+        demo.load(index_generation, page_generation, page_generation, api_visibility="private", queue=False)
+        timer = gr.Timer(REFRESH_SECONDS)
+        timer.tick(tick, page_generation, [status, page_generation], api_visibility="private", queue=False)
+        page_generation.change(follow_index, sources, [sources, example_row, *example_buttons],
+                               api_visibility="private", queue=False)
         if live is not None:
-            timer = gr.Timer(2.0)
-            timer.tick(index_status, None, status, api_visibility="private", queue=False)
             reindex_button.click(reindex, None, status, api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", **shared)
 

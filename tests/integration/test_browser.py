@@ -400,6 +400,10 @@ def test_phone_chat_uses_the_whole_screen(browser, server, request):
     try:
         box = page.locator("#qa-chat").bounding_box()
         assert box["width"] >= 390 - 2 * 16 and box["height"] >= 844 * 0.6
+        # the question box is on the first screen too (the state line is kept short: no build time)
+        assert page.locator("#qa-question").bounding_box()["y"] + page.locator("#qa-question").bounding_box()["height"] <= 844
+        assert not page.locator(".qa-status-built").is_visible()
+        assert page.locator("#qa-header a[href='library']").is_visible()  # the documents stay one tap away
         reply = ask(page, "Where are the boats moored in winter?", 0)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         lines = reply.locator(".qa-card .qa-text").first.inner_text()
@@ -457,4 +461,152 @@ def test_api_docs_page_renders_offline_and_can_call_the_api(browser, server, req
     finally:
         context.close()
     assert any(u.endswith("/api/v1/search") for u in recorder.urls)
+    assert recorder.outside() == [] and recorder.dialogs == []
+
+
+@pytest.fixture
+def live_server(settings, monkeypatch):
+    """tests/data indexed with the FakeEmbedder and served with a watching `LiveIndex`, as
+    `qa serve --allow-upload` does: (url, settings)."""
+    from qa.frontends import server as qserver
+    from qa.frontends.live import LiveIndex
+
+    from conftest import patch_embedder
+
+    embedder = FakeEmbedder()
+    patch_embedder(monkeypatch, embedder)
+    build_index(settings, embedder=embedder)
+    live = LiveIndex(settings, embedder=embedder, interval=0.05, debounce=0.1).start()
+    running = qserver.start(qserver.create_app(settings, live=live, allow_upload=True))
+    yield running.url, settings
+    live.stop()
+    running.close()
+
+
+def _open_picker(page):
+    """Open the document picker's list (a click on the box only opens it when it has no focus)."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.locator("#qa-sources input").click()
+    page.get_by_role("option").first.wait_for()
+
+
+def _close_picker(page):
+    page.keyboard.press("Escape")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
+def _picker_state(page) -> tuple[list[str], list[str]]:
+    """(choices, chosen) of the document picker, read by opening it."""
+    _open_picker(page)
+    choices = page.get_by_role("option").evaluate_all("options => options.map(o => o.getAttribute('aria-label'))")
+    _close_picker(page)
+    chosen = page.locator("#qa-sources .token").all_inner_texts()
+    return [c.strip() for c in choices], [c.strip() for c in chosen]
+
+
+def test_picker_and_examples_follow_the_live_index_without_reload(browser, live_server, request):
+    """A file added, then one renamed, in the corpus while the page is open: the status line,
+    the document picker and the example questions follow; a chosen file stays chosen while it
+    is indexed."""
+    url, settings = live_server
+    context, page, recorder = _open(browser, request, url)
+    status = page.locator("#qa-status-box .qa-status")
+    try:
+        page.locator("#qa-options").get_by_text("Options").click()
+        assert _picker_state(page)[0] == ["garden.txt", "sub/boats.md"]
+        examples = page.locator("#qa-examples button.qa-example:visible")
+        before = examples.all_inner_texts()
+        assert before and not any("ferry" in e.lower() for e in before)
+        _open_picker(page)
+        page.get_by_role("option", name="garden.txt").click()
+        _close_picker(page)
+        page_id = page.evaluate("() => (window.qaPageId = Math.random())")
+
+        (settings.corpus_dir / "ferry.md").write_text(
+            "# Ferry timetable\n\nThe ferry to the island leaves from pier nine at half past seven.\n", encoding="utf-8")
+        sync_api.expect(status).to_contain_text("3 files", timeout=20_000)
+        sync_api.expect(examples.first).to_have_text("What does it say about ferry timetable?")
+        assert _picker_state(page) == (["ferry.md", "garden.txt", "sub/boats.md"], ["garden.txt"])
+        # the new example asks itself, within the chosen file (so: not found there)
+        examples.first.click()
+        page.wait_for_selector("#qa-chat .qa-reply")
+        assert page.locator("#qa-chat .qa-q").last.inner_text() == "What does it say about ferry timetable?"
+
+        (settings.corpus_dir / "garden.txt").rename(settings.corpus_dir / "orchard.txt")
+        sync_api.expect(status).to_contain_text("Index up to date", timeout=20_000)
+        page.wait_for_function("() => !document.querySelector('#qa-sources .token')", timeout=20_000)
+        assert _picker_state(page) == (["ferry.md", "orchard.txt", "sub/boats.md"], [])
+        assert page.evaluate("() => window.qaPageId") == page_id  # the same page: never reloaded
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
+
+
+DROP = """([name, text]) => {
+    const data = new DataTransfer();
+    data.items.add(new File([text], name, {type: "text/plain"}));
+    return data;
+}"""
+
+
+def test_files_dropped_on_the_library_are_indexed_and_reach_the_open_chat(browser, live_server, request):
+    """Drag and drop onto the library's upload box: the file is saved and indexed, the chat open
+    in another tab offers it in its picker without a reload; a drop the server refuses (an
+    expired form) says why, as a refusal."""
+    url, settings = live_server
+    context, chat, recorder = _open(browser, request, url)
+    library = context.new_page()
+    try:
+        library.goto(url + "library")
+        dropped = library.evaluate_handle(DROP, ["Ferry Times.txt", "The ferry leaves from pier nine at seven.\n"])
+        library.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+        library.wait_for_url("**/library?said=*")
+        message = library.locator("p.msg")
+        assert message.inner_text() == "Uploaded Ferry Times.txt: indexing now." and "bad" not in message.get_attribute("class")
+        assert (settings.corpus_dir / "Ferry Times.txt").read_text() == "The ferry leaves from pier nine at seven.\n"
+        # the list follows by itself once the file is indexed
+        sync_api.expect(library.locator("table tbody")).to_contain_text("Ferry Times.txt", timeout=20_000)
+        assert library.locator("main[data-pending]").count() == 0
+        sync_api.expect(chat.locator("#qa-status-box .qa-status")).to_contain_text("3 files", timeout=20_000)
+        chat.locator("#qa-options").get_by_text("Options").click()
+        assert _picker_state(chat)[0] == ["Ferry Times.txt", "garden.txt", "sub/boats.md"]
+
+        library.goto(url + "library")
+        library.locator("#upload [name=token]").evaluate("e => { e.value = 'expired'; }")
+        dropped = library.evaluate_handle(DROP, ["late.txt", "Too late.\n"])
+        library.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+        library.wait_for_url("**/library?said=*bad=1")
+        assert library.locator("p.msg.bad").inner_text() == "This form has expired: reload the documents page and try again."
+        assert not (settings.corpus_dir / "late.txt").exists()
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        library.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
+    assert recorder.outside() == [] and recorder.dialogs == []
+
+
+def test_library_at_phone_width_wraps_only_file_names(browser, live_server, request):
+    """At 390 px with a long file name: no sideways scrolling, the name wraps, and no other
+    cell breaks inside a word ("Passa-ges", "Dele-te")."""
+    url, settings = live_server
+    (settings.corpus_dir / "volunteer-handbook-of-the-harbour-street-community-garden.txt").write_text(
+        "Volunteers meet at the shed on Saturdays.\n", encoding="utf-8")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    recorder = Recorder(context)
+    page = context.new_page()
+    try:
+        page.goto(url + "library")
+        sync_api.expect(page.locator("table tbody")).to_contain_text("volunteer-handbook", timeout=20_000)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        lines = ("e => { const r = document.createRange(); r.selectNodeContents(e);"
+                 " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")  # lines of text
+        assert page.locator("tbody td:first-child a", has_text="volunteer-handbook").evaluate(lines) > 1
+        for cell in page.locator("thead th, tbody td:not(:first-child)").all():
+            assert cell.evaluate(lines) <= 1, cell.inner_text()
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()
     assert recorder.outside() == [] and recorder.dialogs == []

@@ -118,6 +118,10 @@ def test_corpus_that_is_a_file_is_named_as_such(tmp_path, fake_embedder):
     file.write_text("Some notes.\n")
     with pytest.raises(CorpusEmpty, match="is a file; --corpus"):
         build_index(Settings(corpus_dir=file, index_dir=tmp_path / "ix"), embedder=fake_embedder)
+    said = []  # `qa ask` builds a missing index first: the error comes before any "building it from notes.txt/"
+    with pytest.raises(CorpusEmpty, match="is a file; --corpus"):
+        ensure_index(Settings(corpus_dir=file, index_dir=tmp_path / "ix"), fake_embedder, say=said.append)
+    assert said == [] and not (tmp_path / "ix").exists()
 
 
 def test_latin1_text_is_decoded_and_cited_exactly(settings, fake_embedder):
