@@ -6,6 +6,7 @@ Pure: handed the ranked hits, each hit's sentences with their cosines, and the s
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
@@ -13,9 +14,131 @@ from .lexical import tokenize
 from .notfound import Support, coverage, decide_support
 from .schema import Answer, Hit, ScoreParts, Span, unit_locator
 
-ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
-RANK_PENALTY = 0.15  # per rank below the first, taken off a sentence's cosine when choosing
-WORD_BONUS = 0.1  # × the share of the question's words the sentence holds, added when choosing
+
+
+@dataclass(frozen=True)
+class SentenceChoice:
+    """How the answer sentence is chosen among the sentences of the `top` shown passages (fitted
+    on the dev splits of the benchmark corpora; bench/quality.md "Answer-sentence choice"). A
+    sentence scores its cosine with the question, minus `rank_penalty` per rank below the first,
+    plus `word_bonus` × the share of the question's words it holds, plus `new_bonus` × the share
+    of `new_cap` content words it adds to the question's, plus `type_bonus` when it holds what
+    the question asks for (a name for who, a date for when, a number for how many).
+    `window`: a sentence is cited with the next one when that one continues it (starts with a
+    pronoun, a connective or a lower-case word)."""
+
+    top: int = 3
+    rank_penalty: float = 0.15
+    word_bonus: float = 0.1
+    new_bonus: float = 0.0
+    new_cap: int = 6
+    type_bonus: float = 0.0
+    window: bool = False
+    by_shown_rank: bool = False  # rank = the hit's shown rank, not its passage's rank before merging
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence (or a sentence and the one continuing it) that could answer."""
+
+    hit: int
+    start: int
+    end: int
+    cos: float
+    rank: int
+    held: float  # share of the question's words it holds
+    new: float  # content words it adds to the question's, as a share of `new_cap`
+    typed: bool  # holds what the question asks for
+
+
+_CONTINUING = frozenset(
+    "it its this these that those they their them he she his her hence thus therefore so such then also "
+    "however but and or which otherwise instead here there".split()
+)
+_WHO = re.compile(r"^\s*(who|whom|whose)\b|\bwhich (person|people|leader|man|woman|organi[sz]ation|group|company|countr)", re.I)
+_WHEN = re.compile(r"\b(when|what year|which year|what date|since when)\b", re.I)
+_COUNT = re.compile(r"\b(how (many|much|long|old|far|large|big|often)|what (percentage|number|share|size))\b", re.I)
+_WHERE = re.compile(r"^\s*where\b|\b(which|what) (countr|cit|place|town|region)", re.I)
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(January|February|March|April|May|June|July|August|"
+                   r"September|October|November|December|century)\b")
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundreds?|"
+                     r"thousands?|millions?|billions?|dozens?|half|percent)\b", re.I)
+_NAME = re.compile(r"\b[A-Z][\w’'-]+(?:\s+(?:[A-Z][\w’'-]+|al-\w+|van|von|de|bin))+")
+
+
+def asks_for(question: str) -> frozenset[str]:
+    """What the question asks for: "who" (a name), "when" (a date), "count" (a number),
+    "where" (a place name); empty for any other question."""
+    kinds = {k for k, rx in (("who", _WHO), ("when", _WHEN), ("count", _COUNT), ("where", _WHERE))
+             if rx.search(question)}
+    return frozenset(kinds)
+
+
+def holds_kind(text: str, kinds: frozenset[str], question: str) -> bool:
+    """Whether `text` holds one of `kinds`: a name (capitalised words in a row, not all the
+    question's) for who / where, a year or month for when, a number for count."""
+    if "when" in kinds and _YEAR.search(text):
+        return True
+    if "count" in kinds and _NUMBER.search(text):
+        return True
+    if kinds & {"who", "where"}:
+        asked = {w.lower() for w in re.findall(r"\w+", question)}
+        return any(any(w.lower() not in asked for w in re.findall(r"\w+", m.group())) for m in _NAME.finditer(text))
+    return False
+
+
+def continues(text: str) -> bool:
+    """Whether a sentence continues the one before it (a pronoun, a connective, lower case)."""
+    text = text.lstrip("\"'“‘(")
+    first = re.match(r"[^\W\d_]+", text)
+    return bool(first) and (first.group()[0].islower() or first.group().lower() in _CONTINUING)
+
+
+def candidates(question: str, hits: list[Hit], sentences: list[list[tuple]],
+               choice: SentenceChoice | None = None) -> list[Candidate]:
+    """Every sentence of the `choice.top` shown passages (and, with `choice.window`, every
+    sentence with the next one when it continues it), with what the choice scores."""
+    choice = choice or SentenceChoice()
+    words = set(tokenize(question))
+    content = set(tokenize(question, content_only=True)) | words
+    kinds = asks_for(question)
+    out: list[Candidate] = []
+    for h, (hit, sents) in enumerate(zip(hits, sentences)):
+        if h >= choice.top:
+            break
+        spans = [(a, b, cos, h if choice.by_shown_rank or not rest else rest[0]) for a, b, cos, *rest in sents]
+        for i, (a, b, cos, place) in enumerate(spans):
+            if not choice.by_shown_rank and place >= choice.top:
+                continue
+            ends = [b]
+            if choice.window and i + 1 < len(spans) and hit.text[b - hit.start_char : spans[i + 1][0] - hit.start_char].count("\n") < 2:
+                nxt = hit.text[spans[i + 1][0] - hit.start_char : spans[i + 1][1] - hit.start_char]
+                if continues(nxt):
+                    ends = [spans[i + 1][1]]
+            for end in ends:
+                text = hit.text[a - hit.start_char : end - hit.start_char]
+                held = set(tokenize(text))
+                out.append(Candidate(
+                    hit=h, start=a, end=end, cos=cos, rank=place,
+                    held=len(words & held) / max(1, len(words)),
+                    new=min(choice.new_cap, len(set(tokenize(text, content_only=True)) - content)) / max(1, choice.new_cap),
+                    typed=bool(kinds) and holds_kind(text, kinds, question),
+                ))
+    return out
+
+
+def choice_score(c: Candidate, choice: SentenceChoice) -> float:
+    return (c.cos - choice.rank_penalty * c.rank + choice.word_bonus * c.held + choice.new_bonus * c.new
+            + choice.type_bonus * c.typed)
+
+
+def choose_answer(question: str, hits: list[Hit], sentences: list[list[tuple]],
+                  choice: SentenceChoice | None = None) -> tuple[int, int, int] | None:
+    """The answer sentence as (hit index, start_char, end_char), or None when no top passage has
+    a sentence. `sentences` as for `decide`."""
+    choice = choice or SentenceChoice()
+    best = max(candidates(question, hits, sentences, choice), key=lambda c: choice_score(c, choice), default=None)
+    return (best.hit, best.start, best.end) if best else None
 
 
 @dataclass(frozen=True)
@@ -34,7 +157,7 @@ class FoundRule:
 
 def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: ScoreParts,
            units: dict[str, dict] | None = None, rule: FoundRule = FoundRule(), vocabulary=None,
-           model_path: str | None = None) -> Answer:
+           model_path: str | None = None, choice: SentenceChoice | None = None) -> Answer:
     """Mark each hit's best sentence, pick the answer sentence and decide `found` (and why not).
 
     Args:
@@ -46,30 +169,20 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: 
             sentence by its own page or paragraphs.
         vocabulary: the corpus's BM25 stems (`IndexReader.vocabulary()`), for the words it never
             mentions; None: that rule is off. model_path: the model's folder (its vocabulary gives
-            the common English words).
+            the common English words). choice: how the answer sentence is chosen.
     """
     units = units or {}
     marked: list[Hit] = []
-    words = set(tokenize(question))
-    best: tuple[float, int, int, int] | None = None  # (choice score, hit index, start, end)
-    for h, (hit, sents) in enumerate(zip(hits, sentences)):
-        if not sents:
-            marked.append(hit)
-            continue
-        start, end = max(sents, key=lambda s: s[2])[:2]
-        marked.append(replace(hit, sentence_start=start, sentence_end=end))
-        for a, b, cos, *rest in sents:  # rest: the rank of the passage it came from, before merging
-            place = rest[0] if rest else h
-            if place >= ANSWER_FROM_TOP:
-                continue
-            held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
-            choice = cos - RANK_PENALTY * place + WORD_BONUS * held / max(1, len(words))
-            if best is None or choice > best[0]:
-                best = (choice, h, a, b)
+    for hit, sents in zip(hits, sentences):
+        if sents:
+            start, end = max(sents, key=lambda s: s[2])[:2]
+            hit = replace(hit, sentence_start=start, sentence_end=end)
+        marked.append(hit)
+    best = choose_answer(question, hits, sentences, choice)
     support = supported(question, hits, parts, rule, vocabulary, model_path)
     answer = None
     if best is not None:
-        _, h, start, end = best
+        h, start, end = best
         # the answer's passage highlights the answer sentence itself
         hit = marked[h] = replace(marked[h], sentence_start=start, sentence_end=end)
         text = hit.text[start - hit.start_char : end - hit.start_char]
