@@ -38,14 +38,54 @@ VARIANTS: dict[str, dict] = {
     "current": {},
 }
 for _shown in (False, True):
-    for _window in (False, True):
-        for _pen in (0.05, 0.1, 0.15):
-            for _word in (0.0, 0.1, 0.2):
-                for _new in (0.0, 0.05, 0.1, 0.2):
-                    for _typed in (0.0, 0.05, 0.1):
-                        VARIANTS[f"shown={int(_shown)} window={int(_window)} pen={_pen} word={_word} new={_new} type={_typed}"] = {
-                            "by_shown_rank": _shown, "window": _window, "rank_penalty": _pen, "word_bonus": _word,
-                            "new_bonus": _new, "type_bonus": _typed}
+    for _window, _setup, _join in ((0, -1, 0), (1, -1, 0), (2, -1, 0), (3, -1, 0), (1, 2, 0), (2, 2, 0), (2, 5, 0),
+                                   (2, -1, 150), (2, -1, 200), (2, -1, 250), (2, -1, 300), (2, -1, 400)):
+        for _pen in (0.1, 0.15, 0.2):
+            for _word in (0.0, 0.1):
+                for _focus in (0.0, 0.05, 0.1, 0.2):
+                    for _new in (0.0, 0.05):
+                        for _typed in (0.0, 0.05):
+                            VARIANTS[f"shown={int(_shown)} window={_window} setup={_setup} join={_join} pen={_pen} "
+                                     f"word={_word} focus={_focus} new={_new} type={_typed}"] = {
+                                "by_shown_rank": _shown, "window": _window, "setup_words": _setup, "join_chars": _join,
+                                "rank_penalty": _pen, "word_bonus": _word, "focus_bonus": _focus, "new_bonus": _new,
+                                "type_bonus": _typed}
+
+
+def load_partial(c, embedder, questions: list[str], depth: int):
+    """A collection's IndexData whose sentence vectors are computed only for the sentences of the
+    passages that could rank high for `questions` (the `depth` best by passage cosine and by BM25,
+    each); the other sentences get a zero vector (their passages rank by their own cosine).
+    For dev work while the full vectors are not in the cache yet; every number it gives is
+    labelled "partial"."""
+    from qa.chunking import chunk_document, split_sentences
+    from qa.config import ChunkSettings
+    from qa.documents import load_corpus
+    from qa.embedding import embedding_text
+    from qa.lexical import bm25_scores, build_bm25, tokenize
+    from qa.store.base import IndexData
+
+    passages, spans, texts = [], [], []
+    for document in load_corpus(c.folder).documents:
+        for p in chunk_document(document, ChunkSettings()):
+            row = len(passages)
+            passages.append(p)
+            for a, b in split_sentences(p.text):
+                spans.append((row, p.start_char + a, p.start_char + b))
+                texts.append(p.text[a:b])
+    pv = np.asarray(embedder.encode_documents([embedding_text(p) for p in passages]), dtype=np.float32)
+    bm25 = build_bm25(passages)
+    qv = embedder.encode_queries(questions)
+    wanted = set()
+    for q, v in zip(questions, qv):
+        wanted.update(np.argsort(-(pv @ v))[:depth].tolist())
+        wanted.update(np.argsort(-bm25_scores(bm25, tokenize(q)))[:depth].tolist())
+    ids = [j for j, (row, _, _) in enumerate(spans) if row in wanted]
+    sv = np.zeros((len(spans), pv.shape[1]), dtype=np.float32)
+    if ids:
+        sv[ids] = embedder.encode_documents([texts[j] for j in ids])
+    return IndexData(manifest={}, passages=passages, passage_vectors=pv, sentence_spans=spans,
+                     sentence_vectors=sv, bm25=bm25)
 
 
 def cases(retriever, rows):
@@ -66,12 +106,12 @@ def holds(evidence: str, text: str | None) -> bool:
     return bool(text) and norm(evidence) in norm(text)
 
 
-def score_variant(items, choice) -> dict:
+def score_variant(items, choice, show: bool = False) -> dict:
     """Accuracy of `choice` replayed on `items` (`cases`); candidates are computed once per
     structural setting (top, window, rank basis, new_cap) and kept on the items."""
     from qa.answer import candidates, choice_score
 
-    key = (choice.top, choice.window, choice.by_shown_rank, choice.new_cap)
+    key = (choice.top, choice.window, choice.setup_words, choice.join_chars, choice.by_shown_rank, choice.new_cap)
     top1 = sent = both = chars = 0
     for c in items:
         ev, hits = c["row"]["evidence"], c["hits"]
@@ -86,6 +126,9 @@ def score_variant(items, choice) -> dict:
             chars += len(text)
         right = bool(hits) and holds(ev, hits[0].text)
         ok = holds(ev, text)
+        if show and not ok:
+            print(f"  MISS {c['row'].get('id')} {c['row']['question']!r}\n    evidence: {ev!r}\n    answer:   {(text or '')[:240]!r}"
+                  + ("" if right else "  [top-1 wrong]"))
         top1 += right
         sent += ok
         both += right and ok
@@ -127,6 +170,10 @@ def main(argv=None) -> int:
     ap.add_argument("--corpora", default=",".join(names), help=f"comma-separated, of: {', '.join(names)}")
     ap.add_argument("--splits", default="dev", help="comma-separated (dev, test); test only for the final report")
     ap.add_argument("--misses", action="store_true", help="print every question whose answer sentence misses")
+    ap.add_argument("--show", default="", metavar="VARIANT", help="print the misses of this variant (a VARIANTS name)")
+    ap.add_argument("--partial", default="", metavar="NAME=DEPTH,...",
+                    help="for these corpora embed only the sentences of the DEPTH best passages per question "
+                         "(dev work while the cache fills; numbers labelled partial)")
     ap.add_argument("--write", action="store_true", help="write bench/results/answer_sentence.json")
     ap.add_argument("--cache", default=str(CACHE), help="embedding cache folder (default bench/cache)")
     args = ap.parse_args(argv)
@@ -136,6 +183,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    partial = {k: int(v) for k, _, v in (x.partition("=") for x in args.partial.split(",") if x)}
 
     from qa.answer import SentenceChoice
     from qa.embedding import get_embedder
@@ -155,19 +203,27 @@ def main(argv=None) -> int:
             print(f"{c.name}: not installed, skipped")
             continue
         t = time.time()
-        corpus = load_collection(c, embedder, Path(args.cache))
-        retriever = Retriever(MemoryReader(corpus.data), embedder)
-        print(f"{c.name}: {len(corpus.data.passages)} passages ({time.time() - t:.0f} s)", flush=True)
+        depth = partial.get(c.name, 0)
+        if depth:
+            questions = [r["question"] for s in splits for r in read_questions(c.splits.get(s, []))]
+            data = load_partial(c, embedder, questions, depth)
+        else:
+            data = load_collection(c, embedder, Path(args.cache)).data
+        retriever = Retriever(MemoryReader(data), embedder)
+        print(f"{c.name}: {len(data.passages)} passages ({time.time() - t:.0f} s)", flush=True)
         for split in splits:
             rows = [r for r in read_questions(c.splits.get(split, [])) if r["kind"] == "answerable"]
             if not rows:
                 continue
             items = cases(retriever, rows)
-            key = f"{c.name}/{split}"
+            key = f"{c.name}/{split}" + (f" (partial {depth})" if depth else "")
             results[key] = measure(items)
             shipped = score_variant(items, SentenceChoice())
             assert shipped["answer_sentence"] == results[key]["answer_sentence"], (shipped, results[key])
             replay[key] = {name: score_variant(items, SentenceChoice(**fields)) for name, fields in VARIANTS.items()}
+            if args.show:
+                print(f"misses of {args.show} on {key}:")
+                score_variant(items, SentenceChoice(**VARIANTS[args.show]), show=True)
             r = results[key]
             print(f"{key}: {r['answerable']} answerable, top-1 {r['top1']:.3f}, answer sentence {r['answer_sentence']:.3f}"
                   f" (given top-1 {r['given_top1']:.3f}, both {r['top1_and_sentence']:.3f}), reachable "
@@ -189,17 +245,21 @@ def main(argv=None) -> int:
     return 0
 
 
-def variant_table(replay: dict) -> str:
-    """Markdown: answer-sentence accuracy (all answerable / given top-1 right) per variant and split."""
+def variant_table(replay: dict, best: int = 12) -> str:
+    """Markdown: answer-sentence accuracy (over all answerable / given a right top-1 passage) per
+    split, for the two reference variants and the `best` others by mean over the splits."""
     keys = list(replay)
-    lines = ["| variant | " + " | ".join(keys) + " | mean |", "|---|" + "---|" * (len(keys) + 1)]
-    for name in VARIANTS:
-        vals = [replay[k][name] for k in keys]
-        mean = np.mean([v["answer_sentence"] for v in vals]) if vals else 0.0
-        lines.append(f"| {name} | " + " | ".join(f"{v['answer_sentence']:.3f} / {v['given_top1']:.3f}" for v in vals)
-                     + f" | {mean:.3f} |")
-    return "\n".join(lines)
 
+    def mean(name):
+        return float(np.mean([replay[k][name]["answer_sentence"] for k in keys])) if keys else 0.0
+
+    names = list(VARIANTS)[:2] + sorted(list(VARIANTS)[2:], key=mean, reverse=True)[:best]
+    lines = ["| variant | " + " | ".join(keys) + " | mean |", "|---|" + "---|" * (len(keys) + 1)]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{replay[k][name]['answer_sentence']:.3f} / "
+                                                f"{replay[k][name]['given_top1']:.3f} ({replay[k][name]['mean_chars']})" for k in keys)
+                     + f" | {mean(name):.3f} |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,6 +6,7 @@ Pure: handed the ranked hits, each hit's sentences with their cosines, and the s
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
@@ -33,7 +34,10 @@ class SentenceChoice:
     new_bonus: float = 0.0
     new_cap: int = 6
     type_bonus: float = 0.0
-    window: bool = False
+    focus_bonus: float = 0.0
+    window: int = 0  # 1: with the next sentence when it continues this one; 2: also the one before; 3: 2 + the next always
+    setup_words: int = -1  # with a window: a sentence adding at most this many words to the question's takes the next one
+    join_chars: int = 0  # with a window: the next sentence is joined when both together are at most this long
     by_shown_rank: bool = False  # rank = the hit's shown rank, not its passage's rank before merging
 
 
@@ -49,6 +53,7 @@ class Candidate:
     held: float  # share of the question's words it holds
     new: float  # content words it adds to the question's, as a share of `new_cap`
     typed: bool  # holds what the question asks for
+    focus: float  # share of the question's words it holds, each weighted by how few candidates hold it
 
 
 _CONTINUING = frozenset(
@@ -89,47 +94,64 @@ def holds_kind(text: str, kinds: frozenset[str], question: str) -> bool:
 
 def continues(text: str) -> bool:
     """Whether a sentence continues the one before it (a pronoun, a connective, lower case)."""
-    text = text.lstrip("\"'“‘(")
-    first = re.match(r"[^\W\d_]+", text)
-    return bool(first) and (first.group()[0].islower() or first.group().lower() in _CONTINUING)
+    first = re.match(r"[\"'“‘(]?([^\W\d_]+)", text)
+    return bool(first) and (first.group(1)[0].islower() or first.group(1).lower() in _CONTINUING)
 
 
 def candidates(question: str, hits: list[Hit], sentences: list[list[tuple]],
                choice: SentenceChoice | None = None) -> list[Candidate]:
-    """Every sentence of the `choice.top` shown passages (and, with `choice.window`, every
-    sentence with the next one when it continues it), with what the choice scores."""
+    """Every sentence of the `choice.top` shown passages (with `choice.window`, joined to the
+    sentences next to it that continue it), with what the choice scores."""
     choice = choice or SentenceChoice()
     words = set(tokenize(question))
     content = set(tokenize(question, content_only=True)) | words
     kinds = asks_for(question)
-    out: list[Candidate] = []
+    raw = []  # (hit, start, end, cos, rank, text)
     for h, (hit, sents) in enumerate(zip(hits, sentences)):
         if h >= choice.top:
             break
         spans = [(a, b, cos, h if choice.by_shown_rank or not rest else rest[0]) for a, b, cos, *rest in sents]
+        texts = [hit.text[a - hit.start_char : b - hit.start_char] for a, b, _, _ in spans]
+
+        def joined(i: int, always: bool = False) -> bool:
+            """Sentence i continues sentence i - 1, right after it in one paragraph."""
+            gap = hit.text[spans[i - 1][1] - hit.start_char : spans[i][0] - hit.start_char]
+            return (i > 0 and not gap.strip() and gap.count("\n") < 2
+                    and (always or texts[i - 1].endswith(":") or continues(texts[i])))
+
         for i, (a, b, cos, place) in enumerate(spans):
             if not choice.by_shown_rank and place >= choice.top:
                 continue
-            ends = [b]
-            if choice.window and i + 1 < len(spans) and hit.text[b - hit.start_char : spans[i + 1][0] - hit.start_char].count("\n") < 2:
-                nxt = hit.text[spans[i + 1][0] - hit.start_char : spans[i + 1][1] - hit.start_char]
-                if continues(nxt):
-                    ends = [spans[i + 1][1]]
-            for end in ends:
-                text = hit.text[a - hit.start_char : end - hit.start_char]
-                held = set(tokenize(text))
-                out.append(Candidate(
-                    hit=h, start=a, end=end, cos=cos, rank=place,
-                    held=len(words & held) / max(1, len(words)),
-                    new=min(choice.new_cap, len(set(tokenize(text, content_only=True)) - content)) / max(1, choice.new_cap),
-                    typed=bool(kinds) and holds_kind(text, kinds, question),
-                ))
+            first, last = i, i
+            if choice.window >= 2 and joined(i):
+                first = i - 1
+            setup = choice.setup_words >= 0 and len(set(tokenize(texts[i], content_only=True)) - content) <= choice.setup_words
+            short = i + 1 < len(spans) and spans[i + 1][1] - a <= choice.join_chars
+            if choice.window >= 1 and i + 1 < len(spans) and joined(i + 1, always=choice.window >= 3 or setup or short):
+                last = i + 1
+            start, end = spans[first][0], spans[last][1]
+            raw.append((h, start, end, cos, place, hit.text[start - hit.start_char : end - hit.start_char]))
+    held = [set(tokenize(t)) for *_, t in raw]
+    # the question's words weighted by how few candidates hold them (a word every sentence holds
+    # names the topic, one sentence's word names what is asked about)
+    counts = {w: sum(w in x for x in held) for w in words}
+    weight = {w: math.log(1 + len(raw) / n) for w, n in counts.items() if n}
+    total = sum(weight.values())
+    out = []
+    for (h, start, end, cos, place, text), have in zip(raw, held):
+        out.append(Candidate(
+            hit=h, start=start, end=end, cos=cos, rank=place,
+            held=len(words & have) / max(1, len(words)),
+            new=min(choice.new_cap, len(set(tokenize(text, content_only=True)) - content)) / max(1, choice.new_cap),
+            typed=bool(kinds) and holds_kind(text, kinds, question),
+            focus=sum(v for w, v in weight.items() if w in have) / total if total else 0.0,
+        ))
     return out
 
 
 def choice_score(c: Candidate, choice: SentenceChoice) -> float:
     return (c.cos - choice.rank_penalty * c.rank + choice.word_bonus * c.held + choice.new_bonus * c.new
-            + choice.type_bonus * c.typed)
+            + choice.type_bonus * c.typed + choice.focus_bonus * c.focus)
 
 
 def choose_answer(question: str, hits: list[Hit], sentences: list[list[tuple]],
