@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,24 +34,62 @@ from bench.quality.table import CACHE, ROOT, collections, load_collection, norm,
 
 K = 5  # passages asked for, as `qa ask` shows them
 
-# every variant tried (name -> SentenceChoice fields); "current" is the shipped default
-VARIANTS: dict[str, dict] = {
-    "before (main fde95cc)": {"top": 3, "rank_penalty": 0.15, "word_bonus": 0.1},
-    "current": {},
-}
-for _shown in (False, True):
-    for _window, _setup, _join in ((0, -1, 0), (1, -1, 0), (2, -1, 0), (3, -1, 0), (1, 2, 0), (2, 2, 0), (2, 5, 0),
-                                   (2, -1, 150), (2, -1, 200), (2, -1, 250), (2, -1, 300), (2, -1, 400)):
-        for _pen in (0.1, 0.15, 0.2):
-            for _word in (0.0, 0.1):
-                for _focus in (0.0, 0.05, 0.1, 0.2):
-                    for _new in (0.0, 0.05):
-                        for _typed in (0.0, 0.05):
-                            VARIANTS[f"shown={int(_shown)} window={_window} setup={_setup} join={_join} pen={_pen} "
-                                     f"word={_word} focus={_focus} new={_new} type={_typed}"] = {
-                                "by_shown_rank": _shown, "window": _window, "setup_words": _setup, "join_chars": _join,
-                                "rank_penalty": _pen, "word_bonus": _word, "focus_bonus": _focus, "new_bonus": _new,
-                                "type_bonus": _typed}
+# every variant tried: name -> (SentenceChoice fields, weights of the bench-only features below);
+# "current" is the shipped default, "before" the choice of main fde95cc (one sentence, no window)
+BEFORE = {"window": False}
+VARIANTS: dict[str, tuple[dict, dict]] = {"before (main fde95cc)": (BEFORE, {}), "current": ({}, {})}
+for _window, _join in ((False, 0), (True, 0), (True, 150), (True, 250), (True, 400), (True, 10**6)):
+    for _pen in (0.1, 0.15, 0.2):
+        for _word in (0.0, 0.1):
+            for _focus in (0.0, 0.1, 0.2):
+                for _new in (0.0, 0.05):
+                    for _typed in (0.0, 0.05):
+                        VARIANTS[f"window={int(_window)} join={'always' if _join == 10**6 else _join} pen={_pen} "
+                                 f"word={_word} focus={_focus} new={_new} type={_typed}"] = (
+                            {"window": _window, "join_chars": _join, "rank_penalty": _pen, "word_bonus": _word},
+                            {"focus": _focus, "new": _new, "type": _typed})
+
+# --- bench-only features, tried and not shipped (bench/quality.md) ----------------------------
+_WHO = re.compile(r"^\s*(who|whom|whose)\b|\bwhich (person|people|leader|man|woman|organi[sz]ation|group|company)", re.I)
+_WHEN = re.compile(r"\b(when|what year|which year|what date|since when)\b", re.I)
+_COUNT = re.compile(r"\b(how (many|much|long|old|far|large|big|often)|what (percentage|number|share|size))\b", re.I)
+_WHERE = re.compile(r"^\s*where\b|\b(which|what) (countr|cit|place|town|region)", re.I)
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)s?\b|\b(January|February|March|April|May|June|July|August|"
+                   r"September|October|November|December|century)\b")
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundreds?|"
+                     r"thousands?|millions?|billions?|dozens?|half|percent)\b", re.I)
+_NAME = re.compile(r"\b[A-Z][\w’'-]+(?:\s+(?:[A-Z][\w’'-]+|al-\w+|van|von|de|bin))+")
+NEW_CAP = 6
+
+
+def typed(question: str, text: str) -> bool:
+    """The span holds what the question asks for: a name (capitalised words in a row, not all the
+    question's) for who / where, a year or month for when, a number for how many."""
+    if _WHEN.search(question) and _YEAR.search(text):
+        return True
+    if _COUNT.search(question) and _NUMBER.search(text):
+        return True
+    if _WHO.search(question) or _WHERE.search(question):
+        asked = {w.lower() for w in re.findall(r"\w+", question)}
+        return any(any(w.lower() not in asked for w in re.findall(r"\w+", m.group())) for m in _NAME.finditer(text))
+    return False
+
+
+def extras(question: str, texts: list[str]) -> list[dict]:
+    """Per candidate span: `focus` (share of the question's words it holds, each weighted by how
+    few candidates hold it: a word every span holds names the topic), `new` (content words it adds
+    to the question's, as a share of NEW_CAP: a span that only restates the question adds none),
+    `type` (`typed`)."""
+    from qa.lexical import tokenize
+
+    words = set(tokenize(question))
+    content = set(tokenize(question, content_only=True)) | words
+    held = [set(tokenize(t)) for t in texts]
+    weight = {w: math.log(1 + len(texts) / n) for w in words if (n := sum(w in x for x in held))}
+    total = sum(weight.values())
+    return [{"focus": sum(v for w, v in weight.items() if w in have) / total if total else 0.0,
+             "new": min(NEW_CAP, len(set(tokenize(t, content_only=True)) - content)) / NEW_CAP,
+             "type": float(typed(question, t))} for t, have in zip(texts, held)]
 
 
 def load_partial(c, embedder, questions: list[str], depth: int):
@@ -106,24 +146,29 @@ def holds(evidence: str, text: str | None) -> bool:
     return bool(text) and norm(evidence) in norm(text)
 
 
-def score_variant(items, choice, show: bool = False) -> dict:
-    """Accuracy of `choice` replayed on `items` (`cases`); candidates are computed once per
-    structural setting (top, window, rank basis, new_cap) and kept on the items."""
-    from qa.answer import candidates, choice_score
+def span_text(hits, c) -> str:
+    hit = hits[c.hit]
+    return hit.text[c.start - hit.start_char : c.end - hit.start_char]
 
-    key = (choice.top, choice.window, choice.setup_words, choice.join_chars, choice.by_shown_rank, choice.new_cap)
+
+def score_variant(items, fields: dict, weights: dict, show: bool = False) -> dict:
+    """Accuracy of SentenceChoice(**fields) plus `weights` × the bench-only features, replayed on
+    `items` (`cases`); candidates and features are computed once per window setting."""
+    from qa.answer import SentenceChoice, candidates, choice_score
+
+    choice = SentenceChoice(**fields)
+    key = (choice.top, choice.window, choice.join_chars)
     top1 = sent = both = chars = 0
     for c in items:
         ev, hits = c["row"]["evidence"], c["hits"]
-        cands = c.setdefault("candidates", {})
-        if key not in cands:
-            cands[key] = candidates(c["row"]["question"], hits, c["sentences"], choice)
-        best = max(cands[key], key=lambda x: choice_score(x, choice), default=None)
-        text = None
-        if best:
-            hit = hits[best.hit]
-            text = hit.text[best.start - hit.start_char : best.end - hit.start_char]
-            chars += len(text)
+        memo = c.setdefault("candidates", {})
+        if key not in memo:
+            cands = candidates(c["row"]["question"], hits, c["sentences"], choice)
+            memo[key] = (cands, extras(c["row"]["question"], [span_text(hits, x) for x in cands]))
+        cands, feats = memo[key]
+        scores = [choice_score(x, choice) + sum(w * f[name] for name, w in weights.items()) for x, f in zip(cands, feats)]
+        text = span_text(hits, cands[int(np.argmax(scores))]) if cands else None
+        chars += len(text or "")
         right = bool(hits) and holds(ev, hits[0].text)
         ok = holds(ev, text)
         if show and not ok:
@@ -138,30 +183,30 @@ def score_variant(items, choice, show: bool = False) -> dict:
 
 
 def measure(items) -> dict:
-    """What users see (`Retriever.ask`): top-1, answer sentence, reachability, splitter misses."""
-    n = len(items)
+    """What users see (`Retriever.ask`): top-1, answer, how often some candidate could be right
+    (one sentence / one span of the shipped choice), evidence split across sentences, the misses."""
+    from qa.answer import SentenceChoice, candidates
+
+    n = max(1, len(items))
     top1 = [bool(c["answer"].passages) and holds(c["row"]["evidence"], c["answer"].passages[0].text) for c in items]
     sent = [holds(c["row"]["evidence"], c["answer"].answer.text if c["answer"].answer else None) for c in items]
-    reach, split, misses = [], [], []
-    from qa.answer import SentenceChoice
-    top = SentenceChoice().top
+    single, window, split, misses = [], [], [], []
     for c, ok, right in zip(items, sent, top1):
-        ev, hits = c["row"]["evidence"], c["hits"]
-        texts = [hits[h].text[a - hits[h].start_char : b - hits[h].start_char]
-                 for h, sents in enumerate(c["sentences"]) for a, b, _cos, place in sents if place < top]
-        passage = any(holds(ev, h.text) for h in hits[:top])
-        reach.append(any(holds(ev, t) for t in texts))
-        split.append(passage and not reach[-1])
+        ev, hits, q = c["row"]["evidence"], c["hits"], c["row"]["question"]
+        single.append(any(holds(ev, span_text(hits, x)) for x in candidates(q, hits, c["sentences"], SentenceChoice(**BEFORE))))
+        window.append(any(holds(ev, span_text(hits, x)) for x in candidates(q, hits, c["sentences"])))
+        split.append(any(holds(ev, h.text) for h in hits[:SentenceChoice().top]) and not single[-1])
         if not ok:
-            misses.append({"id": c["row"].get("id"), "question": c["row"]["question"], "evidence": ev,
+            misses.append({"id": c["row"].get("id"), "question": q, "evidence": ev, "top1_right": right,
                            "answer": c["answer"].answer.text if c["answer"].answer else None,
-                           "top1_right": right,
-                           "reachable": reach[-1], "split": split[-1]})
+                           "reachable": window[-1], "split": split[-1]})
     both = sum(t and s for t, s in zip(top1, sent))
-    return {"answerable": n, "top1": round(sum(top1) / max(1, n), 4),
-            "answer_sentence": round(sum(sent) / max(1, n), 4),
-            "given_top1": round(both / max(1, sum(top1)), 4), "top1_and_sentence": round(both / max(1, n), 4),
-            "reachable": round(sum(reach) / max(1, n), 4), "split_evidence": sum(split), "misses": misses}
+    return {"answerable": len(items), "top1": round(sum(top1) / n, 4),
+            "top1_and_sentence": round(both / n, 4), "answer_sentence": round(sum(sent) / n, 4),
+            "given_top1": round(both / max(1, sum(top1)), 4),
+            "mean_chars": round(sum(len(c["answer"].answer.text) for c in items if c["answer"].answer) / n),
+            "reachable_sentence": round(sum(single) / n, 4), "reachable_window": round(sum(window) / n, 4),
+            "split_evidence": sum(split), "misses": misses}
 
 
 def main(argv=None) -> int:
@@ -218,16 +263,17 @@ def main(argv=None) -> int:
             items = cases(retriever, rows)
             key = f"{c.name}/{split}" + (f" (partial {depth})" if depth else "")
             results[key] = measure(items)
-            shipped = score_variant(items, SentenceChoice())
+            shipped = score_variant(items, {}, {})
             assert shipped["answer_sentence"] == results[key]["answer_sentence"], (shipped, results[key])
-            replay[key] = {name: score_variant(items, SentenceChoice(**fields)) for name, fields in VARIANTS.items()}
+            replay[key] = {name: score_variant(items, *v) for name, v in VARIANTS.items()}
             if args.show:
                 print(f"misses of {args.show} on {key}:")
-                score_variant(items, SentenceChoice(**VARIANTS[args.show]), show=True)
+                score_variant(items, *VARIANTS[args.show], show=True)
             r = results[key]
-            print(f"{key}: {r['answerable']} answerable, top-1 {r['top1']:.3f}, answer sentence {r['answer_sentence']:.3f}"
-                  f" (given top-1 {r['given_top1']:.3f}, both {r['top1_and_sentence']:.3f}), reachable "
-                  f"{r['reachable']:.3f}, evidence split across sentences {r['split_evidence']}", flush=True)
+            print(f"{key}: {r['answerable']} answerable, top-1 {r['top1']:.3f}, top-1 and answer {r['top1_and_sentence']:.3f}, "
+                  f"answer {r['answer_sentence']:.3f} (given top-1 {r['given_top1']:.3f}; {r['mean_chars']} chars), "
+                  f"reachable {r['reachable_sentence']:.3f} / window {r['reachable_window']:.3f}, "
+                  f"evidence split across sentences {r['split_evidence']}", flush=True)
             if args.misses:
                 for m in r["misses"]:
                     print(f"  MISS {m['id']} {m['question']!r}\n    evidence: {m['evidence']!r}\n    answer:   "
@@ -240,8 +286,13 @@ def main(argv=None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"command": "python -m bench.answer_sentence " + " ".join(argv or sys.argv[1:]),
                                    "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                                   "shipped": dataclasses.asdict(SentenceChoice()), "variants": VARIANTS,
-                                   "results": results, "replay": replay}, indent=1) + "\n", encoding="utf-8")
+                                   "shipped": dataclasses.asdict(SentenceChoice()),
+                                   "variants": {k: {**f, **w} for k, (f, w) in VARIANTS.items()},
+                                   "results": results,
+                                   # per split and variant: [answer, given a right top-1, mean characters]
+                                   "replay": {k: {name: [v["answer_sentence"], v["given_top1"], v["mean_chars"]]
+                                                  for name, v in r.items()} for k, r in replay.items()}},
+                                  separators=(",", ":")) + "\n", encoding="utf-8")
     return 0
 
 
