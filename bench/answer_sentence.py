@@ -8,10 +8,11 @@ variants of the choice (`qa.answer.SentenceChoice`) compared on the dev splits.
 Collections and question files are those of `python -m bench.quality` (bench/quality/table.py): the
 four Debian collections and the default corpus, chunked and embedded as `qa index` does (vectors from
 the cache bench/cache/). Per split, over the answerable questions:
-- top-1 right: the first passage holds the evidence (case and spacing ignored);
-- answer sentence (all): the answer sentence holds the evidence;
-- answer sentence | top-1 right: both, over the questions whose first passage is right;
-- reachable: one sentence (or allowed window) of the passages the answer is chosen from holds it;
+- top-1: the first passage holds the evidence (case and spacing ignored);
+- top-1 & answer: it does and the answer holds the evidence too (the issue's measure);
+- answer: the answer holds the evidence (over all answerable; and given a right top-1);
+- chars: the answer's mean length;
+- reachable: one sentence (/ one candidate span of the shipped choice) of the top 3 passages holds it;
 - split: a shown top passage holds the evidence but none of its sentences does (listed with --misses).
 Variants are scored on the same retrieved passages (`qa.answer.choose_answer`); the default's
 numbers come from `Retriever.ask` itself and are checked against its replay.
