@@ -6,6 +6,7 @@ Pure: handed the ranked hits, each hit's sentences with their cosines, and the s
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
@@ -13,9 +14,97 @@ from .lexical import tokenize
 from .notfound import Support, coverage, decide_support
 from .schema import Answer, Hit, ScoreParts, Span, unit_locator
 
-ANSWER_FROM_TOP = 3  # the answer sentence is chosen among the sentences of the top passages
-RANK_PENALTY = 0.15  # per rank below the first, taken off a sentence's cosine when choosing
-WORD_BONUS = 0.1  # × the share of the question's words the sentence holds, added when choosing
+
+@dataclass(frozen=True)
+class SentenceChoice:
+    """How the answer is chosen among the sentences of the `top` passages (fitted on the dev
+    splits of the benchmark corpora; bench/quality.md "Answer-sentence choice"): the largest
+    sentence cosine, minus `rank_penalty` per rank below the first, plus `word_bonus` × the share
+    of the question's words the answer holds. With `window`, a sentence is cited together with the
+    sentences next to it that continue it (`continues`: a pronoun, a connective, lower case, or the
+    one before ends with a colon), and with the next one whenever both together are at most
+    `join_chars` long (0: never; longer answers hold the evidence more often, bench/quality.md);
+    the citation stays one exact span of the passage."""
+
+    top: int = 3
+    rank_penalty: float = 0.15
+    word_bonus: float = 0.1
+    window: bool = True
+    join_chars: int = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A span that could be the answer: a sentence, or with `SentenceChoice.window` a sentence and
+    its neighbours that continue it; `cos` and `rank` are the sentence's own."""
+
+    hit: int
+    start: int
+    end: int
+    cos: float
+    rank: int
+    held: float  # share of the question's words the span holds
+
+
+# words that open a sentence leaning on the one before it
+_CONTINUING = frozenset(
+    "it its this these that those they their them he she his her hence thus therefore so such then also "
+    "however but and or which otherwise instead here there".split()
+)
+_FIRST_WORD = re.compile(r"[\"'“‘(]?([^\W\d_]+)")
+
+
+def continues(text: str) -> bool:
+    """Whether a sentence continues the one before it: it opens with a pronoun or a connective
+    ("It", "They", "Hence"...) or a lower-case word (not a list item, a number or code)."""
+    first = _FIRST_WORD.match(text)
+    return bool(first) and (first.group(1)[0].islower() or first.group(1).lower() in _CONTINUING)
+
+
+def candidates(question: str, hits: list[Hit], sentences: list[list[tuple]],
+               choice: SentenceChoice | None = None) -> list[Candidate]:
+    """Every sentence of the `choice.top` passages (ranked before merging) as an answer
+    candidate, widened to its neighbours as `choice.window` says. `sentences` as for `decide`."""
+    choice = choice or SentenceChoice()
+    words = set(tokenize(question))
+    out: list[Candidate] = []
+    for h, (hit, sents) in enumerate(zip(hits, sentences)):
+        spans = [(a - hit.start_char, b - hit.start_char) for a, b, *_ in sents]  # in hit.text
+        texts = [hit.text[a:b] for a, b in spans]
+
+        def joins(i: int, short: bool = False) -> bool:
+            """Sentence i is cited with sentence i - 1: right after it in one paragraph, and it
+            continues it, or the one before ends with a colon, or (`short`) both fit in join_chars."""
+            gap = hit.text[spans[i - 1][1] : spans[i][0]]
+            return (not gap.strip() and gap.count("\n") < 2
+                    and (continues(texts[i]) or texts[i - 1].endswith(":")
+                         or (short and spans[i][1] - spans[i - 1][0] <= choice.join_chars)))
+
+        for i, (a, b, cos, *rest) in enumerate(sents):  # rest: the rank of the passage it came from
+            place = rest[0] if rest else h
+            if place >= choice.top:
+                continue
+            first = i - 1 if choice.window and i > 0 and joins(i) else i
+            last = i + 1 if choice.window and i + 1 < len(sents) and joins(i + 1, short=True) else i
+            start, end = spans[first][0], spans[last][1]
+            held = set(tokenize(hit.text[start:end]))
+            out.append(Candidate(hit=h, start=start + hit.start_char, end=end + hit.start_char, cos=cos,
+                                 rank=place, held=len(words & held) / max(1, len(words))))
+    return out
+
+
+def choice_score(c: Candidate, choice: SentenceChoice) -> float:
+    """What `choose_answer` maximises."""
+    return c.cos - choice.rank_penalty * c.rank + choice.word_bonus * c.held
+
+
+def choose_answer(question: str, hits: list[Hit], sentences: list[list[tuple]],
+                  choice: SentenceChoice | None = None) -> tuple[int, int, int] | None:
+    """The answer as (hit index, start_char, end_char), or None when no top passage has a
+    sentence. `sentences` as for `decide`."""
+    choice = choice or SentenceChoice()
+    best = max(candidates(question, hits, sentences, choice), key=lambda c: choice_score(c, choice), default=None)
+    return (best.hit, best.start, best.end) if best else None
 
 
 @dataclass(frozen=True)
@@ -34,7 +123,7 @@ class FoundRule:
 
 def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: ScoreParts,
            units: dict[str, dict] | None = None, rule: FoundRule = FoundRule(), vocabulary=None,
-           model_path: str | None = None) -> Answer:
+           model_path: str | None = None, choice: SentenceChoice | None = None) -> Answer:
     """Mark each hit's best sentence, pick the answer sentence and decide `found` (and why not).
 
     Args:
@@ -46,30 +135,20 @@ def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: 
             sentence by its own page or paragraphs.
         vocabulary: the corpus's BM25 stems (`IndexReader.vocabulary()`), for the words it never
             mentions; None: that rule is off. model_path: the model's folder (its vocabulary gives
-            the common English words).
+            the common English words). choice: how the answer sentence is chosen.
     """
     units = units or {}
     marked: list[Hit] = []
-    words = set(tokenize(question))
-    best: tuple[float, int, int, int] | None = None  # (choice score, hit index, start, end)
-    for h, (hit, sents) in enumerate(zip(hits, sentences)):
-        if not sents:
-            marked.append(hit)
-            continue
-        start, end = max(sents, key=lambda s: s[2])[:2]
-        marked.append(replace(hit, sentence_start=start, sentence_end=end))
-        for a, b, cos, *rest in sents:  # rest: the rank of the passage it came from, before merging
-            place = rest[0] if rest else h
-            if place >= ANSWER_FROM_TOP:
-                continue
-            held = len(words & set(tokenize(hit.text[a - hit.start_char : b - hit.start_char])))
-            choice = cos - RANK_PENALTY * place + WORD_BONUS * held / max(1, len(words))
-            if best is None or choice > best[0]:
-                best = (choice, h, a, b)
+    for hit, sents in zip(hits, sentences):
+        if sents:
+            start, end = max(sents, key=lambda s: s[2])[:2]
+            hit = replace(hit, sentence_start=start, sentence_end=end)
+        marked.append(hit)
+    best = choose_answer(question, hits, sentences, choice)
     support = supported(question, hits, parts, rule, vocabulary, model_path)
     answer = None
     if best is not None:
-        _, h, start, end = best
+        h, start, end = best
         # the answer's passage highlights the answer sentence itself
         hit = marked[h] = replace(marked[h], sentence_start=start, sentence_end=end)
         text = hit.text[start - hit.start_char : end - hit.start_char]

@@ -18,7 +18,8 @@ from .schema import Document, Passage, line_of
 # Abbreviations after which a period does not end a sentence.
 ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt vs etc e.g i.e al fig no nos vol pp gen col lt sgt rev hon "
-    "inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k d.c".split()
+    "inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k d.c "
+    "a.k.a n.b cf approx viz resp".split()
 )
 _BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-from .answer import FoundRule, decide
+from .answer import FoundRule, SentenceChoice, decide
 from .build import ensure_index, models_cache, raise_model_mismatch
 from .config import Settings
 from .documents import Unreadable, read_document
@@ -51,10 +51,12 @@ class Retriever:
     """
 
     def __init__(self, reader: IndexReader, embedder: Embedder, params: SearchParams = SearchParams(),
-                 found: FoundRule = FoundRule(), corpus_dir: str | Path | None = None):
+                 found: FoundRule = FoundRule(), corpus_dir: str | Path | None = None,
+                 choice: SentenceChoice = SentenceChoice()):
         self.reader = reader
         self.embedder = embedder
         self.found = found
+        self.choice = choice  # how the answer sentence is chosen
         self.searcher = Searcher(reader, embedder, params)
         # Cited files are compared with the bytes they were indexed from (`source_changed`).
         self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else None
@@ -173,7 +175,8 @@ class Retriever:
         units = {h.source: self.manifest.units[h.source] for h in hits if h.source in self.manifest.units}
         vocabulary = getattr(self.reader, "vocabulary", None)  # optional: a backend may not expose it
         answer = decide(question, hits, sentences, parts, units, self.found,
-                        vocabulary() if vocabulary else None, model_folder(getattr(self.embedder, "name", None)))
+                        vocabulary() if vocabulary else None, model_folder(getattr(self.embedder, "name", None)),
+                        self.choice)
         return flag_answer(answer, self.manifest.files, self._hashes)
 
 

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         q = set(tokenize(row["question"]))
         items = []
         for h, (hit, sentences) in enumerate(zip(hits[:3], s.hit_sentences(hit_rows[:3], parts))):
-            for a, b, cos in sentences:
+            for a, b, cos, *_ in sentences:
                 text = hit.text[a - hit.start_char : b - hit.start_char]
                 cov = len(q & set(tokenize(text))) / max(1, len(q))
                 items.append((h, cos, cov, _norm(row["evidence"]) in _norm(text), hit.score))

@@ -86,3 +86,25 @@ def test_params_are_parsed_by_field_type_and_bad_ones_exit():
 def test_unknown_corpus_is_a_clear_error(capsys):
     assert quality.main(["--corpora", "nope", "--no-write"]) == 2
     assert "unknown corpus nope" in capsys.readouterr().err
+
+
+def test_answer_sentence_bench_measures_what_ask_answers(corpus_dir, fake_embedder):
+    from bench import answer_sentence
+    from qa.documents import load_corpus
+    from qa.retriever import Retriever
+    from qa.store.memory import MemoryReader
+
+    rows = [{"id": "a1", "question": "Which tree did she choose?", "evidence": "a single walnut tree"},
+            {"id": "a2", "question": "When are the roses watered?", "evidence": "every morning at six"},
+            {"id": "a3", "question": "Who planted the garden?", "evidence": "She chose roses"}]
+    data = quality.build(load_corpus(corpus_dir).documents, fake_embedder)
+    items = answer_sentence.cases(Retriever(MemoryReader(data), fake_embedder), rows)
+    measured = answer_sentence.measure(items)
+    assert measured["answerable"] == 3 and measured["top1"] == 1.0
+    # the replay of the shipped choice is what `Retriever.ask` answered; the one-sentence choice of
+    # before misses "She chose roses" (the sentence after the one naming the planter)
+    shipped = answer_sentence.score_variant(items, {}, {})
+    assert shipped["answer_sentence"] == measured["answer_sentence"] == 1.0
+    before = answer_sentence.score_variant(items, answer_sentence.BEFORE, {})
+    assert before["answer_sentence"] == round(2 / 3, 4) and before["mean_chars"] < shipped["mean_chars"]
+    assert [m["id"] for m in measured["misses"]] == []

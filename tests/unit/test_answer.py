@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from qa.answer import FoundRule, supported, word_coverage
+from qa.answer import FoundRule, SentenceChoice, choose_answer, continues, decide, supported, word_coverage
+from qa.chunking import split_sentences
 from qa.render import render_text, to_json
 from qa.build import build_index
 from qa.retriever import Retriever
@@ -92,3 +93,87 @@ def test_not_found_is_said_plainly_with_closest_passages(retriever):
     doc = json.loads(to_json(answer))
     assert doc["found"] is False and doc["reason"] in out
     assert set(doc["passages"][0]) >= {"dense", "bm25", "dense_rank", "bm25_rank", "score"}
+
+
+# --- the answer span: a sentence with the neighbours that continue it ---------------------------
+
+
+def _at(text: str, start: int = 100) -> Hit:
+    return Hit(text=text, source="a.txt", section="", start_line=1, end_line=1 + text.count("\n"),
+               start_char=start, end_char=start + len(text), rank=1, dense=0.5)
+
+
+def _scored(hit: Hit, *cosines: float, place: int = 0) -> list[tuple]:
+    """The hit's sentences (as `Searcher.hit_sentences` gives them) with the given cosines."""
+    spans = split_sentences(hit.text)
+    assert len(spans) == len(cosines)
+    return [(hit.start_char + a, hit.start_char + b, c, place) for (a, b), c in zip(spans, cosines)]
+
+
+def _answer_text(hit: Hit, chosen) -> str:
+    h, start, end = chosen
+    return hit.text[start - hit.start_char : end - hit.start_char]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("They built a power plant.", True), ("It respects elections.", True), ("Hence, one can expect it.", True),
+    ("“This is why.”", True), ("apt-get install foo", True), ("The camp grew.", False), ("Maryam Rajavi leads.", False),
+    ("- item two", False), ("1. Provides detection", False), ("$ sudo reboot", False), ("2050 is far.", False),
+])
+def test_continues_names_sentences_that_lean_on_the_one_before(text, expected):
+    assert continues(text) is expected
+
+
+def test_answer_window_adds_the_sentences_that_continue_the_chosen_one():
+    hit = _at("The camp was built in 1986. There they built it by hand. They added a power plant and parks. "
+              "The camp was closed in 2016.")
+    sentences = [_scored(hit, 0.2, 0.7, 0.3, 0.1)]
+    question = "What did they build in the camp?"
+    # the best sentence opens with "There" (continues the one before) and the next opens with "They"
+    assert _answer_text(hit, choose_answer(question, [hit], sentences)) == (
+        "The camp was built in 1986. There they built it by hand. They added a power plant and parks.")
+    assert _answer_text(hit, choose_answer(question, [hit], sentences, SentenceChoice(window=False))) == (
+        "There they built it by hand.")
+    # the answer is cited as one exact span of the file
+    answer = decide(question, [hit], sentences, _parts([0.5]))
+    assert answer.answer.text == hit.text[answer.answer.start_char - 100 : answer.answer.end_char - 100]
+    assert (answer.passages[0].sentence_start, answer.passages[0].sentence_end) == (
+        answer.answer.start_char, answer.answer.end_char)
+
+
+def test_answer_window_stops_at_paragraphs_list_items_and_new_subjects():
+    hit = _at("Set the pin priority first.\n\nit is 1 by default.\n- they are listed here.\nThe next part is about mirrors.")
+    sentences = [_scored(hit, 0.9, 0.2, 0.2, 0.1)]
+    assert _answer_text(hit, choose_answer("pin priority", [hit], sentences)) == "Set the pin priority first."
+    # a sentence ending with a colon is followed by what it announces
+    hit = _at("Mount the image in two steps:\n- Load nbd with modprobe.\n- Run qemu-nbd.")
+    assert _answer_text(hit, choose_answer("mount an image", [hit], [_scored(hit, 0.8, 0.1, 0.1)])) == (
+        "Mount the image in two steps:\n- Load nbd with modprobe.")
+
+
+def test_answer_window_joins_a_short_next_sentence_only_when_asked():
+    hit = _at("The roses are watered at six. Rain water is kept in tanks.")
+    sentences = [_scored(hit, 0.8, 0.1)]
+    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences)) == "The roses are watered at six."
+    wide = SentenceChoice(join_chars=len(hit.text))
+    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences, wide)) == hit.text
+    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences, SentenceChoice(join_chars=40))) == (
+        "The roses are watered at six.")
+
+
+def test_answer_is_chosen_among_the_top_passages_with_a_rank_penalty():
+    first, second, fourth = _at("Roses need water.", 0), _at("Roses are watered at six.", 50), _at("Roses at six sharp.", 90)
+    sentences = [_scored(first, 0.50), _scored(second, 0.70, place=1), _scored(fourth, 0.95, place=3)]
+    # both hold every question word: 0.70 - 0.15 > 0.50, and the fourth passage is never chosen from
+    assert choose_answer("When are roses watered?", [first, second, fourth], sentences)[0] == 1
+    assert choose_answer("When are roses watered?", [first, second, fourth], sentences,
+                         SentenceChoice(rank_penalty=0.25))[0] == 0
+
+
+def test_ask_cites_the_answer_with_the_sentence_continuing_it(retriever, corpus_dir):
+    answer = retriever.ask("Which tree did she choose?", k=3)
+    text = (corpus_dir / "garden.txt").read_text()
+    assert answer.answer.text == ("The garden behind the library was planted in 1921 by Dr. Helen Ward. "
+                                  "She chose roses, lavender and a single walnut tree.")
+    assert text[answer.answer.start_char : answer.answer.end_char] == answer.answer.text
+    assert (answer.answer.start_line, answer.answer.end_line) == (3, 3)

@@ -70,6 +70,16 @@ def test_sentence_split_respects_abbreviations_initials_and_lowercase_continuati
     ]
 
 
+def test_sentence_split_keeps_a_k_a_and_n_b_inside_the_sentence():
+    # Python's glossary: "Benevolent Dictator For Life, a.k.a. Guido van Rossum" was cut in two
+    text = "BDFL: Benevolent Dictator For Life, a.k.a. Guido van Rossum. N.B. Every record is logged. See cf. Appendix A."
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "BDFL: Benevolent Dictator For Life, a.k.a. Guido van Rossum.",
+        "N.B. Every record is logged.",
+        "See cf. Appendix A.",
+    ]
+
+
 def test_sentences_break_at_paragraphs_and_list_items():
     text = "First para without period\n\nSecond para.\n- item one\n- item two"
     assert [text[a:b] for a, b in split_sentences(text)] == [
