@@ -16,7 +16,7 @@ $(BIN)/python:
 # CPU torch first: the project's own range would otherwise pull a CUDA build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,milvus]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -67,7 +67,7 @@ def sample_digest(path: Path, size: int | None = None) -> str:
     digest = hashlib.sha256(str(size).encode())
     fd = os.open(path, os.O_RDONLY)
     try:
-        for offset in np.linspace(0, size - BLOCK, SAMPLE_BLOCKS).astype(np.int64):
+        for offset in np.linspace(0, max(size - BLOCK, 0), SAMPLE_BLOCKS).astype(np.int64):
             digest.update(os.pread(fd, BLOCK, int(offset)))
     finally:
         os.close(fd)

@@ -84,10 +84,116 @@ def bm25_idf(bm25, words) -> dict[str, float]:
     return out
 
 
-def bm25_scores(bm25, tokens: Sequence[str]) -> np.ndarray:
-    """BM25 score of every passage for the query `tokens` (from `tokenize`; zeros when no token
-    is indexed)."""
+def bm25_scores(bm25, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+    """BM25 score of every passage (or of `rows` only) for the query `tokens` (from `tokenize`;
+    zeros when no token is indexed). For `rows`, only the query tokens' postings are read, summed
+    in the order bm25s sums them, so the scores equal the whole-corpus ones."""
+    if rows is not None:
+        return _bm25_scores_of(bm25, tokens, np.asarray(rows, dtype=np.int64))
     tokens = [t for t in tokens if t in bm25.vocab_dict]
     if not tokens:
         return np.zeros(int(bm25.scores["num_docs"]), dtype=np.float32)
     return np.asarray(bm25.get_scores(tokens), dtype=np.float32)
+
+
+def top_scores(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` best (rows, scores) of `scores` with score > 0 (and `allowed`), best first, ties
+    by row."""
+    ok = scores > 0
+    if allowed is not None:
+        ok &= allowed
+    pool = np.flatnonzero(ok)
+    k = max(0, int(k))
+    if len(pool) > k:
+        pool = pool[np.argpartition(-scores[pool], k - 1)[:k]] if k else pool[:0]
+    pool = pool[np.lexsort((pool, -scores[pool]))].astype(np.int64)
+    return pool, scores[pool]
+
+
+def _bm25_scores_of(bm25, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray:
+    data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
+    wanted = np.unique(rows)
+    out = np.zeros(len(wanted), dtype=np.float32)
+    for t in tokens:  # duplicates count twice, as in bm25s
+        i = bm25.vocab_dict.get(t)
+        if i is None:
+            continue
+        docs, vals = indices[indptr[i] : indptr[i + 1]], data[indptr[i] : indptr[i + 1]]
+        hit = np.isin(docs, wanted)
+        np.add.at(out, np.searchsorted(wanted, docs[hit]), vals[hit].astype(np.float32))
+    return out[np.searchsorted(wanted, rows)]
+
+
+class BM25Builder:
+    """A BM25 index built from passages handed in blocks: per block only token ids, term counts
+    and document lengths are kept, as numpy arrays (not Python lists of tokens), so a million
+    passages take a few hundred MB. `build()` gives the same index, score for score, as
+    `build_bm25` over all the passages (bm25s' Lucene formulas, float32)."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75):
+        self.k1, self.b = k1, b
+        self.vocab: dict[str, int] = {}
+        self._docs: list[np.ndarray] = []
+        self._tokens: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, passages: Sequence[Passage]) -> None:
+        from collections import Counter
+
+        vocab = self.vocab
+        docs, tokens, counts, lengths = [], [], [], []
+        for i, p in enumerate(passages):
+            words = tokenize(bm25_text(p)) or [""]
+            lengths.append(len(words))
+            tf = Counter(vocab.setdefault(w, len(vocab)) for w in words)
+            docs.append(np.full(len(tf), self.n + i, dtype=np.int32))
+            tokens.append(np.fromiter(tf.keys(), dtype=np.int32, count=len(tf)))
+            counts.append(np.fromiter(tf.values(), dtype=np.float32, count=len(tf)))
+        if lengths:
+            self._docs.append(np.concatenate(docs))
+            self._tokens.append(np.concatenate(tokens))
+            self._counts.append(np.concatenate(counts))
+            self._lengths.append(np.asarray(lengths, dtype=np.int64))
+        self.n += len(lengths)
+
+    def build(self):
+        """The bm25s.BM25 index of every passage added (doc i = the i-th passage)."""
+        import math
+
+        import bm25s
+
+        n, k1, b = self.n, self.k1, self.b
+        def take(name, dtype):  # one array, the blocks freed as soon as they are joined
+            blocks = getattr(self, name)
+            setattr(self, name, [])
+            return np.concatenate(blocks) if blocks else np.zeros(0, dtype)
+
+        docs, tokens = take("_docs", np.int32), take("_tokens", np.int32)
+        tf, lengths = take("_counts", np.float32), take("_lengths", np.int64)
+        avg = lengths.mean() if n else np.float64(0.0)
+        df = np.bincount(tokens, minlength=len(self.vocab))
+        idf = np.array([math.log(1 + (n - d + 0.5) / (d + 0.5)) if d else 0.0 for d in df.tolist()], dtype=np.float32)
+        # As bm25s computes it per document: tf / (k1 * ((1 - b) + b * len / avg) + tf), the
+        # document's part in float64, then idf × that, stored as float32.
+        part = k1 * ((1 - b) + b * lengths.astype(np.float64) / avg) if n else np.zeros(0)
+        dtype = (np.float64(1.0) + np.zeros(1, np.float32)).dtype  # how this numpy adds a scalar to float32
+        scores = np.empty(len(tf), dtype=np.float32)
+        for start in range(0, len(tf), 1 << 22):  # in blocks: bounded temporaries
+            sl = slice(start, start + (1 << 22))
+            t = tf[sl]
+            scores[sl] = idf[tokens[sl]] * (t / (part[docs[sl]].astype(dtype) + t))
+        del tf
+        order = np.argsort(tokens, kind="stable")  # by token, then document (documents came in order)
+        indptr = np.zeros(len(self.vocab) + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        bm25 = bm25s.BM25(method="lucene", k1=k1, b=b)
+        bm25.scores = {"data": scores[order], "indices": docs[order], "indptr": indptr, "num_docs": n}
+        vocab = dict(self.vocab)
+        if "" not in vocab:
+            vocab[""] = max(vocab.values(), default=-1) + 1
+        bm25.vocab_dict = vocab
+        bm25.unique_token_ids_set = set(vocab.values())
+        bm25.nonoccurrence_array = None
+        return bm25

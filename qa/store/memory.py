@@ -67,8 +67,12 @@ class MemoryReader:
     def sentence_spans(self, ids: Sequence[int]) -> list[tuple[int, int, int]]:
         return [tuple(self._spans[int(j)]) for j in ids]
 
-    def bm25_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        return lexical.bm25_scores(self._bm25, tokens)
+    def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        return lexical.bm25_scores(self._bm25, tokens, rows)
+
+    def bm25_search(self, tokens: Sequence[str], k: int, sources: set[str] | None = None):
+        allowed = None if sources is None else self.source_mask(sources)
+        return lexical.top_scores(lexical.bm25_scores(self._bm25, tokens), k, allowed)
 
     def bm25_idf(self, tokens) -> dict[str, float]:
         return lexical.bm25_idf(self._bm25, tokens)

@@ -42,3 +42,25 @@ def test_bm25_indexes_section_and_text_and_scores_tokens():
     scores = bm25_scores(bm25, tokenize("garden roses"))
     assert scores[0] > 0 and scores[1] == 0
     assert bm25_scores(bm25, tokenize("zebra")).tolist() == [0.0, 0.0]  # no indexed word
+
+
+def test_bm25_builder_in_blocks_scores_exactly_as_build_bm25():
+    from pathlib import Path
+
+    from qa.chunking import chunk_document
+    from qa.documents import load_corpus
+    from qa.lexical import BM25Builder
+
+    root = Path(__file__).resolve().parents[2]
+    passages = [p for folder in (root / "corpus", root / "tests" / "data")
+                for d in load_corpus(folder).documents for p in chunk_document(d)]
+    passages.append(_passage("", "Heading"))  # a passage whose text has no token
+    builder = BM25Builder()
+    for start in range(0, len(passages), 7):
+        builder.add(passages[start : start + 7])
+    built, reference = builder.build(), build_bm25(passages)
+    for question in ("Who leads the NCRI?", "roses garden watered", "camp Ashraf residents 2003", "zebra"):
+        tokens = tokenize(question)
+        assert bm25_scores(built, tokens).tolist() == bm25_scores(reference, tokens).tolist()
+    words = {"ncri", "rose", "albania"}
+    assert bm25_idf(built, words) == bm25_idf(reference, words)
