@@ -18,8 +18,8 @@ import numpy as np
 
 from ._version import __version__
 from .chunking import chunk_document, split_sentences
-from .config import Settings
-from .documents import file_hashes, format_of, load_corpus, snapshot
+from .config import Settings, cache_root
+from .documents import FORMATS, file_hashes, format_of, list_files, load_corpus, snapshot  # noqa: F401 (front ends)
 from .embedding import Embedder, embedding_text, get_embedder
 from .errors import CorpusEmpty, IndexCorrupt, IndexLocked, IndexMismatch, IndexUnwritable, QAError
 from .schema import INDEX_FORMAT, Manifest, Passage
@@ -60,21 +60,52 @@ class BuildReport:
     embedded: int = 0
 
 
-def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+def models_cache(settings: Settings) -> Path:
+    """Where model exports (ONNX) live: one copy per model for every index folder."""
+    return cache_root(settings) / "models"
+
+
+LONG_BUILD_SECONDS = 600  # builds expected to take longer than this are announced with an estimate
+
+
+def encode_sorted(embedder: Embedder, texts: Sequence[str], progress: Progress | None = None,
+                  cache=None, say: Callable[[str], None] | None = None, lookup: bool = True) -> np.ndarray:
     """Embed `texts` longest first in blocks (little padding per batch), reporting progress,
-    and return the vectors in the original order."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    out = None
-    done = 0
+    and return the vectors in the original order.
+
+    With `cache` (an `embedding.cache.EmbeddingCache`), texts already embedded (by an earlier,
+    perhaps interrupted, build of any index folder) are taken from it and each new block is
+    stored as soon as it is computed (`lookup=False`, for `--full`: stored, never read). After the first block, a build expected to take longer
+    than LONG_BUILD_SECONDS is announced through `say` with its estimated time.
+    """
+    from .embedding.cache import estimate_seconds, say_duration
+
+    if cache is not None and lookup:
+        out, todo = cache.get(texts)
+    else:
+        out, todo = None, list(range(len(texts)))
+    order = sorted(todo, key=lambda i: -len(texts[i]))
+    done = len(texts) - len(order)
     if progress:
-        progress(0, len(texts))
+        progress(done, len(texts))
+    started = time.perf_counter()
     for start in range(0, len(order), ENCODE_BLOCK):
         block = order[start : start + ENCODE_BLOCK]
         vectors = embedder.encode_documents([texts[i] for i in block])
         if out is None:
             out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
         out[block] = vectors
+        if cache is not None:
+            cache.put([texts[i] for i in block], vectors)
         done += len(block)
+        if start == 0 and say is not None and len(order) > len(block):
+            left = estimate_seconds(len(block), time.perf_counter() - started, len(order))
+            if left > LONG_BUILD_SECONDS:
+                say(
+                    f"This build embeds {len(order):,} texts: about {say_duration(left)} on this machine. "
+                    "Ctrl-C stops it; the next `qa index` resumes from what was embedded."
+                    + (f" ({len(texts) - len(order):,} taken from earlier builds.)" if len(order) < len(texts) else "")
+                )
         if progress:
             progress(done, len(texts))
     if out is None:
@@ -107,6 +138,13 @@ def full_rebuild_reason(manifest: Manifest | None, settings: Settings) -> str:
     return ""
 
 
+def indexed_at(previous: dict, hashes: dict, previous_hashes: dict, now: str) -> dict:
+    """When each file was last (re)indexed (for the document library): kept from the previous
+    manifest for unchanged files, `now` for new or changed ones. Pure."""
+    return {s: (previous.get(s) if previous_hashes.get(s) == h and previous.get(s) else now)
+            for s, h in hashes.items()}
+
+
 def _units(report, known: dict, old_units: dict) -> dict:
     """Page / paragraph start offsets of every PDF and DOCX file, by source (so that an answer
     sentence is cited by its own page or paragraphs): from the documents read in this build,
@@ -125,6 +163,7 @@ def build_index(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     full: bool = False,
+    say: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Bring the index in `settings.index_dir` up to date with `settings.corpus_dir`.
 
@@ -145,11 +184,12 @@ def build_index(
         ModelUnavailable: the model cannot be loaded.
     """
     settings = settings or Settings.from_env()
+    # get_embedder refuses a model that is not on this machine, before any progress bar
     embedder = embedder or get_embedder(settings.model)
     store = get_store(settings)
     use_cache = getattr(embedder, "use_cache_dir", None)
-    if use_cache is not None and store.cache_dir() is not None:
-        use_cache(store.cache_dir())  # the ONNX export (made now if needed) embeds the build and queries
+    if use_cache is not None:  # the ONNX export (made now if needed; shared by every index folder)
+        use_cache(models_cache(settings))
     started = time.perf_counter()
     fault = lambda point: fault_point(settings, point)  # noqa: E731  (a test hook; no-op unless set)
     if progress is not None or settings.fault_point == "embed":
@@ -208,7 +248,7 @@ def build_index(
                 report = load_corpus(settings.corpus_dir)
             else:
                 recheck_reused(report, reuse, known, settings.corpus_dir, live.get("passage_digests", {}))
-        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress)
+        data, embedded, reused = _assemble(report, reuse, known, settings, embedder, progress, say, lookup=not full)
         units = _units(report, known, live.units if live and old_files else {})
         skipped_hashes = {src: report.all_hashes[src] for src, _ in report.skipped if src in report.all_hashes}
         data.manifest = Manifest(
@@ -223,6 +263,9 @@ def build_index(
             sentences=len(data.sentence_spans),
             built_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             build="full" if reason else "incremental",
+        )
+        data.manifest.extra["indexed_at"] = indexed_at(  # per file, for the document library
+            live.get("indexed_at", {}) if live and old_files else {}, report.hashes, old_files, data.manifest.built_at
         )
         data.manifest.extra["passage_digests"] = passage_digests(data.passages)
         data.manifest.extra["corpus_dir"] = str(Path(settings.corpus_dir).resolve())
@@ -246,7 +289,7 @@ def build_index(
     )
 
 
-def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[IndexData, int, int]:
+def _assemble(report, reuse, known, settings, embedder, progress, say=None, lookup=True) -> tuple[IndexData, int, int]:
     """The passages, vectors and BM25 of the new generation, in corpus order: reused files'
     parts copied from `reuse`, the others chunked and embedded (each distinct span once).
     Returns (data, texts embedded, files reused)."""
@@ -270,7 +313,14 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
     if to_embed:  # refuse now, not after the embedding, when the new generation cannot fit
         check_space_for(settings.index_dir, fresh, len(keys), report, reuse, known, embedder)
     if to_embed or reuse is None:
-        vectors = encode_sorted(embedder, to_embed, progress)
+        from .embedding.cache import open_cache
+
+        cache = open_cache(cache_root(settings), embedder) if to_embed else None
+        try:
+            vectors = encode_sorted(embedder, to_embed, progress, cache=cache, say=say, lookup=lookup)
+        finally:
+            if cache is not None:
+                cache.close()
     else:  # only deletions or renames: no need to load the model at all
         vectors = np.zeros((0, reuse.passage_vectors.shape[1]), dtype=np.float32)
     dim = int(vectors.shape[1])
@@ -308,6 +358,11 @@ def _assemble(report, reuse, known, settings, embedder, progress) -> tuple[Index
         sentence_vectors=np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, dim), np.float32),
     )  # BM25 is built by the store as it writes the passages
     return data, len(passage_texts) + len(keys), reused
+
+
+def read_manifest(settings: Settings) -> Manifest | None:
+    """The live index's manifest (None when there is no index), for front ends."""
+    return get_store(settings).manifest()
 
 
 def index_state(settings: Settings) -> str:
@@ -396,6 +451,8 @@ def ensure_index(
     """
     state = index_state(settings)
     if state == "model":
+        if embedder is None:
+            get_embedder(settings.model)  # a model that is not there: say that, not "rebuild"
         raise_model_mismatch(get_store(settings).manifest(), settings)
     if state == "ok":
         return None
@@ -405,7 +462,7 @@ def ensure_index(
         else f"{settings.corpus_dir}/ changed since the index was built: rebuilding {describe(settings)} ..."
     )
     try:
-        return build_index(settings, embedder, progress)
+        return build_index(settings, embedder, progress, say=say)
     except (IndexLocked, IndexUnwritable) as exc:
         if state == "missing":
             raise
@@ -425,11 +482,20 @@ def _answering_meanwhile(exc: QAError, settings: Settings) -> str:
 
 
 def raise_model_mismatch(manifest: Manifest, settings: Settings):
-    """Raise IndexMismatch: the index was built with another model than `settings.model`."""
+    """Raise IndexMismatch: the index was built with another model than `settings.model`; the
+    message names the flag or the variable the model came from."""
+    built = manifest.model
+    rebuild = index_command(settings)
+    if settings.model_source == "--model":
+        how = (f"run `{rebuild} --model {settings.model}` to rebuild it with {settings.model!r}, "
+               f"or leave --model out to use {built!r}")
+    elif settings.model_source == "QA_MODEL":
+        how = f"run `{rebuild}` to rebuild it with {settings.model!r}, or set QA_MODEL={built}"
+    else:
+        how = f"run `{rebuild}` to rebuild it with {settings.model!r}, or pass --model {built}"
+    where = f" ({settings.model_source})" if settings.model_source != "default" else ""
     raise IndexMismatch(
-        f"{describe(settings)} was built with model {manifest.model!r} but QA_MODEL is "
-        f"{settings.model!r}: run `{index_command(settings)}` to rebuild it with {settings.model!r}, "
-        f"or set QA_MODEL={manifest.model}."
+        f"{describe(settings)} was built with model {built!r}, not {settings.model!r}{where}: {how}."
     )
 
 

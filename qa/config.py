@@ -62,11 +62,16 @@ class Settings:
     milvus_uri: str = ""  # pymilvus's URI: http(s)://host:19530, or a path ending in .db (Milvus Lite); "": INDEX/milvus.db
     milvus_token: str = ""  # "user:password" or an API key ("" for none)
     milvus_prefix: str = "qa"  # collection names start with it: several indexes can share one server
+    # Shared by every index folder: the ONNX export of each model, the embedding cache.
+    # None: QA_CACHE_DIR, else ~/.cache/qa (see `cache_root`).
+    cache_dir: Path | None = None
+    # Where `model` came from ("--model", "QA_MODEL" or "default"), for messages that say what to change.
+    model_source: str = field(default="default", compare=False)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
         """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH, QA_STORE, QA_MILVUS_URI,
-        QA_MILVUS_TOKEN and QA_MILVUS_PREFIX (and QA_FAULT_POINT, tests only), then `overrides` that are not None."""
+        QA_MILVUS_TOKEN, QA_MILVUS_PREFIX and QA_CACHE_DIR (and QA_FAULT_POINT, tests only), then `overrides` that are not None."""
         env = os.environ if environ is None else environ
         settings = cls()
         values = {
@@ -77,12 +82,17 @@ class Settings:
             "milvus_uri": env.get("QA_MILVUS_URI") or None,
             "milvus_token": env.get("QA_MILVUS_TOKEN") or None,
             "milvus_prefix": env.get("QA_MILVUS_PREFIX") or None,
+            "cache_dir": env.get("QA_CACHE_DIR") or None,
             "auth": env.get("QA_AUTH") or None,
             "fault_point": env.get("QA_FAULT_POINT") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values = {k: v for k, v in values.items() if v is not None}
-        for key in ("corpus_dir", "index_dir"):
+        if overrides.get("model") is not None:
+            values["model_source"] = "--model"
+        elif env.get("QA_MODEL"):
+            values["model_source"] = "QA_MODEL"
+        for key in ("corpus_dir", "index_dir", "cache_dir"):
             if key in values:
                 values[key] = Path(values[key])
         return replace(settings, **values)
@@ -91,6 +101,15 @@ class Settings:
 def auth_from_env(environ: dict | None = None) -> str | None:
     """The web login `USER:PASSWORD` from QA_AUTH (None when unset or empty)."""
     return Settings.from_env(environ).auth
+
+
+def cache_root(settings: Settings | None = None, environ: dict | None = None) -> Path:
+    """The cache shared by every index folder (model exports, embeddings): `settings.cache_dir`,
+    else QA_CACHE_DIR, else ~/.cache/qa."""
+    if settings is not None and settings.cache_dir is not None:
+        return Path(settings.cache_dir)
+    env = os.environ if environ is None else environ
+    return Path(env.get("QA_CACHE_DIR") or Path.home() / ".cache" / "qa")
 
 
 def api_token_from_env(environ: dict | None = None) -> str | None:

@@ -1,15 +1,17 @@
 """LOAD: find the documents under the corpus folder and decode them into `Document`s.
 
 Formats (by suffix):
-- .txt, .md/.markdown: the file's text exactly as UTF-8 decodes it (passages cite its offsets);
+- .txt, .md/.markdown: the file's text exactly as decoded (UTF-8, else Windows-1252/Latin-1;
+  passages cite its offsets);
 - .html/.htm: the visible text (scripts, styles, comments and <head> dropped) kept on the line
   of the file where it stands, so a passage's lines are the HTML file's lines; h1-h6 are sections;
 - .pdf (pypdf): the text of each page, pages separated by a blank line; citations name the page;
+  lines set larger than the body text (or in bold) are sections;
 - .docx (python-docx): one paragraph per block, separated by blank lines; "Heading N" / "Title"
   styles are sections; citations name the paragraph range (paragraph N = `Document.paragraphs[N-1]`).
 
 For the extracted formats, passages are exact spans of the extracted text (`read_document`).
-A file that cannot be read (not UTF-8, binary, damaged, password-protected, or without any text)
+A file that cannot be read (binary, damaged, password-protected, or without any text)
 is skipped with one warning that names it; the caller gets the list of skipped files.
 """
 
@@ -64,6 +66,11 @@ def format_of(path: Path | str) -> str | None:
 def list_files(corpus_dir: Path) -> list[Path]:
     """Supported files below `corpus_dir`, recursively, in a stable order; hidden ones left out."""
     corpus_dir = Path(corpus_dir)
+    if corpus_dir.is_file():
+        raise CorpusEmpty(
+            f"{corpus_dir} is a file; --corpus (QA_CORPUS_DIR) takes the folder that holds your "
+            f"documents: put it in a folder (e.g. mkdir docs && mv {corpus_dir} docs/) and pass that folder."
+        )
     if not corpus_dir.is_dir():
         raise CorpusEmpty(
             f"Corpus folder {corpus_dir}/ does not exist. Put {SUFFIXES} files in it, "
@@ -114,14 +121,23 @@ def snapshot(corpus_dir: Path) -> dict[str, tuple[int, int]]:
 
 
 def decode(data: bytes) -> str:
-    """The file's text exactly as UTF-8 decodes it (no newline translation, so offsets hold).
+    """The file's text (no newline translation, so offsets hold): UTF-8 (a BOM is kept as
+    U+FEFF), else Windows-1252, else Latin-1 for the bytes cp1252 leaves undefined, so that an
+    older "ANSI" text file is read rather than skipped.
 
     Raises:
-        UnicodeDecodeError: not UTF-8, or binary (a NUL byte).
+        UnicodeDecodeError: binary (a NUL byte).
     """
     if b"\x00" in data:
         raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "binary file (NUL byte)")
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -134,6 +150,22 @@ _BLOCK = frozenset(
     "tr ul".split()
 )
 _HEADING_TAGS = {f"h{i}": i for i in range(1, 7)}
+
+
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+_STYLE_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+
+
+def hidden_selectors(raw: str) -> frozenset[str]:
+    """The simple `.class` and `#id` selectors that the page's <style> blocks hide
+    (display: none / visibility: hidden), outside media queries."""
+    out = set()
+    for block in re.findall(r"<style[^>]*>(.*?)</style>", raw, re.I | re.S):
+        block = re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", block)  # print/screen-size rules
+        for selectors, body in _STYLE_RULE.findall(block):
+            if _HIDDEN_STYLE.search(body):
+                out.update(sel.strip() for sel in selectors.split(",") if re.fullmatch(r"\s*[.#][\w-]+\s*", sel))
+    return frozenset(out)
 
 
 class _VisibleText(HTMLParser):
@@ -149,7 +181,8 @@ class _VisibleText(HTMLParser):
         self.out: list[str] = []
         self.length = 0
         self.line = 1  # lines written so far + 1
-        self.hidden: list[str] = []
+        self.hidden: list[str] = []  # open elements since the one that hides them
+        self.hidden_selectors = hidden_selectors(raw)
         self.heading: tuple[int, int] | None = None  # (level, start offset)
         self.headings: list[tuple[int, int, int, str]] = []
 
@@ -169,13 +202,33 @@ class _VisibleText(HTMLParser):
         if self.out and not self.out[-1][-1:].isspace():
             self._emit(" ")
 
+    def _hides(self, tag: str, attrs) -> bool:
+        """Whether this element and all inside it are boilerplate or not shown: scripts and the
+        like, navigation (`nav`, role=navigation), the `hidden` attribute, aria-hidden="true",
+        an inline style or a class/id that the page's own <style> sets to display:none or
+        visibility:hidden."""
+        if tag in _HIDDEN or tag == "nav":
+            return True
+        values = {k.lower(): (v or "") for k, v in attrs}
+        if "hidden" in values or values.get("aria-hidden", "").strip().lower() == "true":
+            return True
+        if values.get("role", "").strip().lower() == "navigation":
+            return True
+        if _HIDDEN_STYLE.search(values.get("style", "")):
+            return True
+        classes = {"." + c for c in values.get("class", "").split()}
+        ident = {"#" + values["id"]} if values.get("id") else set()
+        return bool((classes | ident) & self.hidden_selectors)
+
     def handle_starttag(self, tag, attrs):
         self._sync()
-        if tag in _HIDDEN:
+        if self.hidden:
             if tag not in _VOID:
                 self.hidden.append(tag)
             return
-        if self.hidden:
+        if self._hides(tag, attrs):
+            if tag not in _VOID:
+                self.hidden.append(tag)
             return
         if tag in _BLOCK:
             self._space()
@@ -235,8 +288,63 @@ def read_html(data: bytes) -> tuple[str, tuple]:
 _SPACES = re.compile(r"[ \t\r\f\v]+\n")
 
 
-def read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
-    """(text, page start offsets): each page's extracted text, pages separated by a blank line.
+PDF_HEADING_MAX_WORDS = 12
+PDF_HEADING_SCALE = 1.15  # a line this much larger than the body text is a heading
+
+
+class _PdfLines:
+    """Collects, through pypdf's `visitor_text`, each text line of a page with its font size
+    (the largest on the line) and whether all of it is bold: what marks a heading in a PDF."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, float, bool]] = []
+        self._text, self._size, self._bold = "", 0.0, True
+
+    def visit(self, text, cm, tm, font, size):
+        name = str((font or {}).get("/BaseFont", "")) if hasattr(font, "get") else ""
+        scale = abs(tm[3]) if tm and tm[3] else 1.0
+        for i, piece in enumerate(text.split("\n")):
+            if i:
+                self.close()
+            if piece.strip():
+                self._text += piece
+                self._size = max(self._size, float(size or 0) * scale)
+                self._bold = self._bold and ("bold" in name.lower() or "black" in name.lower())
+
+    def close(self):
+        if self._text.strip():
+            self.lines.append((" ".join(self._text.split()), self._size, self._bold))
+        self._text, self._size, self._bold = "", 0.0, True
+
+
+def pdf_headings(page_text: str, lines: list[tuple[str, float, bool]], body: float, offset: int,
+                 levels: list[float]) -> list[tuple[int, int, int, str]]:
+    """Headings of one page as (start, end, level, title) in the document text: lines of the
+    extracted `page_text` that stand in larger type than the `body` size, or in bold when the body
+    is not, short and without final punctuation. `levels`: heading sizes, largest first."""
+    styled = {}
+    for text, size, bold in lines:
+        larger = size >= body * PDF_HEADING_SCALE
+        if not (larger or bold) or len(text.split()) > PDF_HEADING_MAX_WORDS:
+            continue
+        if text[-1] in ".,;!?" or not any(c.isalpha() for c in text):
+            continue
+        styled.setdefault(text, size)
+    out, pos = [], 0
+    for line in page_text.split("\n"):
+        title = " ".join(line.split())
+        if title in styled:
+            a = pos + len(line) - len(line.lstrip())
+            size = styled[title]
+            level = next((i + 1 for i, s in enumerate(levels) if size >= s), len(levels) + 1)
+            out.append((offset + a, offset + pos + len(line.rstrip()), level, title))
+        pos += len(line) + 1
+    return out
+
+
+def read_pdf(path: Path) -> tuple[str, tuple[int, ...], tuple | None]:
+    """(text, page start offsets, headings): each page's extracted text, pages separated by a
+    blank line; headings are the lines set larger than the body text, or bold (None if none).
 
     Raises:
         Unreadable: damaged, password-protected, or no page has text.
@@ -255,22 +363,38 @@ def read_pdf(path: Path) -> tuple[str, tuple[int, ...]]:
                 raise Unreadable(f"password-protected PDF ({exc})") from exc
             if not opened:
                 raise Unreadable("password-protected PDF")
-        pages = []
+        pages, styles = [], []
         for page in reader.pages:
-            text = page.extract_text() or ""
+            collect = _PdfLines()
+            text = page.extract_text(visitor_text=collect.visit) or ""
+            collect.close()
             pages.append(_SPACES.sub("\n", text.replace("\r\n", "\n").replace("\r", "\n")).strip())
+            styles.append(collect.lines)
     except Unreadable:
         raise
     except (PdfReadError, OSError, ValueError, KeyError, TypeError) as exc:
         raise Unreadable(f"damaged or unsupported PDF ({type(exc).__name__}: {exc})") from exc
     if not any(pages):
         raise Unreadable("no extractable text in the PDF (scanned images?)")
-    starts, parts, pos = [], [], 0
-    for text in pages:
+    # The body size is the one most characters are set in; its boldness too.
+    weight: dict[float, int] = {}
+    bold_chars = 0
+    for text, size, bold in (line for lines in styles for line in lines):
+        weight[round(size, 1)] = weight.get(round(size, 1), 0) + len(text)
+        bold_chars += len(text) if bold else 0
+    total = sum(weight.values())
+    body = max(weight, key=weight.get) if weight else 0.0
+    if bold_chars > total / 2:  # a document set all in bold: boldness marks nothing
+        styles = [[(t, s, False) for t, s, _ in lines] for lines in styles]
+    levels = sorted({s for s in weight if s >= body * PDF_HEADING_SCALE}, reverse=True)
+    starts, parts, headings, pos = [], [], [], 0
+    for text, lines in zip(pages, styles):
         starts.append(pos)
         parts.append(text)
+        if body:
+            headings += pdf_headings(text, lines, body, pos, levels)
         pos += len(text) + 2
-    return "\n\n".join(parts), tuple(starts)
+    return "\n\n".join(parts), tuple(starts), (tuple(headings) if headings else None)
 
 
 # --- DOCX -------------------------------------------------------------------------------------
@@ -337,8 +461,8 @@ def read_document(path: Path, source: str | None = None, data: bytes | None = No
             else:
                 document = Document(source=source, text=decode(data), format=fmt)
         elif fmt == "pdf":
-            text, pages = read_pdf(io.BytesIO(data) if data is not None else path)
-            document = Document(source=source, text=text, format=fmt, units=pages, unit="page")
+            text, pages, headings = read_pdf(io.BytesIO(data) if data is not None else path)
+            document = Document(source=source, text=text, format=fmt, headings=headings, units=pages, unit="page")
         else:
             text, headings, paragraphs = read_docx(io.BytesIO(data) if data is not None else path)
             document = Document(

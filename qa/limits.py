@@ -21,7 +21,7 @@ def check_question(question) -> str:
         RequestTooLarge: longer than MAX_QUESTION_CHARS characters.
     """
     if not isinstance(question, str) or not question.strip():
-        raise EmptyQuestion("The question is empty: ask something, e.g. qa ask \"Who leads the NCRI?\"")
+        raise EmptyQuestion("The question is empty: write one between quotes, e.g. qa ask \"What is the refund policy?\"")
     question = question.strip()
     if len(question) > MAX_QUESTION_CHARS:
         raise RequestTooLarge(

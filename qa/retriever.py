@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .answer import FoundRule, decide
-from .build import ensure_index, raise_model_mismatch
+from .build import ensure_index, models_cache, raise_model_mismatch
 from .config import Settings
 from .documents import Unreadable, read_document
 from .embedding import Embedder, get_embedder, resolve_model
@@ -97,8 +97,8 @@ class Retriever:
             raise_model_mismatch(reader.manifest, settings)
         embedder = embedder or get_embedder(settings.model)
         use_cache = getattr(embedder, "use_cache_dir", None)
-        if use_cache is not None and store.cache_dir() is not None:  # where the fast query encoder is (or gets) exported
-            use_cache(store.cache_dir())
+        if use_cache is not None:  # where the fast query encoder is (or gets) exported: shared by index folders
+            use_cache(models_cache(settings))
         if corpus_dir is None:
             recorded = reader.manifest.get("corpus_dir")
             use_recorded = not explicit and recorded and Path(recorded).is_dir()

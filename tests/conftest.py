@@ -52,10 +52,18 @@ class FakeEmbedder:
         return [t for batch in self.batches for t in batch]
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """The cache shared by index folders (model exports, embeddings), one per test run."""
+    return tmp_path_factory.mktemp("qa-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path_factory):
-    """Tests never read or write the repository's corpus/ and index/, nor reach the network."""
+def _isolated_env(monkeypatch, tmp_path_factory, shared_cache):
+    """Tests never read or write the repository's corpus/ and index/, nor the user's cache, nor
+    reach the network."""
     base = tmp_path_factory.mktemp("env")
+    monkeypatch.setenv("QA_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("QA_INDEX_DIR", str(base / "index"))
     monkeypatch.setenv("QA_CORPUS_DIR", str(base / "corpus"))
     monkeypatch.delenv("QA_MODEL", raising=False)

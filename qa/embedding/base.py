@@ -3,6 +3,7 @@ what is embedded for a passage. numpy and the standard library only."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -49,6 +50,37 @@ def bundled_model_path() -> str:
 def resolve_model(name: str) -> str:
     """Where to load model `name` from: the bundled copy for all-MiniLM-L6-v2, else as given."""
     return bundled_model_path() if name in _BUNDLED_ALIASES else name
+
+
+def check_model(name: str) -> None:
+    """Refuse, with the next step, a model that is not on this machine: `qa` downloads nothing,
+    so a name is usable only as the bundled model, a local folder, or a copy already in the
+    Hugging Face cache.
+
+    Raises:
+        ModelUnavailable: none of these.
+    """
+    if name in _BUNDLED_ALIASES:
+        bundled_model_path()
+        return
+    if Path(name).expanduser().exists():
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return
+    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo in candidates:
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return
+        except Exception:  # an invalid repo id
+            continue
+    raise ModelUnavailable(
+        f"Model {name!r} is not on this machine (no such folder, not in the Hugging Face cache), "
+        f"and qa downloads nothing: pass --model (QA_MODEL) the folder of a sentence-transformers "
+        f"model, or leave it out to use the bundled {DEFAULT_MODEL}."
+    )
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

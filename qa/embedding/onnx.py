@@ -71,14 +71,6 @@ def _model_files(location: Path) -> list[Path]:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_key(name: str, location: str | Path, cache_dir: str | Path) -> str:
     """Identity of model `name` stored at `location`: sha256 over its name, the sha256 of each of
     its files, and EXPORT_VERSION. File hashes are memoised in `cache_dir/onnx/hashes.json` by
@@ -102,7 +94,7 @@ def model_key(name: str, location: str | Path, cache_dir: str | Path) -> str:
         stamp = [st.st_size, st.st_mtime_ns]
         entry = memo.get(str(path))
         if entry is None or entry[:2] != stamp:
-            entry = [*stamp, _sha256(path)]
+            entry = [*stamp, integrity.sha256_file(path)]
             memo[str(path)] = entry
             changed = True
         files[path.relative_to(location).as_posix()] = entry[2]

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import DEFAULT_MODEL
 from ..errors import ModelUnavailable
-from .base import normalize, resolve_model
+from .base import check_model, normalize, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ class SentenceTransformerEmbedder:
         name: model name (a local folder, a cached hub name, or all-MiniLM-L6-v2 = bundled copy).
         device: torch device; CPU unless said otherwise.
     """
+
+    persistent_cache = True  # builds keep its vectors in the shared embedding cache (qa.embedding.cache)
 
     def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu", cache_dir: str | Path | None = None):
         self.name = name
@@ -121,5 +123,11 @@ class SentenceTransformerEmbedder:
 
 @lru_cache(maxsize=4)
 def get_embedder(name: str = DEFAULT_MODEL) -> SentenceTransformerEmbedder:
-    """The embedder for model `name`, created once per process and reused."""
+    """The embedder for model `name`, created once per process and reused (the model itself
+    loads on first use).
+
+    Raises:
+        ModelUnavailable: no such model on this machine (see `check_model`).
+    """
+    check_model(name)
     return SentenceTransformerEmbedder(name)

@@ -7,6 +7,7 @@ import argparse
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -72,6 +73,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--source", action="append", metavar="PATTERN", help="only files matching (glob or part of the path); repeatable")
+    p.add_argument("--scores", action="store_true", help="show why each passage ranked where it did (score parts)")
     _common(p)
 
     p = sub.add_parser(
@@ -87,6 +89,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-file", metavar="FILE", help="require the login USER:PASSWORD written on the first line of FILE")
     p.add_argument("--allowed-hosts", metavar="NAMES", action="append", default=[],
                    help="more Host names to answer, comma-separated ('*': any); default: the --host name and localhost")
+    p.add_argument("--no-watch", dest="watch", action="store_false",
+                   help="do not re-index when the corpus changes (the page's re-index button still works)")
+    p.add_argument("--allow-upload", action="store_true",
+                   help="let the document library page add files to the corpus (and delete them)")
     _common(p)
 
     p = sub.add_parser(
@@ -181,7 +187,7 @@ def cmd_index(args) -> int:
         return _watch(settings, args)
     update, close = _progress(args.quiet)
     try:
-        report = build_index(settings, progress=update, full=args.full)
+        report = build_index(settings, progress=update, full=args.full, say=_say)
     finally:
         close()
     print(_summary(report))
@@ -272,7 +278,9 @@ def cmd_ask(args) -> int:
     if args.json:
         print(to_json(answer))
     else:
-        sys.stdout.write(render_text(answer, color=sys.stdout.isatty()))
+        width = min(100, shutil.get_terminal_size((100, 24)).columns)
+        sys.stdout.write(render_text(answer, color=sys.stdout.isatty(), width=width, scores=args.scores,
+                                     scope=[s for s in args.source or [] if s.strip()] or None))
     return 0
 
 
@@ -310,17 +318,27 @@ def _auth(args, settings: Settings) -> str | None:
 
 
 def cmd_serve(args) -> int:
-    from .server import parse_auth, serve
+    from .server import bind, parse_auth, serve
 
     settings = _settings(args)
     auth = _auth(args, settings)
     parse_auth(auth)  # a malformed login is refused before any index work
+    sock = bind(args.host, args.port)  # and a port in use, before saying anything is served
     try:
-        _ensure(settings)
-    except IndexCorrupt:  # serve anyway: the chat names the damaged file and the fix
-        pass
-    serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say,
-          allowed_hosts=args.allowed_hosts)
+        from ..build import index_state
+
+        if args.watch and index_state(settings) == "stale":
+            # Serve the index there is at once; the server's watcher brings it up to date.
+            _say(f"{settings.corpus_dir}/ changed since the index was built: updating it while serving.")
+        else:
+            try:
+                _ensure(settings)
+            except IndexCorrupt:  # serve anyway: the chat names the damaged file and the fix
+                pass
+        serve(settings, host=args.host, port=args.port, auth=auth, api_token=api_token_from_env(), say=_say,
+              allowed_hosts=args.allowed_hosts, watch=args.watch, allow_upload=args.allow_upload, sock=sock)
+    finally:
+        sock.close()
     return 0
 
 
@@ -366,7 +384,7 @@ def cmd_status(args) -> int:
     if manifest and (info["generation"] or settings.store != "local"):
         print(f"model:    {info['model']}")
         skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
-        print(f"passages: {info['passages']} from {info['files']} files{skipped}")
+        print(f"passages: {info['passages']} from {_plural(info['files'], 'file')}{skipped}")
         print(f"built:    {info['built_at']}")
     print(f"state:    {state} ({meaning})")
     if changes and any(changes.values()):
@@ -405,7 +423,15 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the chat reports nothing anywhere
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe (`| head`) shows here, where it is caught
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`qa ask ... --json | head -c 100`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except QAError as exc:
         print(f"qa: {exc}", file=sys.stderr)
         return exc.exit_code

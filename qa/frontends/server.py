@@ -1,12 +1,14 @@
 """The `qa serve` server: one FastAPI app (run by uvicorn) holding every front end of the web.
 
-    /               the chat (Gradio, `web.build_app`), its `ask` API under /gradio_api, /source viewer
+    /               the chat (Gradio, `web.build_app`), its `ask` API under /gradio_api, /source viewer,
+                    /library (the document library, `library`)
     /api/v1/...     the REST API (`rest`), docs at /api/v1/docs
     /mcp            the MCP server over streamable HTTP (`mcp_server`)
 
 `create_app()` is the one place where they are put together: add a router or a middleware
-there. `serve()` binds 127.0.0.1 by default and runs the app until interrupted; `start()` runs it
-in a background thread (tests, benchmarks).
+there. `serve()` binds 127.0.0.1 by default, keeps the index current (`live.LiveIndex`, unless
+`watch=False`) and runs the app until interrupted; `start()` runs it in a background thread
+(tests, benchmarks).
 
 Login: with `auth` ("USER:PASSWORD"), the chat asks for it (Gradio's login page) and the API and
 MCP need it too, as HTTP basic credentials, as `Authorization: Bearer <QA_API_TOKEN>`, or as the
@@ -138,7 +140,8 @@ class BodyLimit:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH") or \
-                scope.get("path", "").startswith("/api/"):  # the REST API has its own cap (rest.py)
+                scope.get("path", "").startswith("/api/") or scope.get("path") == "/library/upload":
+            # the REST API (rest.py) and the library's uploads (library.py) have their own caps
             return await self.app(scope, receive, send)
         import json
 
@@ -175,7 +178,7 @@ class BodyLimit:
 
 def create_app(settings: Settings, retriever=None, *, auth: str | None = None, api_token: str | None = None,
                host: str = "127.0.0.1", concurrency: int | None = None, allowed_hosts: Sequence[str] = (),
-               login_backoff: LoginBackoff | None = None):
+               login_backoff: LoginBackoff | None = None, live=None, allow_upload: bool = False):
     """The whole web server as one FastAPI app: REST API, MCP over HTTP, then the chat at "/".
 
     Args:
@@ -189,6 +192,9 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
             `web.CONCURRENCY`, the chat's queue setting: one gate for the whole process).
         allowed_hosts: Host names answered besides `host` and the localhost forms ("*": any).
         login_backoff: the per-client back-off after failed logins (default `LoginBackoff()`).
+        live: a started `live.LiveIndex`: the chat shows its state and a re-index button, and
+            the library's uploads and deletions ask it for a build.
+        allow_upload: the document library (/library) takes uploads into the corpus.
     Raises:
         BadInput: a malformed `auth`.
         QAError: no usable index.
@@ -202,9 +208,9 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
     concurrency = concurrency or web.CONCURRENCY
     login = parse_auth(auth)
     guard = Guard(login, api_token)
-    live = service.LiveRetriever(settings, retriever, gate=threading.BoundedSemaphore(concurrency))
+    shared = service.LiveRetriever(settings, retriever, gate=threading.BoundedSemaphore(concurrency))
 
-    mcp = mcp_server.build_server(settings, live)
+    mcp = mcp_server.build_server(settings, shared)
     mcp_http = mcp.streamable_http_app(streamable_http_path="/mcp", host=host)
 
     @contextlib.asynccontextmanager
@@ -221,15 +227,15 @@ def create_app(settings: Settings, retriever=None, *, auth: str | None = None, a
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.settings, app.state.retriever, app.state.guard = settings, live, guard
+    app.state.settings, app.state.retriever, app.state.guard = settings, shared, guard
     # Front ends. Add a router here (and a middleware anywhere: `app.add_middleware(...)`); a
     # route must come before the two catch-alls below.
-    rest.install(app, settings, live, guard, concurrency=concurrency)
+    rest.install(app, settings, shared, guard, concurrency=concurrency)
     app.add_route("/mcp", guard.protect(mcp_http), include_in_schema=False)
     # Catch-alls: a JSON 404 for any other /api/v1 path, then the chat, mounted at "/" (Gradio
     # answers every path not matched above).
     rest.add_not_found(app, guard)
-    demo = web.build_app(settings, live)
+    demo = web.build_app(settings, shared, live=live, allow_upload=allow_upload)
     demo.state_session_capacity = web.STATE_SESSIONS  # see web.STATE_SESSIONS
     gr.mount_gradio_app(
         app,
@@ -259,8 +265,13 @@ def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (0: a free port).
 
     Raises:
-        QAError: the port is taken or the address cannot be bound, naming --port as the fix.
+        BadInput: not a port number.
+        QAError: the port is taken (naming `--port N+1` and `make run PORT=N+1`) or the address
+            cannot be bound.
     """
+    if not 0 <= int(port) <= 65535:
+        raise BadInput(f"--port must be a number from 1 to 65535, not {port}.")
+    sock = None
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -268,9 +279,15 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
         sock.listen(2048)
     except OSError as exc:
+        if sock is not None:
+            sock.close()
+        taken = getattr(exc, "errno", None) in (98, 48, 10048)  # EADDRINUSE on Linux, macOS, Windows
         raise QAError(
-            f"Cannot serve on {host}:{port} ({exc.strerror or exc}). Is another server on that port? "
-            "Pass another --port."
+            f"Port {port} on {host} is in use (another server?): choose another, e.g. "
+            f"`qa serve --port {int(port) + 1}` or `make run PORT={int(port) + 1}`."
+            if taken
+            else f"Cannot serve on {host}:{port} ({getattr(exc, 'strerror', None) or exc}): pass --host 127.0.0.1 "
+            "(or an address of this machine) and a free --port."
         ) from None
     sock.set_inheritable(True)
     return sock
@@ -310,9 +327,14 @@ def start(app, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) ->
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
           api_token: str | None = None, say: Callable[[str], None] = log.warning,
-          allowed_hosts: Sequence[str] = ()) -> None:
+          allowed_hosts: Sequence[str] = (), watch: bool = True, allow_upload: bool = False,
+          sock: socket.socket | None = None) -> None:
     """Serve the chat, the REST API and MCP until interrupted (what `qa serve` runs).
 
+    Args:
+        watch: re-index when the corpus changes (with False, only when the page asks).
+        allow_upload: the document library takes uploads into the corpus.
+        sock: a socket already bound by `bind(host, port)` (the CLI binds before building).
     Raises:
         BadInput: a malformed `auth`.
         QAError: the port is taken, or no usable index.
@@ -329,16 +351,23 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         )
     if api_token and not auth:
         say("Note: QA_API_TOKEN protects /api/v1 and /mcp; the chat has no login without --auth.")
-    sock = bind(host, port)  # before any slow work: a taken port is said at once
+    sock = sock or bind(host, port)  # before any slow work: a taken port is said at once
     from ..retriever import default_retriever
+    from .live import LiveIndex
 
-    app = create_app(settings, auth=auth, api_token=api_token, host=host, allowed_hosts=allowed_hosts)
     try:
         default_retriever(settings, build_if_missing=False).search("warm up the model", 1)  # load it now, once
     except QAError as exc:
         say(f"qa: {exc} Serving anyway: the chat shows this message until the index is repaired.")
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    base = f"http://{shown}:{port}"
-    say(f"qa: web chat on {base}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
-    say(f"    REST API {base}/api/v1 (docs {base}/api/v1/docs), MCP {base}/mcp")
-    _uvicorn(app).run(sockets=[sock])
+    # Keeps the index current in the background (with watch=False only when the page asks).
+    live = LiveIndex(settings, watch=watch).start()
+    try:
+        app = create_app(settings, auth=auth, api_token=api_token, host=host, allowed_hosts=allowed_hosts,
+                         live=live, allow_upload=allow_upload)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        base = f"http://{shown}:{port or sock.getsockname()[1]}"
+        say(f"qa: web chat on {base}" + (" (login required)" if auth else "") + "  (Ctrl+C to stop)")
+        say(f"    REST API {base}/api/v1 (docs {base}/api/v1/docs), MCP {base}/mcp, documents {base}/library")
+        _uvicorn(app).run(sockets=[sock])
+    finally:
+        live.stop()

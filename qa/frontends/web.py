@@ -1,6 +1,6 @@
 """The web chat: a Gradio app over `qa.retriever`, plus a source viewer served by the same server.
 
-`build_app()` returns the Gradio Blocks without launching it, with the viewer route in its
+`build_app()` returns the Gradio Blocks without launching it, with the viewer and library routes in its
 `qa_routes`; `server.create_app()` mounts it (with `theme()`, `CSS` and `HEAD`) beside the REST
 API and MCP. The app exposes one public API endpoint, `ask` (question, k), that returns exactly
 the dict `qa ask --json` prints.
@@ -18,12 +18,14 @@ import html
 import json
 import logging
 import secrets
+from pathlib import PurePosixPath
 from typing import Callable
 from urllib.parse import quote
 
 from ..config import Settings
 from ..errors import BadInput, QAError
 from ..render import escape, render_html
+from ..schema import unit_locator
 from .service import NotInCorpus, resolve_source  # noqa: F401  (re-exported)
 from ..security import clean_text
 
@@ -43,6 +45,13 @@ SHOWN_QUESTION_CHARS = 2000
 # hundred recent sessions are plenty.
 STATE_SESSIONS = 256
 
+def _asset(name: str) -> str:
+    """A file of the page (CSS, script, HTML) from the package's `static/` folder."""
+    from importlib.resources import files
+
+    return (files("qa") / "static" / name).read_text(encoding="utf-8")
+
+
 NCRI_EXAMPLES = [
     "Who leads the NCRI?",
     "When was the PMOI founded?",
@@ -50,63 +59,16 @@ NCRI_EXAMPLES = [
     "What is the boiling point of mercury?",
 ]
 
-CSS = """
-.qa-answer { border-left: 4px solid #1d4ed8; padding: 0.4rem 0.8rem; margin-bottom: 0.8rem;
-  background: #eef2ff; color: #111827; border-radius: 6px; }
-.qa-answer blockquote { margin: 0.2rem 0; font-size: 1.05em; font-weight: 600; border: 0; padding: 0; }
-.qa-label { font-size: 0.8em; text-transform: uppercase; letter-spacing: 0.05em; color: #374151; }
-.qa-cite, .qa-from { font-size: 0.9em; color: #374151; }
-.qa-sources-title { font-weight: 600; margin: 0.4rem 0; }
-.qa-card { border: 1px solid #d1d5db; border-radius: 6px; padding: 0.5rem 0.7rem; margin: 0.5rem 0;
-  background: #ffffff; color: #111827; }
-.qa-head { font-size: 0.92em; margin-bottom: 0.3rem; overflow-wrap: anywhere; }
-.qa-num { font-weight: 700; }
-.qa-section { font-style: italic; }
-.qa-score { display: block; font-size: 0.8em; color: #4b5563; }
-.qa-text { line-height: 1.45; overflow-wrap: anywhere; }
-.qa-text mark, .qa-answer mark { background: #fde047; color: #111827; padding: 0 1px; border-radius: 2px; }
-.qa-notfound { font-weight: 600; padding: 0.4rem 0.8rem; border-left: 4px solid #b45309;
-  background: #fffbeb; color: #111827; border-radius: 6px; }
-.qa-closest summary { cursor: pointer; margin: 0.5rem 0; }
-.qa-stale { font-size: 0.85em; font-weight: 600; color: #92400e; background: #fffbeb; padding: 0.1rem 0.3rem; }
-.qa-card a, .qa-answer a { color: #1d4ed8; text-decoration: underline; }
-.qa-card a:focus, .qa-answer a:focus { outline: 3px solid #f59e0b; outline-offset: 1px; }
-#qa-header h1 { margin-bottom: 0; }
-#qa-header p { margin-top: 0.2rem; color: #4b5563; }
-@media (max-width: 600px) {
-  #qa-chat .message-row { padding-left: 4px !important; padding-right: 4px !important; }
-  #qa-chat .message { padding-left: 4px !important; padding-right: 4px !important; }
-  #qa-header h1 { font-size: 1.5rem; }
-  .qa-answer blockquote { font-size: 1em; }
-  .qa-card { padding: 0.4rem; }
-}
-"""
+CSS = _asset("chat.css")
 
 
 # After a reply: scroll the chat (not the page) so the last question sits at the top, with the
 # answer under it (Gradio's autoscroll would show the bottom of the last source card instead).
-SCROLL_TO_LAST_QUESTION = """() => {
-  let tries = 0;
-  const go = () => {
-    const qs = document.querySelectorAll('#qa-chat .qa-q');
-    const last = qs[qs.length - 1];
-    if (!last) { if (tries++ < 20) setTimeout(go, 50); return; }
-    let box = last.parentElement;
-    while (box && !(box.scrollHeight > box.clientHeight + 1 && /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
-      box = box.parentElement;
-    }
-    if (box) {
-      box.scrollTop += last.getBoundingClientRect().top - box.getBoundingClientRect().top - 12;
-    }
-  };
-  setTimeout(go, 150);
-}"""
+SCROLL_TO_LAST_QUESTION = _asset("scroll.js")
 
 
 # Page-level CSS that Gradio would scope under `.contain` (and so never match) if given as `css`.
-HEAD = """<style>
-@media (max-width: 600px) { .gradio-container .app { padding-left: 8px !important; padding-right: 8px !important; } }
-</style>"""
+HEAD = _asset("head.html") + "<script>\n" + _asset("copy.js") + "</script>\n"
 
 
 def theme():
@@ -133,6 +95,9 @@ def source_url(item) -> str:
         start, end = item.start_char, item.end_char
     if start is not None and end is not None:
         url += f"&mark={start}-{end}"
+    locator = getattr(item, "locator", "") or ""
+    if locator.startswith("¶"):  # a DOCX citation: the viewer shows paragraphs
+        return url + f"#P{locator[1:].split('-')[0]}"
     return url + f"#L{item.start_line}"
 
 
@@ -162,35 +127,77 @@ def indexed_segments(passages) -> list[tuple[int, int, str]]:
     return [tuple(s) for s in segments]
 
 
+def _marked(text: str, start: int, mark: tuple[int, int] | None) -> str:
+    """`text` (which starts at offset `start` of the document) escaped, the part inside `mark`
+    wrapped in <mark>."""
+    end = start + len(text)
+    if mark and mark[0] < end and mark[1] > start:
+        a, b = max(mark[0], start) - start, min(mark[1], end) - start
+        return f"{html.escape(text[:a])}<mark>{html.escape(text[a:b])}</mark>{html.escape(text[b:])}"
+    return html.escape(text)
+
+
 def render_source_page(source: str, text: str, lines: tuple[int, int] | None, mark: tuple[int, int] | None,
-                       changed: bool, nonce: str, segments: list[tuple[int, int, str]] | None = None) -> str:
-    """The viewer page: every line numbered and anchored (#L12), the cited lines highlighted,
-    the cited sentence marked; all text escaped. `nonce` lets only our own script run.
+                       changed: bool, nonce: str, units: tuple[int, ...] | list[int] = (), unit: str = "",
+                       segments: list[tuple[int, int, str]] | None = None) -> str:
+    """The viewer page, all text escaped; `nonce` lets only our own script run.
+
+    Plain text, Markdown and HTML: every line numbered and anchored (#L12), the cited lines
+    highlighted. DOCX (`unit` "paragraph", `units` their start offsets): every paragraph numbered
+    ¶N and anchored (#P7), the cited paragraphs highlighted. PDF (`unit` "page"): lines, with a
+    break and the page number where each page begins (#page-2). The cited sentence is marked.
 
     `changed`: the file differs from what was indexed; then `segments` (see `indexed_segments`)
-    are shown instead of `text`, with a note, or, without segments, the note says the indexed
-    text cannot be shown."""
-    out = []
+    are shown as numbered lines instead of `text`, with a note, or, without segments, the note
+    says the indexed text cannot be shown.
+    """
+    if changed and segments:
+        text, units, unit = "", (), ""
+    line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
     first, last = lines or (0, -1)
-    parts = segments if changed and segments else [(1, 0, text)]
-    for i, (first_line, offset, part) in enumerate(parts):
-        if i:
-            out.append('<div class="line gap"><span class="ln">…</span><span class="tx">(not indexed)</span></div>')
-        for number, line in enumerate(part.split("\n"), start=first_line):
-            start, end = offset, offset + len(line)
-            offset = end + 1
-            if mark and mark[0] < end and mark[1] > start:
-                a, b = max(mark[0], start) - start, min(mark[1], end) - start
-                body = f"{html.escape(line[:a])}<mark>{html.escape(line[a:b])}</mark>{html.escape(line[b:])}"
-            else:
-                body = html.escape(line)
+    cited = (f"line {first}" if first == last else f"lines {first}–{last}") if lines else "whole file"
+    span = None
+    if lines and 1 <= first <= len(line_starts):
+        end_line = min(last, len(line_starts))
+        span = (line_starts[first - 1], line_starts[end_line] - 1 if end_line < len(line_starts) else len(text))
+        if units:
+            cited = unit_locator(unit, list(units), span[0], max(span[0] + 1, span[1]))
+    out = []
+    if unit == "paragraph" and units:
+        bounds = list(units) + [len(text) + 2]
+        for n in range(len(units)):
+            start, end = bounds[n], bounds[n + 1] - 2
+            hl = span is not None and start <= span[1] and end >= span[0]
+            body = _marked(text[start:end], start, mark)
+            out.append(
+                f'<div class="para{" hl" if hl else ""}" id="P{n + 1}"><a class="ln" href="#P{n + 1}" '
+                f'aria-label="paragraph {n + 1}">¶{n + 1}</a><span class="tx">{body or " "}</span></div>'
+            )
+        kind = "paragraphs"
+    elif changed and segments:
+        for i, (first_line, offset, part) in enumerate(segments):
+            if i:
+                out.append('<div class="line gap"><span class="ln">…</span><span class="tx">(not indexed)</span></div>')
+            for number, line in enumerate(part.split("\n"), start=first_line):
+                cls = "line hl" if first <= number <= last else "line"
+                out.append(
+                    f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
+                    f'{number}</a><span class="tx">{_marked(line, offset, mark) or " "}</span></div>'
+                )
+                offset += len(line) + 1
+        kind = "lines"
+    else:
+        pages = {start: n + 1 for n, start in enumerate(units)} if unit == "page" else {}
+        for number, start in enumerate(line_starts, start=1):
+            line = text[start : line_starts[number] - 1] if number < len(line_starts) else text[start:]
+            if start in pages:
+                out.append(f'<div class="page-break" id="page-{pages[start]}">Page {pages[start]}</div>')
             cls = "line hl" if first <= number <= last else "line"
             out.append(
                 f'<div class="{cls}" id="L{number}"><a class="ln" href="#L{number}" aria-label="line {number}">'
-                f"{number}</a><span class=\"tx\">{body or ' '}</span></div>"
+                f'{number}</a><span class="tx">{_marked(line, start, mark) or " "}</span></div>'
             )
-    title = html.escape(source)
-    cited = (f"line {first}" if first == last else f"lines {first}–{last}") if lines else "whole file"
+        kind = "lines"
     note = ""
     if changed:
         shown = (
@@ -201,34 +208,13 @@ def render_source_page(source: str, text: str, lines: tuple[int, int] | None, ma
         )
         note = f'<p class="warn">This file changed since it was indexed; run <code>qa index</code>. {shown}</p>'
 
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{title} · {cited}</title>
-<style>
-body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; color: #111827; background: #fff; }}
-header {{ position: sticky; top: 0; background: #1e3a8a; color: #fff; padding: 0.6rem 1rem; }}
-header h1 {{ font-size: 1.05rem; margin: 0; overflow-wrap: anywhere; }}
-header p {{ margin: 0.2rem 0 0; font-size: 0.9rem; }}
-.warn {{ background: #fffbeb; border-left: 4px solid #b45309; margin: 0; padding: 0.5rem 1rem; }}
-main {{ font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9rem; padding: 0.5rem 0 40vh; }}
-.line {{ display: flex; }}
-.ln {{ flex: 0 0 3.5em; text-align: right; padding-right: 0.8em; color: #6b7280; text-decoration: none; user-select: none; }}
-.tx {{ white-space: pre-wrap; overflow-wrap: anywhere; flex: 1; padding-right: 0.5rem; }}
-.hl {{ background: #dbeafe; box-shadow: inset 4px 0 #1d4ed8; }}
-.hl .ln {{ color: #1e3a8a; font-weight: 700; }}
-mark {{ background: #fde047; color: #111827; }}
-.gap .tx {{ color: #6b7280; font-style: italic; }}
-:target {{ scroll-margin-top: 5rem; }}
-</style></head>
-<body><header><h1>{title}</h1><p>{cited} highlighted</p></header>{note}
-<main id="text">{''.join(out)}</main>
-<script nonce="{nonce}">
-var el = document.querySelector(".hl");
-if (el && !location.hash) {{ el.scrollIntoView({{block: "center"}}); }}
-</script>
-</body></html>"""
+    from string import Template
+
+    return Template(_asset("viewer.html")).substitute(
+        title=html.escape(source), cited=html.escape(cited), note=note, body="".join(out), kind=kind,
+        nonce=nonce, css=_asset("viewer.css"),
+        download=html.escape(f"source/raw?file={quote(source, safe='/')}", quote=True),
+    )
 
 
 def _authorised(request) -> bool:
@@ -243,9 +229,10 @@ def _authorised(request) -> bool:
     return app.tokens.get(token) is not None
 
 
-def _viewer_route(settings: Settings, get_retriever: Callable):
-    """A Starlette route for GET /source?file=…&lines=a-b&mark=x-y."""
-    from starlette.responses import HTMLResponse
+def _viewer_route(settings: Settings, get_retriever: Callable) -> list:
+    """Starlette routes for GET /source?file=…&lines=a-b&mark=x-y (the viewer) and
+    GET /source/raw?file=… (the original file)."""
+    from starlette.responses import HTMLResponse, Response
     from starlette.routing import Route
 
     from ..retriever import read_source
@@ -258,7 +245,9 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
             headers=_viewer_headers(nonce),
         )
 
-    def view(request):
+    def load(request):
+        """(name, index's files, path, bytes, indexed segments) of the requested corpus file
+        (path None and no bytes: indexed, then removed), or the error page."""
         if not _authorised(request):
             return page(401, "Log in first: open the chat page and sign in.")
         requested = request.query_params.get("file", "")
@@ -269,36 +258,62 @@ def _viewer_route(settings: Settings, get_retriever: Callable):
             if requested in files:
                 segments = indexed_segments(retriever.passages_of(requested))
             path = resolve_source(settings.corpus_dir, files, requested)
-            data = path.read_bytes()
-            text = read_source(path, requested).text
-        except NotInCorpus as exc:
+            return requested, files, path, path.read_bytes(), segments
+        except BadInput as exc:  # NotInCorpus too
             if segments:  # indexed, then removed from the corpus: show what was indexed
-                data, text = b"", ""
-            else:
-                return page(404, str(exc))
-        except BadInput as exc:
-            if segments:
-                data, text = b"", ""
-            else:
-                return page(404, str(exc))
+                return requested, files, None, b"", segments
+            return page(404, str(exc))
         except QAError as exc:
             return page(503, str(exc))
         except OSError:
             return page(404, f"{requested!r} cannot be read.")
+
+    def view(request):
+        loaded = load(request)
+        if isinstance(loaded, HTMLResponse):
+            return loaded
+        requested, files, path, data, segments = loaded
+        document = None
+        if path is not None:
+            try:
+                document = read_source(path, requested)
+            except BadInput as exc:
+                if not segments:
+                    return page(404, str(exc))
+        if document is None:  # the file is gone or unreadable: its indexed passages are shown
+            from ..schema import Document
+
+            document = Document(source=requested, text="")
         changed = files.get(requested) != hashlib.sha256(data).hexdigest()
         nonce = secrets.token_urlsafe(16)
         body = render_source_page(
             requested,
-            text,
+            document.text,
             _parse_range(request.query_params.get("lines")),
             _parse_range(request.query_params.get("mark")),
             changed,
             nonce,
-            segments,
+            units=document.units or (),
+            unit=document.unit or "",
+            segments=segments,
         )
         return HTMLResponse(body, headers=_viewer_headers(nonce))
 
-    return Route("/source", view, methods=["GET"])
+    def raw(request):
+        """The original file, as a download."""
+        loaded = load(request)
+        if isinstance(loaded, HTMLResponse):
+            return loaded
+        requested, _, path, data, _ = loaded
+        if path is None:
+            return page(404, f"{requested!r} is not in the corpus any more.")
+        name = PurePosixPath(requested).name
+        return Response(data, media_type="application/octet-stream", headers={
+            **_viewer_headers(""),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+        })
+
+    return [Route("/source", view, methods=["GET"]), Route("/source/raw", raw, methods=["GET"])]
 
 
 def _viewer_headers(nonce: str) -> dict:
@@ -316,24 +331,54 @@ def _viewer_headers(nonce: str) -> dict:
 
 
 def _examples(manifest: dict) -> list[str]:
-    """Example questions: ours for the bundled corpus, else one per section heading."""
+    """Example questions: ours for the bundled corpus, else none (see `_section_examples`)."""
     files = manifest.get("files", {})
     if any(name.endswith("pmoi-ncri.txt") for name in files):
         return NCRI_EXAMPLES
     return []
 
 
-def _section_examples(retriever) -> list[str]:
-    return [f"What does it say about {s}?" for s in retriever.sections(3)]
+EXAMPLE_MAX_WORDS = 6
 
 
-def build_app(settings: Settings, retriever=None):
+def _section_examples(retriever, count: int = 3) -> list[str]:
+    """Questions made from the corpus's own section titles: short ones (a long title reads badly
+    as a question and is cut off on the page), the last part of a nested title (not the
+    document's title above it), each file in turn so that one document does not take them all."""
+    per_file: dict[str, list[str]] = {}
+    for p in (p for source in retriever.sources() for p in retriever.passages_of(source)):
+        title = (p.section or "").split(" › ")[-1].strip().rstrip(":")
+        if not title:
+            continue
+        titles = per_file.setdefault(p.source, [])
+        if title in titles or len(title.split()) > EXAMPLE_MAX_WORDS:
+            continue
+        titles.append(title)
+    out: list[str] = []
+    while any(per_file.values()) and len(out) < count:
+        for titles in per_file.values():
+            if titles and len(out) < count:
+                title = titles.pop(0)
+                if title not in out:
+                    out.append(title)
+    return [f"What does it say about {t[0].lower() + t[1:] if t[1:2].islower() else t}?" for t in out]
+
+
+def _empty_question_reply(examples: list[str]) -> str:
+    hint = f", for example: <em>{escape(examples[0])}</em>" if examples else "."
+    return f'<div class="qa-notice">Please type a question first{hint}</div>'
+
+
+def build_app(settings: Settings, retriever=None, live=None, allow_upload: bool = False):
     """The Gradio Blocks of the chat, not launched.
 
     Args:
         settings: where the corpus and index are (the viewer reads files from `corpus_dir`).
         retriever: a loaded `Retriever` to use for every question; by default the process-wide
             one of `qa.retriever.default_retriever`, which reloads when the index on disk is replaced.
+        live: a started `live.LiveIndex` keeping the index current: the page then shows its
+            state (refreshed every few seconds) and a re-index button.
+        allow_upload: the document library (/library) takes uploads into the corpus.
     Returns:
         A `gr.Blocks` whose `qa_routes` attribute holds the viewer route (for `server.create_app`).
     """
@@ -366,20 +411,17 @@ def build_app(settings: Settings, retriever=None):
         history = list(history or [])
         question = clean_text(message) if isinstance(message, str) else ""
         if not question.strip():
-            history.append({
-                "role": "assistant",
-                "content": '<div class="qa-notice">Please type a question first, for example: '
-                "<em>Who leads the NCRI?</em></div>",
-            })
+            history.append({"role": "assistant", "content": _empty_question_reply(examples)})
             return "", history
         shown = question.strip()
         if len(shown) > SHOWN_QUESTION_CHARS:
             shown = shown[:SHOWN_QUESTION_CHARS] + "…"
         history.append({"role": "user", "content": f'<span class="qa-q">{escape(shown)}</span>'})
         try:
+            scope = list(sources or []) or None
             question, k = check_question(question), check_k(k)
-            answer = get_retriever().ask(question, k, sources=list(sources or []) or None)
-            reply = render_html(answer, link=source_url)
+            answer = get_retriever().ask(question, k, sources=scope)
+            reply = render_html(answer, link=source_url, scope=scope)
         except QAError as exc:
             reply = f'<div class="qa-notfound">{escape(str(exc))}</div>'
         history.append({"role": "assistant", "content": f'<div class="qa-reply">{reply}</div>'})
@@ -391,15 +433,42 @@ def build_app(settings: Settings, retriever=None):
         except QAError:
             return gr.Dropdown(choices=[])
 
-    n_files = len(manifest.get("files", {}))
-    n_passages = manifest.get("passages", 0)
+    def index_status() -> str:
+        """The index line: the live state when watching, else the loaded index's counts."""
+        from .live import status_html
+
+        if live is not None:
+            return status_html(live.status())
+        try:
+            m = get_retriever().manifest
+        except QAError as exc:  # a damaged index: the line says so (each question does too)
+            return status_html({
+                "state": "unusable", "done": 0, "total": 0, "changes": {}, "built_at": "", "files": 0,
+                "passages": 0, "skipped": [], "error": str(exc),
+            })
+        return status_html({
+            "state": "up to date", "done": 0, "total": 0, "changes": {}, "built_at": m.get("built_at", ""),
+            "files": len(m.get("files", {})), "passages": int(m.get("passages", 0)),
+            "skipped": m.get("skipped", []), "error": "",
+        })
+
+    def reindex() -> str:
+        if live is not None:
+            live.request()
+        return index_status()
+
     with gr.Blocks(title="qa: ask your documents", analytics_enabled=False) as demo:
         gr.Markdown(
             "# Ask your documents\n"
-            f"Every answer is a sentence quoted from the corpus ({n_files} file{'s' * (n_files != 1)}, "
-            f"{n_passages} passages), with numbered sources; click a citation to see it in its document.",
+            "Every answer is a sentence quoted from your documents, with numbered sources; "
+            "click a citation to see it in its document. [Documents](library)",
             elem_id="qa-header",
         )
+        with gr.Row(elem_id="qa-status-row", equal_height=True):
+            status = gr.HTML(index_status(), elem_id="qa-status-box", padding=False)
+            if live is not None:
+                reindex_button = gr.Button("Re-index now", size="sm", variant="secondary",
+                                           elem_id="qa-reindex", scale=0, min_width=120)
         chatbot = gr.Chatbot(
             label="Chat",
             show_label=False,
@@ -425,8 +494,16 @@ def build_app(settings: Settings, retriever=None):
                 autofocus=True,
             )
             send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
+        example_buttons = []
         if examples:
-            gr.Examples(examples=[[e] for e in examples], inputs=[box], label="Examples")
+            with gr.Row(elem_id="qa-examples"):
+                gr.Markdown("Try:", elem_classes=["qa-try"])
+                for example in examples:
+                    example_buttons.append((example, gr.Button(example, size="sm", variant="secondary",
+                                                               elem_classes=["qa-example"])))
+        with gr.Row(elem_id="qa-tools"):
+            export = gr.Button("Export chat as Markdown", size="sm", variant="secondary", elem_id="qa-export",
+                               scale=0, min_width=200)
         with gr.Accordion("Options", open=False, elem_id="qa-options"):
             with gr.Row():
                 k = gr.Slider(1, MAX_UI_K, value=DEFAULT_K, step=1, label="Sources to show (top-k)", elem_id="qa-k")
@@ -443,9 +520,29 @@ def build_app(settings: Settings, retriever=None):
             event(respond, [box, chatbot, k, sources], [box, chatbot], api_visibility="private", **shared).then(
                 None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
             )
+        for example, button in example_buttons:  # a click asks the question at once
+            button.click(lambda h, kk, ss, e=example: respond(e, h, kk, ss), [chatbot, k, sources], [box, chatbot],
+                         api_visibility="private", **shared).then(
+                None, None, None, js=SCROLL_TO_LAST_QUESTION, api_visibility="private"
+            )
+        export.click(None, None, None, js="() => { window.qaExport(); }", api_visibility="private")
         demo.load(refresh_sources, None, sources, api_visibility="private", queue=False)
+        if live is not None:
+            timer = gr.Timer(2.0)
+            timer.tick(index_status, None, status, api_visibility="private", queue=False)
+            reindex_button.click(reindex, None, status, api_visibility="private", queue=False)
         gr.api(ask, api_name="ask", **shared)
 
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-    demo.qa_routes = [_viewer_route(settings, get_retriever)]
+    from .library import library_routes
+
+    demo.qa_routes = _viewer_route(settings, get_retriever) + library_routes(
+        settings.corpus_dir,
+        get_manifest=lambda: get_retriever().manifest,
+        get_passages=lambda: {s: len(get_retriever().passages_of(s)) for s in get_retriever().sources()},
+        authorised=_authorised,
+        page_parts={"asset": _asset, "headers": _viewer_headers, "resolve": resolve_source},
+        on_change=live.request if live is not None else (lambda: None),
+        allow_upload=allow_upload,
+    )
     return demo

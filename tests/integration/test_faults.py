@@ -388,7 +388,7 @@ def test_viewer_shows_the_indexed_text_of_a_changed_file(settings, fake_embedder
 
     build_index(settings, embedder=fake_embedder)
     r = Retriever.load(settings.index_dir, embedder=fake_embedder)
-    client = TestClient(Starlette(routes=[_viewer_route(settings, lambda: r)]))
+    client = TestClient(Starlette(routes=_viewer_route(settings, lambda: r)))
     page = client.get("/source", params={"file": "garden.txt", "lines": "7-7"}).text
     assert "changed since it was indexed" not in page
     garden = settings.corpus_dir / "garden.txt"
@@ -446,9 +446,13 @@ def test_damaged_onnx_export_is_exported_again_once(default_corpus_index, real_e
     from qa.embedding.onnx import load_or_export
 
     cache = tmp_path / "cache"
-    shutil.copytree(default_corpus_index.index_dir / ".cache", cache)
-    folder = next((cache / "onnx").glob("all-MiniLM-L6-v2-*"))
+    from qa.build import models_cache
+
+    shared = models_cache(default_corpus_index)  # the export shared by index folders (QA_CACHE_DIR/models)
+    if (shared / "onnx").is_dir():  # made by a query earlier in the run: reuse it, else export below
+        shutil.copytree(shared, cache)
     want = load_or_export(real_embedder.name, resolve_model(real_embedder.name), cache, lambda: real_embedder.model).encode(["Who leads the NCRI?"])
+    folder = next((cache / "onnx").glob("all-MiniLM-L6-v2-*"))
     with open(folder / "model.onnx", "r+b") as f:  # the probe: truncated export
         f.truncate(1_000_000)
     enc = load_or_export(real_embedder.name, resolve_model(real_embedder.name), cache, lambda: real_embedder.model)

@@ -340,7 +340,7 @@ def test_serve_warns_for_other_hosts(monkeypatch, settings, fake_embedder):
     answered = said[0].split("Host names answered: ")[1]
     assert all(name in answered for name in ("127.0.0.1", "::1", "localhost")) and "--allowed-hosts NAME" in answered
     assert said[1].startswith("qa: web chat on http://127.0.0.1:8123")
-    assert said[2] == "    REST API http://127.0.0.1:8123/api/v1 (docs http://127.0.0.1:8123/api/v1/docs), MCP http://127.0.0.1:8123/mcp"
+    assert said[2] == "    REST API http://127.0.0.1:8123/api/v1 (docs http://127.0.0.1:8123/api/v1/docs), MCP http://127.0.0.1:8123/mcp, documents http://127.0.0.1:8123/library"
     assert bound == [("0.0.0.0", 8123)] and ran == [["socket"]]
     said.clear()
     qserver.serve(settings, host="127.0.0.1", port=8123, auth="a:b", api_token="t0k", say=said.append)
@@ -355,8 +355,8 @@ def test_serve_says_when_the_port_is_taken(settings, fake_embedder):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        with pytest.raises(QAError, match=rf"Cannot serve on 127.0.0.1:{port} \(Address already in use\)\. "
-                                          "Is another server on that port\? Pass another --port\."):
+        with pytest.raises(QAError, match=rf"Port {port} on 127.0.0.1 is in use \(another server\?\): choose another, "
+                                          rf"e\.g\. `qa serve --port {port + 1}` or `make run PORT={port + 1}`\."):
             qserver.serve(settings, host="127.0.0.1", port=port)
 
 

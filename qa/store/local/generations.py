@@ -160,6 +160,7 @@ def check_files(gen: Path, manifest: Manifest, full: bool = False) -> None:
 def build_lock(index_dir: Path, wait: bool = False):
     """Hold the index folder's build lock; refuse (IndexLocked) when another build has it."""
     index_dir = Path(index_dir)
+    created = not index_dir.exists()
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(index_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -184,6 +185,22 @@ def build_lock(index_dir: Path, wait: bool = False):
         yield
     finally:
         os.close(fd)
+        if created:
+            _remove_if_unused(index_dir)
+
+
+def _remove_if_unused(index_dir: Path) -> None:
+    """Take away an index folder this build created when the build wrote nothing into it (it
+    failed): a failed first command leaves no empty folder with a stray `.lock` behind."""
+    try:
+        names = {p.name for p in index_dir.iterdir()}
+        if names <= {".lock", CACHE} and not any((index_dir / CACHE).glob("*")):
+            (index_dir / ".lock").unlink(missing_ok=True)
+            if (index_dir / CACHE).is_dir():
+                (index_dir / CACHE).rmdir()
+            index_dir.rmdir()
+    except OSError:
+        pass
 
 
 def _fsync_tree(folder: Path) -> None:
