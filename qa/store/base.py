@@ -26,6 +26,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from .. import lexical
 from ..schema import Manifest, Passage
 
 
@@ -125,6 +126,39 @@ class IndexReader(Protocol):
 
     # Optional: `vocabulary()` -> the corpus's BM25 stems (a mapping), read by the "not found" rule
     # (qa.notfound: words the corpus never mentions); a reader without it skips that rule.
+
+
+class RowArrays:
+    """The `IndexReader` accessors that a reader holding per-row arrays shares: sentence ids of
+    passage rows, sentence vectors, and BM25 (a bm25s index, in memory or mapped). A subclass sets
+    `_first_sentence` (first sentence id of every passage row, then the total), `_sentence_vectors`
+    (anything indexable by an ascending id array) and `_bm25`, and defines `source_mask`."""
+
+    _first_sentence: np.ndarray
+    _sentence_vectors: object
+    _bm25: object
+
+    def sentence_range(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self._first_sentence[rows]
+        return starts, self._first_sentence[rows + 1] - starts
+
+    def sentence_vectors(self, ids: np.ndarray | None):
+        return self._sentence_vectors if ids is None else self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
+
+    def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        return lexical.bm25_scores(self._bm25, tokens, rows)
+
+    def bm25_search(self, tokens: Sequence[str], k: int, sources: set[str] | None = None):
+        allowed = None if sources is None else self.source_mask(sources)
+        return lexical.top_scores(lexical.bm25_scores(self._bm25, tokens), k, allowed)
+
+    def bm25_idf(self, tokens) -> dict[str, float]:
+        return lexical.bm25_idf(self._bm25, tokens)
+
+    def vocabulary(self):
+        """The BM25 stems of the corpus (a mapping stem -> id): which words it ever mentions."""
+        return self._bm25.vocab_dict
 
 
 @runtime_checkable

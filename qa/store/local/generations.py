@@ -50,6 +50,7 @@ from ...schema import INDEX_FORMAT, Manifest, Passage
 from ..base import IndexData, Reusable
 from ... import lexical
 from . import ownership
+from .ownership import generation_id  # noqa: F401  (re-exported: the live generation's name)
 from . import passages as passage_store
 from .passages import COLUMNS, PassageDB, connect, read_passages
 from .passages import finish as finish_sqlite
@@ -86,14 +87,6 @@ def current_generation(index_dir: Path) -> Path | None:
     except OSError:  # no link (no index yet), or not a link
         return None
     return target if target.is_dir() else None
-
-
-def generation_id(index_dir: Path) -> str | None:
-    """The name of the live generation (changes with every build), read without opening a file."""
-    try:
-        return os.readlink(Path(index_dir) / CURRENT)
-    except OSError:
-        return None
 
 
 def read_generation_manifest(gen: Path) -> Manifest:

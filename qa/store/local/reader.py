@@ -13,13 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ... import lexical
 from ...schema import Manifest, Passage
+from ..base import RowArrays
 from .passages import PassageDB
 from .vectors import flat_vectors, search_vectors, vector_kind
 
 
-class LocalReader:
+class LocalReader(RowArrays):
     """An open generation. Exact (`exact`) when the FAISS index is flat (small corpora): every
     vector can be scored."""
 
@@ -68,29 +68,5 @@ class LocalReader:
             return np.zeros((0, self.passage_index.d), dtype=np.float32)
         return self.passage_index.reconstruct_batch(rows)
 
-    def sentence_range(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(rows, dtype=np.int64)
-        starts = self._first_sentence[rows]
-        return starts, self._first_sentence[rows + 1] - starts
-
-    def sentence_vectors(self, ids: np.ndarray | None):
-        if ids is None:
-            return self._sentence_vectors
-        return self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
-
     def sentence_spans(self, ids: Sequence[int]) -> list[tuple[int, int, int]]:
         return self._db.sentence_spans(ids)
-
-    def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
-        return lexical.bm25_scores(self._bm25, tokens, rows)
-
-    def bm25_search(self, tokens: Sequence[str], k: int, sources: set[str] | None = None):
-        allowed = None if sources is None else self.source_mask(sources)
-        return lexical.top_scores(lexical.bm25_scores(self._bm25, tokens), k, allowed)
-
-    def bm25_idf(self, tokens) -> dict[str, float]:
-        return lexical.bm25_idf(self._bm25, tokens)
-
-    def vocabulary(self):
-        """The BM25 stems of the corpus (a mapping stem -> id): which words it ever mentions."""
-        return self._bm25.vocab_dict
