@@ -336,15 +336,13 @@ class GenerationWriter:
         self._passage_vectors.close()
         self._sentence_vectors.close()
         if self._sentence_vectors.dtype != sentence_dtype(self.passages):  # the count was not announced
-            rows = np.load(tmp / SENTENCE_VECTORS, allow_pickle=False)
-            np.save(tmp / SENTENCE_VECTORS, rows.astype(sentence_dtype(self.passages)), allow_pickle=False)
-            del rows
+            _convert_rows(tmp / SENTENCE_VECTORS, sentence_dtype(self.passages), self.dim)
         index = build_vector_index(VectorFile(tmp / STORED_VECTORS), index_kind(self.passages))
         manifest.vector_index = vector_kind(index)
         faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
         del index
         fault("write_vectors")
-        self._bm25.build().save(str(tmp / BM25_DIR), show_progress=False)
+        self._bm25.build().save(tmp / BM25_DIR)
         self._bm25 = None
         fault("write_bm25")
         # Source numbers in order of first appearance -> sorted names (what readers expect).
@@ -365,6 +363,19 @@ class GenerationWriter:
         manifest.extra[integrity.SEAL] = integrity.seal(manifest.to_dict())[integrity.SEAL]
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
         _fsync_tree(tmp)
+
+
+def _convert_rows(path: Path, dtype, dim: int, block: int = 65_536) -> None:
+    """Rewrite the `.npy` matrix at `path` with rows of `dtype`, block by block (bounded memory)."""
+    source = VectorFile(path)
+    converted = NpyAppender(path.with_name(path.name + ".convert"), dtype, dim)
+    try:
+        for start in range(0, len(source), block):
+            converted.append(source[start : start + block])
+    finally:
+        converted.close()
+        source.close()
+    os.replace(converted.path, path)
 
 
 def needed_bytes(data: IndexData) -> int:
@@ -453,8 +464,6 @@ def load_index(index_dir: Path) -> "LocalReader":
 def load_generation(gen: Path) -> "LocalReader":
     """Open and check one generation folder (see `load_index`). Reads no passage: only the
     manifest, the per-row arrays, and the headers of the vector and BM25 files."""
-    import bm25s
-
     from .reader import LocalReader
 
     manifest = read_generation_manifest(gen)
@@ -491,7 +500,7 @@ def load_generation(gen: Path) -> "LocalReader":
         current = gen / BM25_DIR
         # BM25 arrays: in memory up to HNSW_MAX (a few MB; mapped arrays cost ~40 slicings per
         # query), mapped above.
-        bm25 = bm25s.BM25.load(str(current), mmap=kind == "ivf-sq8", show_progress=False, verbosity=0)
+        bm25 = lexical.BM25Arrays.load(current, mmap=kind == "ivf-sq8")
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
         if db is not None:
             db.close()

@@ -134,10 +134,13 @@ class VectorFile:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __del__(self):
-        fd = getattr(self, "_fd", None)
+    def close(self) -> None:
+        fd, self._fd = getattr(self, "_fd", None), None
         if fd is not None:
             os.close(fd)
+
+    def __del__(self):
+        self.close()
 
     def _read(self, start: int, count: int) -> np.ndarray:
         data = os.pread(self._fd, count * self._row_bytes, self.offset + start * self._row_bytes)
