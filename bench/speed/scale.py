@@ -72,9 +72,12 @@ class Synthetic:
     def sentence_vectors(self, passage_vectors: np.ndarray, counts: np.ndarray, start: int, dtype) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2, start])
         x = np.repeat(passage_vectors, counts, axis=0)
-        x += (0.5 / np.sqrt(DIM)) * rng.standard_normal(x.shape, dtype=np.float32)  # cosine ~0.9 to it
+        noise = rng.standard_normal(x.shape, dtype=np.float32)
+        noise *= 0.5 / np.sqrt(DIM)  # cosine ~0.9 to it; in place: one temporary block, not three
+        x += noise
+        del noise
         x /= np.linalg.norm(x, axis=1, keepdims=True)
-        return x.astype(dtype)
+        return x.astype(dtype, copy=False)
 
     def texts(self, start: int, stop: int) -> list[list[str]]:
         """Sentences of passages start..stop-1 (vectorised: one draw per block)."""
@@ -110,10 +113,13 @@ class Synthetic:
         return questions, vectors.astype(np.float32)
 
 
-def build(n: int, index_dir: Path, seed: int = 0, block: int = 100_000) -> dict:
+BLOCK = 20_000  # passages generated and written at a time: ~80,000 sentence vectors, ~120 MB float32
+
+
+def build(n: int, index_dir: Path, seed: int = 0, block: int = BLOCK) -> dict:
     """Write a `qa` index of `n` synthetic passages into `index_dir`, streamed block by block
-    through the store's `GenerationWriter` (the whole corpus is never in memory); times and peak
-    memory."""
+    through the store's `GenerationWriter` (the whole corpus is never in memory: the generator
+    holds one block, the writer streams it to disk); times and peak memory."""
     from qa.schema import INDEX_FORMAT, Manifest, Passage
     from qa.store.local import generations, vectors as store
 
