@@ -2,7 +2,9 @@
 
 BM25 is the Lucene variant of bm25s (k1 1.2, b 0.75) over a passage's section title and text,
 Snowball-stemmed, English stop words and 1-letter words dropped. bm25s and PyStemmer are imported
-on first use.
+on first use. A built index is a `BM25Arrays` (bm25s's arrays and folder format, read and written
+with numpy alone, memory-mapped for large indexes); `build_bm25` (small, in-memory indexes) gives a
+bm25s.BM25; the scoring functions here take either.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ class IndexReader(Protocol):
 
 class RowArrays:
     """The `IndexReader` accessors that a reader holding per-row arrays shares: sentence ids of
-    passage rows, sentence vectors, and BM25 (a bm25s index, in memory or mapped). A subclass sets
+    passage rows, sentence vectors, and BM25 (`lexical.BM25Arrays` or a bm25s.BM25). A subclass sets
     `_first_sentence` (first sentence id of every passage row, then the total), `_sentence_vectors`
     (anything indexable by an ascending id array) and `_bm25`, and defines `source_mask`."""
 
