@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -28,17 +29,31 @@ def _stemmer():
 
 
 @lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+def _bm25s_stopwords():
+    """bm25s's stop-word lists (`bm25s/stopwords.py`, plain tuples), read without running the
+    bm25s package's `__init__`, which imports scipy (0.5 s of CPU, several seconds on a loaded
+    machine) for nothing a query needs. The module bm25s imports when it is already loaded."""
+    import importlib.util
+    import sys
 
-    return frozenset(STOPWORDS_EN)
+    if "bm25s.stopwords" in sys.modules:
+        return sys.modules["bm25s.stopwords"]
+    package = importlib.util.find_spec("bm25s")  # locates the package without importing it
+    spec = importlib.util.spec_from_file_location(
+        "qa._bm25s_stopwords", Path(package.origin).with_name("stopwords.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    return frozenset(_bm25s_stopwords().STOPWORDS_EN)
 
 
 @lru_cache(maxsize=1)
 def _question_stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN_PLUS
-
-    return frozenset(STOPWORDS_EN_PLUS) | _stopwords()
+    return frozenset(_bm25s_stopwords().STOPWORDS_EN_PLUS) | _stopwords()
 
 
 def tokenize(text: str, content_only: bool = False) -> list[str]:
