@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .integrity import load_npy
 from .schema import Passage
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -274,8 +275,7 @@ class BM25Arrays:
         params = json.loads((folder / cls.PARAMS).read_text(encoding="utf-8"))
         if params.get("method", "lucene") != "lucene":
             raise ValueError(f"BM25 method {params.get('method')!r}, expected 'lucene'")
-        mode = "r" if mmap else None
-        scores = {key: np.load(folder / name, mmap_mode=mode, allow_pickle=False)
+        scores = {key: load_npy(folder / name, mmap=mmap)
                   for name, key in ((cls.DATA, "data"), (cls.INDICES, "indices"), (cls.INDPTR, "indptr"))}
         scores["num_docs"] = int(params["num_docs"])
         vocab = json.loads((folder / cls.VOCAB).read_text(encoding="utf-8"))

@@ -478,9 +478,9 @@ def load_generation(gen: Path) -> "LocalReader":
             current = gen / SOURCES
             names = json.loads(current.read_text(encoding="utf-8"))
             current = gen / ROW_SOURCES
-            source_ids = np.load(current, allow_pickle=False)
+            source_ids = integrity.load_npy(current)
             current = gen / SENTENCE_STARTS
-            starts = np.load(current, allow_pickle=False)
+            starts = integrity.load_npy(current)
         else:
             names, source_ids = db.source_rows()
             starts = db.sentence_starts(len(source_ids))
@@ -492,9 +492,9 @@ def load_generation(gen: Path) -> "LocalReader":
         # HNSW_MAX passages): mapped, one gather of the candidates' rows per query. IVF (larger):
         # candidates' rows read on demand, so a long-running server does not map gigabytes.
         if kind == "flat":
-            sentence_vectors = np.load(current, allow_pickle=False)
+            sentence_vectors = integrity.load_npy(current)
         elif kind == "hnsw":
-            sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+            sentence_vectors = integrity.load_npy(current, mmap=True)
         else:
             sentence_vectors = VectorFile(current)
         current = gen / BM25_DIR
@@ -534,9 +534,9 @@ def read_reusable(index_dir: Path) -> Reusable | None:
     try:
         passages, spans = read_passages(current)
         current = gen / STORED_VECTORS
-        passage_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        passage_vectors = integrity.load_npy(current, mmap=True)
         current = gen / SENTENCE_VECTORS
-        sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        sentence_vectors = integrity.load_npy(current, mmap=True)
     except Exception as exc:  # sqlite DatabaseError, numpy ValueError...
         raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {exc}). {RERUN}") from exc
     if len(passage_vectors) != len(passages) or len(sentence_vectors) != len(spans):
