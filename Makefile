@@ -21,7 +21,7 @@ $(BIN)/python:
 # that holds the checkout (where the checkout folder itself, named qa/, would shadow it).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[dev,milvus]' --config-settings editable_mode=compat
 	touch $@
 
 install: $(VENV)/.installed

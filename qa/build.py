@@ -22,10 +22,9 @@ from .config import Settings, cache_root
 from .documents import FORMATS, file_hashes, format_of, list_files, load_corpus, snapshot  # noqa: F401 (front ends)
 from .embedding import Embedder, embedding_text, get_embedder
 from .errors import CorpusEmpty, IndexCorrupt, IndexLocked, IndexMismatch, IndexUnwritable, QAError
-from .lexical import build_bm25
 from .schema import INDEX_FORMAT, Manifest, Passage
 from .integrity import fault_point
-from .store import IndexData, get_store
+from .store import IndexData, describe, get_store, index_command
 from .verify import check_space_for, passage_digests, recheck_reused
 
 log = logging.getLogger(__name__)
@@ -234,7 +233,7 @@ def build_index(
             # Nothing changed: the live index is the answer.
             return BuildReport(
                 files=len(old_files), passages=int(live.passages), sentences=int(live.sentences),
-                seconds=time.perf_counter() - started, index_path=Path(store.current()),
+                seconds=time.perf_counter() - started, index_path=_location(store.current()),
                 skipped=report.skipped, model=settings.model, mode="unchanged", reused=len(old_files),
             )
         reuse = None
@@ -271,7 +270,7 @@ def build_index(
         data.manifest.extra["passage_digests"] = passage_digests(data.passages)
         data.manifest.extra["corpus_dir"] = str(Path(settings.corpus_dir).resolve())
         data.manifest.build_seconds = round(time.perf_counter() - started, 3)
-        path = Path(store.write(data, fault=fault) if hasattr(store, "clean") else store.write(data))
+        path = _location(store.write(data, fault=fault) if hasattr(store, "clean") else store.write(data))
     return BuildReport(
         files=len(report.hashes),
         passages=len(data.passages),
@@ -357,8 +356,7 @@ def _assemble(report, reuse, known, settings, embedder, progress, say=None, look
         passage_vectors=np.concatenate(passage_vectors) if passage_vectors else np.zeros((0, dim), np.float32),
         sentence_spans=sentence_spans,
         sentence_vectors=np.concatenate(sentence_vectors) if sentence_vectors else np.zeros((0, dim), np.float32),
-        bm25=build_bm25(passages),
-    )
+    )  # BM25 is built by the store as it writes the passages
     return data, len(passage_texts) + len(keys), reused
 
 
@@ -397,6 +395,11 @@ def corpus_changes(settings: Settings, manifest: Manifest | None = None) -> dict
     }
 
 
+def _location(where) -> Path | str:
+    """A local generation folder as a Path; a remote location ("uri#collection") as it is."""
+    return where if isinstance(where, Path) or "#" in str(where) else Path(where)
+
+
 def status(settings: Settings, verify: bool = False) -> dict:
     """What `qa status` shows: the index folder and live generation, its state (`index_state`,
     or "damaged"), model, counts, build time, and the corpus changes since the build (None
@@ -411,6 +414,9 @@ def status(settings: Settings, verify: bool = False) -> dict:
         problem = store.check(full=verify) if manifest and hasattr(store, "check") else None
     info = {
         "index_dir": str(settings.index_dir),
+        "store": settings.store,
+        "where": describe(settings),
+        "index_command": index_command(settings),
         "corpus_dir": str(settings.corpus_dir),
         "state": "damaged" if problem else index_state(settings),
         "generation": str(store.current() or ""),
@@ -453,9 +459,9 @@ def ensure_index(
     if not Path(settings.corpus_dir).is_dir():
         list_files(settings.corpus_dir)  # a file or no folder: raises saying so, before "building it from FILE/"
     say(
-        f"No index in {settings.index_dir}/ yet: building it from {settings.corpus_dir}/ ..."
+        f"No index in {describe(settings)} yet: building it from {settings.corpus_dir}/ ..."
         if state == "missing"
-        else f"{settings.corpus_dir}/ changed since the index was built: rebuilding {settings.index_dir}/ ..."
+        else f"{settings.corpus_dir}/ changed since the index was built: rebuilding {describe(settings)} ..."
     )
     try:
         return build_index(settings, embedder, progress, say=say)
@@ -481,16 +487,17 @@ def raise_model_mismatch(manifest: Manifest, settings: Settings):
     """Raise IndexMismatch: the index was built with another model than `settings.model`; the
     message names the flag or the variable the model came from."""
     built = manifest.model
+    rebuild = index_command(settings)
     if settings.model_source == "--model":
-        how = (f"run `qa index --model {settings.model}` to rebuild it with {settings.model!r}, "
+        how = (f"run `{rebuild} --model {settings.model}` to rebuild it with {settings.model!r}, "
                f"or leave --model out to use {built!r}")
     elif settings.model_source == "QA_MODEL":
-        how = f"run `qa index` to rebuild it with {settings.model!r}, or set QA_MODEL={built}"
+        how = f"run `{rebuild}` to rebuild it with {settings.model!r}, or set QA_MODEL={built}"
     else:
-        how = f"run `qa index` to rebuild it with {settings.model!r}, or pass --model {built}"
+        how = f"run `{rebuild}` to rebuild it with {settings.model!r}, or pass --model {built}"
     where = f" ({settings.model_source})" if settings.model_source != "default" else ""
     raise IndexMismatch(
-        f"{settings.index_dir}/ was built with model {built!r}, not {settings.model!r}{where}: {how}."
+        f"{describe(settings)} was built with model {built!r}, not {settings.model!r}{where}: {how}."
     )
 
 

@@ -58,7 +58,10 @@ class Settings:
     # Tests only: the build SIGKILLs itself at this step (qa.integrity.FAULT_POINTS); QA_FAULT_POINT.
     fault_point: str = ""
     search: SearchParams = field(default_factory=SearchParams)
-    store: str = "local"  # the `qa.store` backend
+    store: str = "local"  # the `qa.store` backend: "local" (index_dir) or "milvus" (milvus_uri)
+    milvus_uri: str = ""  # pymilvus's URI: http(s)://host:19530, or a path ending in .db (Milvus Lite); "": INDEX/milvus.db
+    milvus_token: str = ""  # "user:password" or an API key ("" for none)
+    milvus_prefix: str = "qa"  # collection names start with it: several indexes can share one server
     # Shared by every index folder: the ONNX export of each model, the embedding cache.
     # None: QA_CACHE_DIR, else ~/.cache/qa (see `cache_root`).
     cache_dir: Path | None = None
@@ -67,14 +70,18 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
-        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH (and QA_FAULT_POINT, tests
-        only), then `overrides` that are not None."""
+        """Settings from QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_AUTH, QA_STORE, QA_MILVUS_URI,
+        QA_MILVUS_TOKEN, QA_MILVUS_PREFIX and QA_CACHE_DIR (and QA_FAULT_POINT, tests only), then `overrides` that are not None."""
         env = os.environ if environ is None else environ
         settings = cls()
         values = {
             "corpus_dir": env.get("QA_CORPUS_DIR") or None,
             "index_dir": env.get("QA_INDEX_DIR") or None,
             "model": env.get("QA_MODEL") or None,
+            "store": env.get("QA_STORE") or None,
+            "milvus_uri": env.get("QA_MILVUS_URI") or None,
+            "milvus_token": env.get("QA_MILVUS_TOKEN") or None,
+            "milvus_prefix": env.get("QA_MILVUS_PREFIX") or None,
             "cache_dir": env.get("QA_CACHE_DIR") or None,
             "auth": env.get("QA_AUTH") or None,
             "fault_point": env.get("QA_FAULT_POINT") or None,

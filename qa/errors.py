@@ -58,5 +58,9 @@ class ModelUnavailable(QAError):
     """The embedding model cannot be loaded (not installed, wrong name, no network)."""
 
 
+class StoreUnavailable(QAError):
+    """The index store cannot be reached or used (a server down, credentials refused, an extra not installed)."""
+
+
 class NotAnIndex(BadInput):
     """The index folder holds files that are not a qa index: qa will not build (or delete) there."""

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,19 @@ _NPY_MAGIC = b"\x93NUMPY"
 # --- digests -------------------------------------------------------------------------------------
 
 
+# numpy parses an .npy header with ast.literal_eval, which on CPython 3.11 before 3.11.8 can fail with
+# "SystemError: AST constructor recursion depth mismatch" when two threads parse at once
+# (python/cpython#106905): a build thread and a reader thread both open array files.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """np.load of one .npy file (no pickles; memory-mapped read-only when `mmap`), one header parse at
+    a time in this process."""
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
 def sha256_file(path: Path) -> str:
     """sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -67,7 +81,7 @@ def sample_digest(path: Path, size: int | None = None) -> str:
     digest = hashlib.sha256(str(size).encode())
     fd = os.open(path, os.O_RDONLY)
     try:
-        for offset in np.linspace(0, size - BLOCK, SAMPLE_BLOCKS).astype(np.int64):
+        for offset in np.linspace(0, max(size - BLOCK, 0), SAMPLE_BLOCKS).astype(np.int64):
             digest.update(os.pread(fd, BLOCK, int(offset)))
     finally:
         os.close(fd)

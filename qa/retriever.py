@@ -24,7 +24,7 @@ from .limits import check_k, check_question as _check_question, check_sources
 from .schema import Answer, Document, Hit, Manifest, Passage
 from .search import SearchParams, Searcher
 from .security import clean_text
-from .store import IndexReader, get_store
+from .store import IndexReader, describe, get_store, index_command
 from .verify import flag_answer, flag_changed
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,8 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
     that fails to load is not swapped in (the error is raised only when there is nothing loaded).
     """
     settings = settings or Settings.from_env()
-    key = (str(settings.index_dir), str(settings.corpus_dir), settings.model, settings.store)
+    key = (str(settings.index_dir), str(settings.corpus_dir), settings.model, settings.store, settings.milvus_uri,
+           settings.milvus_prefix)
     store = get_store(settings)
     live = store.generation()
     with _default_lock:
@@ -224,7 +225,7 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
                     return _default[key]
             if store.generation() is None:
                 if not build_if_missing:
-                    raise IndexMissing(f"No index in {settings.index_dir}/. Run `qa index` to build one.")
+                    raise IndexMissing(f"No index in {describe(settings)}. Run `{index_command(settings)}` to build one.")
                 ensure_index(settings)
             fresh = Retriever.load(settings=settings)
             with _default_lock:
@@ -235,7 +236,7 @@ def default_retriever(settings: Settings | None = None, build_if_missing: bool =
             fresh = Retriever.load(settings=settings, embedder=retriever.embedder)
         except QAError as exc:
             log.warning("could not load the new index in %s (%s); still answering from %s",
-                        settings.index_dir, exc, retriever.generation)
+                        describe(settings), exc, retriever.generation)
             with _default_lock:
                 _failed[key] = live
             return retriever

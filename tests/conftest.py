@@ -68,6 +68,8 @@ def _isolated_env(monkeypatch, tmp_path_factory, shared_cache):
     monkeypatch.setenv("QA_CORPUS_DIR", str(base / "corpus"))
     monkeypatch.delenv("QA_MODEL", raising=False)
     monkeypatch.delenv("QA_AUTH", raising=False)
+    for name in ("QA_STORE", "QA_MILVUS_URI", "QA_MILVUS_TOKEN", "QA_MILVUS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 

@@ -21,7 +21,7 @@ ALLOWED = {
     "qa.limits": set(),  # input caps (config + errors)
     "qa.documents": set(),
     "qa.chunking": set(),
-    "qa.lexical": set(),
+    "qa.lexical": {"qa.integrity"},  # load_npy
     "qa.embedding": {"qa.integrity"},
     "qa.store": {"qa.lexical", "qa.integrity"},
     "qa.verify": {"qa.integrity", "qa.documents", "qa.store"},

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from bench.common import RESULTS, ROOT
 
-ORDER = ["cold_start", "warm_query", "build", "scale", "soak"]
+ORDER = ["cold_start", "warm_query", "build", "scale", "soak", "milvus", "milvus_parity"]
 HOW = {
     "cold_start": "python -m bench.speed.cold",
     "warm_query": "python -m bench.speed.warm",
     "build": "python -m bench.speed.build",
     "scale": "python -m bench.speed.scale run",
+    "milvus": "python -m bench.speed.milvus",
+    "milvus_parity": "python -m bench.quality.milvus_parity",
     "soak": "python -m bench.speed.soak",
 }
 
@@ -101,6 +103,35 @@ def _details(name: str, r: dict) -> list[str]:
             f"- generation folders on disk at once: at most {r['generations_max_seen']['all']}; left after the "
             f"watcher stopped: {len(r['generations_left'])}",
         ]
+    elif name == "milvus":
+        lines += [
+            f"- synthetic index of {r['passages']:,} passages, {r['sentences']:,} sentences, {r['sources']:,} source files; "
+            f"the filter keeps {r['filter_sources']:,} files ({r['filter_passages']:,} passages); 200 questions "
+            f"(vector search), 100 (whole hybrid `Searcher.search`, k=5, encoding excluded)",
+            "",
+            "  | backend | build s | open s | filter | recall@10 | vector search p50 / p95 ms | hybrid search p50 / p95 ms |",
+            "  |---|---:|---:|---|---:|---:|---:|",
+        ]
+        for backend, b in r["backends"].items():
+            for label in ("no filter", "source filter"):
+                m = b[label]
+                lines.append(f"  | {backend} (`{b['vector_index']}`) | {b['build_seconds']} | {b['open_seconds']} | {label} | "
+                             f"{m['recall_at_10']} | {m['vector_search_p50_ms']} / {m['vector_search_p95_ms']} | "
+                             f"{m['hybrid_search_p50_ms']} / {m['hybrid_search_p95_ms']} |")
+        if r.get("note"):
+            lines += ["", "  " + r["note"]]
+    elif name == "milvus_parity":
+        lines.append(f"- embedder `{r['embedder']}`; milvus side: {r['milvus_uri_kind']}")
+        for kind in ("qa", "beir"):
+            if kind not in r:
+                continue
+            p = r[kind]
+            what = f"{p['dataset']} over {p['corpus']}/" if kind == "qa" else f"{p['dataset']} {p['split']}"
+            keys = [k for k, v in p["local"]["metrics"].items() if isinstance(v, float)]
+            lines.append(f"- {what}: largest difference {p['largest_difference']:.4f}; milvus citations checked "
+                         f"{p['milvus']['citations_checked']:,}, wrong {p['milvus']['citations_wrong']}")
+            lines.append("  " + "; ".join(f"{k} {p['local']['metrics'][k]:.4f} / {p['milvus']['metrics'][k]:.4f}"
+                                          for k in keys) + " (local / milvus)")
     return lines
 
 

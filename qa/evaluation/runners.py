@@ -19,7 +19,7 @@ import logging
 import re
 import sqlite3
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -211,31 +211,46 @@ class EvalIndex:
 
     retriever: object
     doc_of_source: dict[str, str] = field(default_factory=dict)
+    corpus_dir: Path | None = None  # where the corpus was written as files (what citations point into)
 
 
-def index_beir(data: BeirData, embedder, cache_dir: Path = DEFAULT_CACHE, params=None) -> EvalIndex:
-    """Index a BEIR corpus (once per model and content; reused from `cache_dir` afterwards)."""
+def _store_settings(settings: Settings | None, **where) -> Settings:
+    """Settings that keep the store choice of `settings` (local or milvus, its URI and token)
+    with the corpus, index folder and model of the evaluation (`where`)."""
+    base = settings or Settings()
+    return Settings(store=base.store, milvus_uri=base.milvus_uri, milvus_token=base.milvus_token,
+                    milvus_prefix=base.milvus_prefix, **where)
+
+
+def index_beir(data: BeirData, embedder, cache_dir: Path = DEFAULT_CACHE, params=None,
+               settings: Settings | None = None) -> EvalIndex:
+    """Index a BEIR corpus (once per model and content; reused from `cache_dir` afterwards) in
+    the store of `settings` (default local: under `cache_dir`; milvus: collections named after
+    the corpus fingerprint, on the server of `settings.milvus_uri`)."""
     from ..build import build_index
     from ..retriever import Retriever
     from ..store import get_store
 
-    settings = Settings()
+    chunking = Settings().chunking
     slug = re.sub(r"[^\w.-]+", "_", embedder.name)[-60:]
-    root = Path(cache_dir) / "eval-index" / f"{slug}-{corpus_fingerprint(data.corpus, settings.chunking)}"
+    fingerprint = corpus_fingerprint(data.corpus, chunking)
+    root = Path(cache_dir) / "eval-index" / f"{slug}-{fingerprint}"
     corpus_dir, index_dir = root / "corpus", root / "index"
     sources_path = root / "sources.json"
-    store = get_store(Settings(index_dir=index_dir))
+    where = _store_settings(settings, corpus_dir=corpus_dir, index_dir=index_dir, model=embedder.name)
+    if where.store != "local":
+        where = replace(where, milvus_prefix=f"{where.milvus_prefix}_beir_{fingerprint[:12]}")
+    store = get_store(where)
     problem = store.check() if sources_path.exists() and hasattr(store, "check") else None
     if problem:
         log.warning("%s Rebuilding the cached evaluation index.", problem)
     if problem or store.manifest() is None or not sources_path.exists():
         sources = write_beir_corpus(data.corpus, corpus_dir)
         sources_path.write_text(json.dumps(sources), encoding="utf-8")
-        build_index(Settings(corpus_dir=corpus_dir, index_dir=index_dir, model=embedder.name), embedder,
-                    full=bool(problem))
+        build_index(where, embedder, full=bool(problem))
     sources = json.loads(sources_path.read_text(encoding="utf-8"))
-    retriever = Retriever.load(index_dir, model=embedder.name, embedder=embedder, params=params)
-    return EvalIndex(retriever, sources)
+    retriever = Retriever.load(settings=where, embedder=embedder, params=params)
+    return EvalIndex(retriever, sources, corpus_dir)
 
 
 def doc_ranking(searcher, fused: np.ndarray, doc_of_source: dict[str, str], depth: int = 100,
@@ -332,8 +347,11 @@ def qa_retriever(settings: Settings, embedder, cache_dir: Path = DEFAULT_CACHE, 
     from ..retriever import Retriever
 
     tmp = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="qa-eval-"))
-    build_index(Settings(corpus_dir=settings.corpus_dir, index_dir=tmp / "index", model=embedder.name), embedder)
-    return Retriever.load(tmp / "index", model=embedder.name, embedder=embedder, params=params)
+    where = _store_settings(settings, corpus_dir=settings.corpus_dir, index_dir=tmp / "index", model=embedder.name)
+    if where.store != "local":  # its own collections, rebuilt in full (embeddings come from the cache)
+        where = replace(where, milvus_prefix=f"{where.milvus_prefix}_eval")
+    build_index(where, embedder, full=True)
+    return Retriever.load(settings=where, embedder=embedder, params=params)
 
 
 def is_beir(path: Path) -> bool:
@@ -356,7 +374,7 @@ def evaluate(dataset: Path, split: str = "test", k: int = 5, settings: Settings 
     embedder = CachedEmbedder(embedder or get_embedder(settings.model), cache_dir)
     if is_beir(dataset):
         data = load_beir(dataset, split)
-        index = index_beir(data, embedder, cache_dir, params)
+        index = index_beir(data, embedder, cache_dir, params, settings)
         result = run_beir(index, data)
         return {"dataset": str(dataset), "kind": "beir", "split": split, "metrics": result["metrics"]}
     rows = read_qa(dataset)

@@ -29,7 +29,10 @@ EPILOG = """examples:
   qa eval path/to/beir-folder --split test      nDCG@10, Recall@10/100, MRR@10
   qa eval questions.jsonl           hit@1/3/5, MRR, "not found" rates on the corpus
 
-environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL (flags win over them), QA_AUTH, QA_API_TOKEN."""
+  qa index --store milvus --milvus-uri http://host:19530      the index on a Milvus server
+
+environment: QA_CORPUS_DIR, QA_INDEX_DIR, QA_MODEL, QA_STORE, QA_MILVUS_URI, QA_MILVUS_TOKEN,
+QA_MILVUS_PREFIX (flags win over them), QA_AUTH, QA_API_TOKEN."""
 
 
 def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
@@ -37,6 +40,9 @@ def _common(parser: argparse.ArgumentParser, corpus: bool = True) -> None:
         parser.add_argument("--corpus", metavar="DIR", help="documents folder (env QA_CORPUS_DIR, default corpus/)")
     parser.add_argument("--index", metavar="DIR", help="index folder (env QA_INDEX_DIR, default index/)")
     parser.add_argument("--model", metavar="NAME", help="sentence-transformers model name or path (env QA_MODEL)")
+    parser.add_argument("--store", choices=("local", "milvus"), help="where the index lives (env QA_STORE, default local: the --index folder)")
+    parser.add_argument("--milvus-uri", metavar="URI", help="with --store milvus: http://host:19530, or a file path ending in .db for Milvus Lite "
+                        "(env QA_MILVUS_URI, default INDEX/milvus.db; token: env QA_MILVUS_TOKEN)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -115,7 +121,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _settings(args) -> Settings:
     return Settings.from_env(
-        corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None), model=args.model
+        corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None), model=args.model,
+        store=getattr(args, "store", None), milvus_uri=getattr(args, "milvus_uri", None),
     )
 
 
@@ -365,15 +372,16 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 1 if problem else 0
+    run = info["index_command"]
     meaning = {
         "ok": "up to date with the corpus",
-        "stale": f"{settings.corpus_dir}/ changed since the build: run `qa index`",
-        "missing": "no index: run `qa index`",
-        "model": f"built with another model than {settings.model!r}: run `qa index`",
+        "stale": f"{settings.corpus_dir}/ changed since the build: run `{run}`",
+        "missing": f"no index: run `{run}`",
+        "model": f"built with another model than {settings.model!r}: run `{run}`",
         "damaged": problem,
     }[state]
-    print(f"index:    {info['generation'] or settings.index_dir}")
-    if info["generation"]:
+    print(f"index:    {info['generation'] or (settings.index_dir if settings.store == 'local' else info['where'])}")
+    if manifest and (info["generation"] or settings.store != "local"):
         print(f"model:    {info['model']}")
         skipped = f", {info['skipped']} skipped" if info["skipped"] else ""
         print(f"passages: {info['passages']} from {_plural(info['files'], 'file')}{skipped}")

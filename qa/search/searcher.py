@@ -202,13 +202,8 @@ class Searcher:
         p = self.params
         c = max(p.ann_candidates, 2 * k)
         ann_ids, ann_cos = self.reader.search(query, c, allowed_sources)
-        all_bm25 = self.reader.bm25_scores(tokenize(question))
-        ok = all_bm25 > 0
-        if allowed_sources is not None:
-            ok &= self.reader.source_mask(allowed_sources)
-        pool = np.flatnonzero(ok)
-        if len(pool) > c:
-            pool = pool[np.argpartition(-all_bm25[pool], c - 1)[:c]]
+        tokens = tokenize(question)
+        pool, _ = self.reader.bm25_search(tokens, c, allowed_sources)
         rows, first = np.unique(np.concatenate([ann_ids, pool]).astype(np.int64), return_index=True)
         from_ann = first < len(ann_ids)
         passage_cos = np.full(len(rows), -1.0, dtype=np.float32)
@@ -217,7 +212,7 @@ class Searcher:
             passage_cos[~from_ann] = self.reader.passage_vectors(rows[~from_ann]) @ query
         best, sentence_cos, best_ids = self.best_sentences(query, rows)
         dense = dense_scores(passage_cos, best, p)
-        bm25 = all_bm25[rows]
+        bm25 = self.reader.bm25_scores(tokens, rows)
         # Orders are positions in `rows`; rows ascend, so position breaks ties as the row would.
         at = np.arange(len(rows))
         dense_order = np.lexsort((at, -dense))

@@ -4,8 +4,8 @@ tests and tuning scripts); a remote engine implements the same two classes.
 
 Two sides:
 - `Store` (build side): lock the index, read the live manifest, hand out the live index's
-  reusable passages and vectors, write a complete new generation and switch to it atomically,
-  open the live generation for reading.
+  reusable passages and vectors, write a complete new generation (at once, or streamed block by
+  block through `writer`) and switch to it atomically, open the live generation for reading.
 - `IndexReader` (query side): passages by row id; vector search for candidates with an
   allowed-sources filter; vectors of given rows; sentence ids, spans and vectors of given
   passages; BM25 scores and IDFs for query tokens (tokenized by `qa.lexical`). `qa.search` sees
@@ -26,6 +26,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from .. import lexical
 from ..schema import Manifest, Passage
 
 
@@ -33,7 +34,8 @@ from ..schema import Manifest, Passage
 class IndexData:
     """What a build hands the store to write: passages in corpus order, their vectors, their
     sentences (`sentence_spans[j]` = (passage row, start_char, end_char) of sentence vector j),
-    the BM25 index (a bm25s.BM25 over `qa.lexical.bm25_text`) and the manifest."""
+    and the manifest. `bm25` (a bm25s.BM25 over `qa.lexical.bm25_text`) is optional: a store
+    builds its own as it writes the passages; the in-memory reader uses it when given."""
 
     manifest: Manifest
     passages: list[Passage]
@@ -111,14 +113,52 @@ class IndexReader(Protocol):
     def sentence_spans(self, ids: Sequence[int]) -> list[tuple[int, int, int]]:
         """(passage row, start_char, end_char) of each sentence id."""
 
-    def bm25_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        """BM25 score of every passage row for query `tokens` (zeros when none is indexed)."""
+    def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of each of `rows` for query `tokens` (None: every passage row, exact readers
+        only; zeros when no token is indexed)."""
+
+    def bm25_search(self, tokens: Sequence[str], k: int, sources: set[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` best (rows, BM25 scores) for `tokens`, scores > 0, best first (ties: lower row
+        first), among passages of `sources` (None: all): the BM25 candidates of a large index."""
 
     def bm25_idf(self, tokens) -> dict[str, float]:
         """Lucene BM25 IDF of each token (an unknown token counts as seen once)."""
 
     # Optional: `vocabulary()` -> the corpus's BM25 stems (a mapping), read by the "not found" rule
     # (qa.notfound: words the corpus never mentions); a reader without it skips that rule.
+
+
+class RowArrays:
+    """The `IndexReader` accessors that a reader holding per-row arrays shares: sentence ids of
+    passage rows, sentence vectors, and BM25 (`lexical.BM25Arrays` or a bm25s.BM25). A subclass sets
+    `_first_sentence` (first sentence id of every passage row, then the total), `_sentence_vectors`
+    (anything indexable by an ascending id array) and `_bm25`, and defines `source_mask`."""
+
+    _first_sentence: np.ndarray
+    _sentence_vectors: object
+    _bm25: object
+
+    def sentence_range(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self._first_sentence[rows]
+        return starts, self._first_sentence[rows + 1] - starts
+
+    def sentence_vectors(self, ids: np.ndarray | None):
+        return self._sentence_vectors if ids is None else self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
+
+    def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        return lexical.bm25_scores(self._bm25, tokens, rows)
+
+    def bm25_search(self, tokens: Sequence[str], k: int, sources: set[str] | None = None):
+        allowed = None if sources is None else self.source_mask(sources)
+        return lexical.top_scores(lexical.bm25_scores(self._bm25, tokens), k, allowed)
+
+    def bm25_idf(self, tokens) -> dict[str, float]:
+        return lexical.bm25_idf(self._bm25, tokens)
+
+    def vocabulary(self):
+        """The BM25 stems of the corpus (a mapping stem -> id): which words it ever mentions."""
+        return self._bm25.vocab_dict
 
 
 @runtime_checkable
@@ -140,6 +180,12 @@ class Store(Protocol):
     def reusable(self) -> Reusable | None:
         """The live generation's passages and vectors for an incremental build (None: no index).
         Raises IndexCorrupt when they cannot be trusted (the caller then builds in full)."""
+
+    def writer(self, dim: int, expected_passages: int | None = None):
+        """A writer for a new generation, filled block by block (call under `lock`):
+        `add(passages, passage_vectors, sentence_spans, sentence_vectors)` any number of times
+        (spans' rows relative to the block), then `finish(manifest)` writes the rest and switches
+        to it. For corpora too large to hold in memory at once."""
 
     def write(self, data: IndexData) -> str:
         """Write `data` as a new generation and switch to it atomically (call under `lock`).

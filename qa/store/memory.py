@@ -9,10 +9,10 @@ import numpy as np
 
 from .. import lexical
 from ..schema import Manifest, Passage
-from .base import IndexData
+from .base import IndexData, RowArrays
 
 
-class MemoryReader:
+class MemoryReader(RowArrays):
     """Exact search over the vectors of `data` (every passage scored)."""
 
     exact = True
@@ -56,23 +56,5 @@ class MemoryReader:
     def passage_vectors(self, rows: np.ndarray | None) -> np.ndarray:
         return self._vectors if rows is None else self._vectors[np.asarray(rows, dtype=np.int64)]
 
-    def sentence_range(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(rows, dtype=np.int64)
-        starts = self._first_sentence[rows]
-        return starts, self._first_sentence[rows + 1] - starts
-
-    def sentence_vectors(self, ids: np.ndarray | None):
-        return self._sentence_vectors if ids is None else self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
-
     def sentence_spans(self, ids: Sequence[int]) -> list[tuple[int, int, int]]:
         return [tuple(self._spans[int(j)]) for j in ids]
-
-    def bm25_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        return lexical.bm25_scores(self._bm25, tokens)
-
-    def bm25_idf(self, tokens) -> dict[str, float]:
-        return lexical.bm25_idf(self._bm25, tokens)
-
-    def vocabulary(self):
-        """The BM25 stems of the corpus (a mapping stem -> id): which words it ever mentions."""
-        return self._bm25.vocab_dict

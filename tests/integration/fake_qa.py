@@ -9,6 +9,9 @@ QA_TEST_PAUSE_AT=<point> makes the build print "PAUSED <point>" on stderr and sl
   fsync   every file of the new generation written, before it is renamed into place
   rename  the new generation renamed into place, CURRENT still the old one
   swap    CURRENT repointed to the new generation, old ones not yet pruned
+With --store milvus:
+  milvus-rows     the new collections hold their passages and sentences, not yet the manifest
+  milvus-written  the new collections complete and checked, the live alias not yet moved
 """
 
 import os
@@ -57,10 +60,17 @@ def wrap(module, name, point, after=True, when=lambda *a: True):
 embedder = PausingEmbedder()
 qa.build.get_embedder = lambda name: embedder
 qa.retriever.get_embedder = lambda name: embedder  # ask, serve and mcp answer with it too
-wrap(generations, "write_sqlite", "sqlite")
+wrap(generations, "finish_sqlite", "sqlite")
 wrap(generations, "_fsync_tree", "fsync", after=False)
 wrap(generations.os, "rename", "rename", when=lambda src, dst: Path(dst).name.startswith("gen-"))
 wrap(generations, "_prune", "swap", after=False)
+try:  # the milvus backend, when its extra is installed
+    import qa.store.milvus.collections as milvus_collections
+
+    wrap(milvus_collections, "insert_all", "milvus-rows", when=lambda conn, name, *a, **k: name.endswith("_sentences"))
+    wrap(milvus_collections, "write_generation", "milvus-written")
+except ImportError:
+    pass
 
 if __name__ == "__main__":
     from qa.frontends.cli import main

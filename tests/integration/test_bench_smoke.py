@@ -84,3 +84,17 @@ def test_build_bench_at_a_tiny_size(tmp_path):
                        repeats=1)
     assert result["passages"] >= 3 and result["texts_embedded"] == result["passages"] + result["sentences"]
     assert result["qa_index"]["peak_rss_mb"] > 0 and result["bare_encode"]["seconds"] > 0
+
+
+def test_milvus_bench_at_a_tiny_size(tmp_path):
+    pytest.importorskip("milvus_lite")
+    from bench.speed import milvus
+
+    out = tmp_path / "milvus.json"
+    assert milvus.main(["--passages", "300", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    r = json.loads(out.read_text(encoding="utf-8"))
+    assert r["benchmark"] == "milvus" and r["passages"] == 300 and set(r["backends"]) == {"local", "milvus-lite"}
+    assert r["backends"]["local"]["no filter"]["recall_at_10"] == 1.0  # flat: exact
+    assert r["backends"]["milvus-lite"]["vector_index"] == "milvus-hnsw"
+    assert r["filter_passages"] == 10 * r["filter_sources"] > 0
+    assert any(line.startswith("  | milvus-lite (`milvus-hnsw`)") for line in report._details("milvus", r))

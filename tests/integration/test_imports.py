@@ -69,3 +69,23 @@ def test_ask_with_a_built_index_imports_neither_torch_nor_sentence_transformers(
     assert "ANSWER=" in full.stdout and "Maryam Rajavi" in full.stdout.split("ANSWER=")[1].splitlines()[0]
     loaded = json.loads(full.stdout.rsplit("LOADED=", 1)[1])
     assert loaded == ["faiss", "onnxruntime"]
+
+
+def test_opening_an_index_and_scoring_bm25_import_neither_bm25s_nor_scipy(settings, fake_embedder):
+    """bm25s's package imports scipy (seconds on a loaded machine): the open index reads its BM25
+    arrays with numpy alone and the tokenizer reads bm25s's stop-word lists without the package."""
+    from qa.build import build_index
+
+    build_index(settings, embedder=fake_embedder)
+    code = (
+        "import numpy as np\nfrom qa.lexical import tokenize\nfrom qa.store.local.generations import load_index\n"
+        f"reader = load_index({str(settings.index_dir)!r})\n"
+        "rows, scores = reader.bm25_search(tokenize('When are the roses watered?', content_only=True), 3)\n"
+        "assert len(rows) and scores[0] > 0, (rows, scores)\n"
+        "assert len(reader.search(reader.passage_vectors(np.array([0]))[0], 2)[0]) == 2\n"
+        "print('\\nLOADED=' + json.dumps(sorted(m for m in ('bm25s', 'scipy') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", f"import json, sys\n{code}"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.rsplit("LOADED=", 1)[1]) == []

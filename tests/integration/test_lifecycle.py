@@ -441,6 +441,9 @@ def test_status_text_and_json(settings, fake_embedder, monkeypatch, capsys):
     manifest = read_manifest(settings.index_dir)
     assert info == {
         "index_dir": str(settings.index_dir),
+        "store": "local",
+        "where": f"{settings.index_dir}/",
+        "index_command": "qa index",
         "corpus_dir": str(settings.corpus_dir),
         "state": "ok",
         "generation": str(report.index_path),

@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from qa import integrity
 from qa.build import build_index
 from qa.retriever import Retriever
 from qa.frontends.cli import main
@@ -21,7 +22,8 @@ from qa.store.local.generations import (
 
 from conftest import all_passages, patch_embedder
 
-INDEX_FILES = ["manifest.json", "passages.sqlite", "passages.faiss", "passages.npy", "sentences.npy"]
+INDEX_FILES = ["manifest.json", "passages.sqlite", "passages.faiss", "passages.npy", "sentences.npy", "sources.json",
+               "passage_sources.npy", "sentence_starts.npy"]
 
 
 def _bm25_files(gen):
@@ -127,3 +129,24 @@ def test_full_rebuild_repairs_a_damaged_index(built, fake_embedder, capsys):
     capsys.readouterr()
     hit = Retriever.load(built.index_dir, embedder=fake_embedder).search("When are the roses watered?", k=1)[0]
     assert (hit.source, hit.start_line) == ("garden.txt", 7)
+
+
+def test_a_generation_without_the_row_arrays_is_read_from_sqlite(built, fake_embedder):
+    """Generations written before the per-row arrays existed: the reader derives them from SQLite."""
+    gen = current_generation(built.index_dir)
+    fresh = load_index(built.index_dir)
+    expected = (fresh.sources(), fresh.sentence_range(range(len(fresh))), all_passages(fresh))
+    manifest = json.loads((gen / "manifest.json").read_text())
+    for name in ("sources.json", "passage_sources.npy", "sentence_starts.npy"):
+        (gen / name).unlink()
+        del manifest["index_files"][name]
+        del manifest["checksums"][name]
+    manifest.pop(integrity.SEAL, None)
+    manifest[integrity.SEAL] = integrity.seal(manifest)[integrity.SEAL]  # as that older build sealed it
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    old = load_index(built.index_dir)
+    starts, counts = old.sentence_range(range(len(old)))
+    assert old.sources() == expected[0] and all_passages(old) == expected[2]
+    assert starts.tolist() == expected[1][0].tolist() and counts.tolist() == expected[1][1].tolist()
+    hits = Retriever.load(built.index_dir, embedder=fake_embedder).search("boats on the lake", k=2)
+    assert hits[0].source == "sub/boats.md"

@@ -10,7 +10,7 @@ from qa.errors import IndexLocked
 from qa.lexical import bm25_idf, bm25_scores, tokenize
 from qa.store.base import IndexReader, Store
 
-from backends import data, make_data, reader, store  # noqa: F401 (fixtures)  tests/store/backends.py
+from backends import data, make_data, milvus_server, reader, store  # noqa: F401 (fixtures)  tests/store/backends.py
 
 
 def _brute_force(data, query, k, sources=None):
@@ -83,8 +83,13 @@ def test_sentences_of_passages(reader, data):
 
 def test_bm25_scores_and_idf(reader, data):
     tokens = tokenize("roses by the lake")
-    np.testing.assert_allclose(reader.bm25_scores(tokens), bm25_scores(data.bm25, tokens), rtol=1e-6)
-    assert reader.bm25_scores(tokenize("zebra")).tolist() == [0.0] * len(data.passages)
+    rows = np.arange(len(data.passages))
+    expected = bm25_scores(data.bm25, tokens)
+    np.testing.assert_allclose(reader.bm25_scores(tokens, rows), expected, rtol=1e-6)
+    np.testing.assert_allclose(reader.bm25_scores(tokens, rows[[7, 2, 7]]), expected[[7, 2, 7]], rtol=1e-6)
+    if reader.exact:
+        np.testing.assert_allclose(reader.bm25_scores(tokens), expected, rtol=1e-6)
+    assert reader.bm25_scores(tokenize("zebra"), rows).tolist() == [0.0] * len(data.passages)
     words = {"rose", "lake", "albania"}
     assert reader.bm25_idf(words) == pytest.approx(bm25_idf(data.bm25, words))
 
@@ -114,3 +119,40 @@ def test_store_lifecycle(store):
         store.write(smaller)
     assert store.generation() != first and len(store.open()) == len(smaller.passages)
     assert len(reader) == len(data.passages)  # an open reader keeps reading its own generation
+
+
+def test_bm25_search_gives_the_best_scored_rows_and_honours_the_source_filter(reader, data):
+    for text in ("roses by the lake", "bees and hives", "rain tanks gate"):
+        tokens = tokenize(text)
+        expected = bm25_scores(data.bm25, tokens)
+        for sources in (None, {"notes/bees.txt"}, {"garden.txt", "sub/boats.md"}):
+            allowed = [i for i, p in enumerate(data.passages) if sources is None or p.source in sources]
+            best = sorted((i for i in allowed if expected[i] > 0), key=lambda i: (-expected[i], i))[:4]
+            rows, scores = reader.bm25_search(tokens, 4, sources)
+            assert rows.tolist() == best, (text, sources)
+            np.testing.assert_allclose(scores, expected[best], rtol=1e-6)
+    assert len(reader.bm25_search(tokenize("zebra"), 4)[0]) == 0
+    assert len(reader.bm25_search(tokenize("roses"), 4, set())[0]) == 0
+
+
+def test_a_generation_written_in_blocks_equals_one_written_at_once(store, tmp_path):
+    data = make_data(n_files=4, per_file=5, seed=3)
+    with store.lock():
+        writer = store.writer(data.passage_vectors.shape[1], expected_passages=len(data.passages))
+        sentence_rows = [s[0] for s in data.sentence_spans]
+        for a in range(0, len(data.passages), 6):
+            b = min(len(data.passages), a + 6)
+            first, last = np.searchsorted(sentence_rows, a), np.searchsorted(sentence_rows, b)
+            spans = [(r - a, s, e) for r, s, e in data.sentence_spans[first:last]]
+            writer.add(data.passages[a:b], data.passage_vectors[a:b], spans, data.sentence_vectors[first:last])
+        writer.finish(data.manifest)
+    reader = store.open()
+    assert reader.passages(range(len(reader))) == data.passages
+    n_sentences = len(data.sentence_spans)
+    assert reader.sentence_spans(range(n_sentences)) == data.sentence_spans
+    starts, counts = reader.sentence_range(np.arange(len(data.passages)))
+    assert counts.tolist() == [sentence_rows.count(r) for r in range(len(data.passages))]
+    tokens = tokenize("roses by the lake")
+    assert reader.bm25_scores(tokens, np.arange(len(data.passages))).tolist() == pytest.approx(bm25_scores(data.bm25, tokens).tolist(), rel=1e-6)
+    assert reader.sources() == sorted({p.source for p in data.passages})
+    assert reader.source_mask({"data.md"}).tolist() == [p.source == "data.md" for p in data.passages]

@@ -42,3 +42,52 @@ def test_bm25_indexes_section_and_text_and_scores_tokens():
     scores = bm25_scores(bm25, tokenize("garden roses"))
     assert scores[0] > 0 and scores[1] == 0
     assert bm25_scores(bm25, tokenize("zebra")).tolist() == [0.0, 0.0]  # no indexed word
+
+
+def test_bm25_builder_in_blocks_scores_exactly_as_build_bm25():
+    from pathlib import Path
+
+    from qa.chunking import chunk_document
+    from qa.documents import load_corpus
+    from qa.lexical import BM25Builder
+
+    root = Path(__file__).resolve().parents[2]
+    passages = [p for folder in (root / "corpus", root / "tests" / "data")
+                for d in load_corpus(folder).documents for p in chunk_document(d)]
+    passages.append(_passage("", "Heading"))  # a passage whose text has no token
+    builder = BM25Builder()
+    for start in range(0, len(passages), 7):
+        builder.add(passages[start : start + 7])
+    built, reference = builder.build(), build_bm25(passages)
+    for question in ("Who leads the NCRI?", "roses garden watered", "camp Ashraf residents 2003", "zebra"):
+        tokens = tokenize(question)
+        assert bm25_scores(built, tokens).tolist() == bm25_scores(reference, tokens).tolist()
+    words = {"ncri", "rose", "albania"}
+    assert bm25_idf(built, words) == bm25_idf(reference, words)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_bm25_arrays_read_and_write_the_bm25s_folder_format(tmp_path, mmap):
+    """What the builder saves, bm25s reads; what bm25s saves, `BM25Arrays` reads: same scores."""
+    import bm25s
+
+    from qa.lexical import BM25Arrays, BM25Builder
+
+    passages = [_passage(t) for t in ("Roses are watered at dawn.", "Boats cross the lake at dawn.",
+                                           "Bees keep the roses.", "")]
+    builder = BM25Builder()
+    builder.add(passages)
+    builder.build().save(tmp_path / "ours")
+    build_bm25(passages).save(str(tmp_path / "theirs"), show_progress=False)
+    ours = BM25Arrays.load(tmp_path / "ours", mmap=mmap)
+    read_by_bm25s = bm25s.BM25.load(str(tmp_path / "ours"), mmap=mmap)
+    theirs = BM25Arrays.load(tmp_path / "theirs", mmap=mmap)
+    assert isinstance(ours.scores["data"], np.memmap) == mmap
+    for question in ("roses at dawn", "boats lake", "bees roses roses", "zebra"):
+        tokens = tokenize(question)
+        expected = bm25_scores(build_bm25(passages), tokens).tolist()
+        assert any(expected) or question == "zebra"
+        for index in (ours, read_by_bm25s, theirs):
+            assert bm25_scores(index, tokens).tolist() == expected
+            assert bm25_scores(index, tokens, np.array([2, 0])).tolist() == [expected[2], expected[0]]
+    assert bm25_idf(ours, {"rose", "zebra"}) == bm25_idf(theirs, {"rose", "zebra"})

@@ -41,6 +41,10 @@ class LocalStore:
     def reusable(self) -> Reusable | None:
         return generations.read_reusable(self.index_dir)
 
+    def writer(self, dim: int, expected_passages: int | None = None,
+               fault=lambda point: None) -> generations.GenerationWriter:
+        return generations.GenerationWriter(self.index_dir, dim, expected_passages, fault=fault)
+
     def write(self, data: IndexData, fault=lambda point: None) -> str:
         return str(generations.write_index(self.index_dir, data, fault=fault))
 

@@ -11,6 +11,9 @@ Layout of `index_dir`:
                         its kind follows the corpus size (`index_kind`); IVF-SQ8 is memory-mapped
         passages.npy    the passage vectors as float32 rows, kept so that the next incremental
                         build reuses them whatever kind of index passages.faiss is
+        sources.json, passage_sources.npy, sentence_starts.npy
+                        per passage row its source and its first sentence (a reader holds only
+                        these; passages and spans are read from SQLite by id when needed)
         sentences.npy   sentence vectors, row j = sentence j of the SQLite table; float32, or
                         float16 above HNSW_MAX; for an approximate index only the candidates'
                         rows are read, per query (`VectorFile`)
@@ -45,9 +48,13 @@ from ... import integrity
 from ...errors import IndexCorrupt, IndexLocked, IndexMissing, IndexUnwritable
 from ...schema import INDEX_FORMAT, Manifest, Passage
 from ..base import IndexData, Reusable
+from ... import lexical
 from . import ownership
-from .passages import COLUMNS, connect, read_passages, write_sqlite
-from .vectors import VectorFile, build_vector_index, read_vector_index, sentence_dtype, vector_kind, _faiss
+from .ownership import generation_id  # noqa: F401  (re-exported: the live generation's name)
+from . import passages as passage_store
+from .passages import COLUMNS, PassageDB, connect, read_passages
+from .passages import finish as finish_sqlite
+from .vectors import NpyAppender, VectorFile, build_vector_index, index_kind, read_vector_index, sentence_dtype, vector_kind, _faiss
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,9 @@ PASSAGE_VECTORS = "passages.faiss"
 SENTENCE_VECTORS = "sentences.npy"
 STORED_VECTORS = "passages.npy"
 BM25_DIR = "bm25"
+SOURCES = "sources.json"  # sorted source names (for the two arrays below)
+ROW_SOURCES = "passage_sources.npy"  # int32 source number of every passage row
+SENTENCE_STARTS = "sentence_starts.npy"  # int64 first sentence id of every passage row, then the total
 REQUIRED = (MANIFEST, PASSAGES_DB, PASSAGE_VECTORS, SENTENCE_VECTORS, BM25_DIR)
 RERUN = "Run `qa index --full` to rebuild it."
 CACHE = ".cache"
@@ -77,14 +87,6 @@ def current_generation(index_dir: Path) -> Path | None:
     except OSError:  # no link (no index yet), or not a link
         return None
     return target if target.is_dir() else None
-
-
-def generation_id(index_dir: Path) -> str | None:
-    """The name of the live generation (changes with every build), read without opening a file."""
-    try:
-        return os.readlink(Path(index_dir) / CURRENT)
-    except OSError:
-        return None
 
 
 def read_generation_manifest(gen: Path) -> Manifest:
@@ -203,6 +205,179 @@ def _fsync_tree(folder: Path) -> None:
             os.close(fd)
 
 
+def _unwritable(index_dir: Path, exc: OSError) -> IndexUnwritable:
+    return IndexUnwritable(
+        f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
+        "Point --index (QA_INDEX_DIR) at a writable folder."
+    )
+
+
+class GenerationWriter:
+    """Writes one generation block by block, so that a build holds one block in memory, not the
+    corpus: passages and sentence spans go to SQLite, vectors to `.npy` files, BM25 keeps token
+    ids only; `finish` builds the FAISS index from the vectors on disk, writes the manifest last
+    (sizes, checksums and seal) and switches CURRENT to the new generation. Use under `build_lock`.
+
+    Free space is checked first (`needed` bytes, or an estimate from `expected_passages`); a
+    failure of any kind (a full disk included) removes the partial generation and leaves the live
+    one as it was. `fault(point)` is called at each step (a test hook: see integrity.fault_point).
+
+    Args:
+        expected_passages: how many passages will be added (chooses the sentence vectors' dtype,
+            as `sentence_dtype`); None: decided by the count at the end (float32 below HNSW_MAX).
+    Raises:
+        DiskFull: not enough space (the message says how much is needed).
+        IndexUnwritable: the folder cannot be written.
+    """
+
+    def __init__(self, index_dir: Path, dim: int, expected_passages: int | None = None,
+                 fault=lambda point: None, needed: int | None = None):
+        self.index_dir = Path(index_dir)
+        self.fault = fault
+        self.dim = int(dim)
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(self.index_dir, exc) from exc
+        if needed is None and expected_passages:
+            # What it knows before the first block: the counts, not the text (a lower bound).
+            needed = integrity.estimate_bytes(expected_passages, expected_passages, self.dim, 0,
+                                              np.dtype(sentence_dtype(expected_passages)).itemsize)
+        self.needed = needed
+        if needed:
+            integrity.check_free_space(self.index_dir, needed)
+        stamp = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
+        self.gen = self.index_dir / stamp
+        self.tmp = self.gen.with_name(self.gen.name + ".tmp")
+        self._names: dict[str, int] = {}
+        self._source_ids: list[np.ndarray] = []
+        self._starts: list[np.ndarray] = []
+        self.passages = 0
+        self.sentences = 0
+        with self._cleaning():
+            ownership.begin(self.index_dir, self.gen.name)  # listed as ours before its folder exists
+            self.tmp.mkdir()
+            ownership.mark(self.tmp, self.gen.name)
+            dtype = sentence_dtype(expected_passages if expected_passages is not None else 0)
+            self._db = passage_store.create(self.tmp / PASSAGES_DB)
+            self._passage_vectors = NpyAppender(self.tmp / STORED_VECTORS, np.float32, self.dim)
+            self._sentence_vectors = NpyAppender(self.tmp / SENTENCE_VECTORS, dtype, self.dim)
+            self._bm25 = lexical.BM25Builder()
+
+    @contextmanager
+    def _cleaning(self):
+        """On any failure: remove the partial generation; a full disk is DiskFull, another OS
+        error IndexUnwritable."""
+        try:
+            yield
+        except BaseException as exc:
+            for appender in (getattr(self, "_passage_vectors", None), getattr(self, "_sentence_vectors", None)):
+                try:
+                    appender is not None and appender.close()
+                except Exception:  # noqa: BLE001  (already failing: the folder goes anyway)
+                    pass
+            db = getattr(self, "_db", None)
+            try:
+                db is not None and db.close()
+            except Exception:  # noqa: BLE001
+                pass
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(exc, (OSError, sqlite3.Error, RuntimeError)) and integrity.is_disk_full(exc):
+                raise integrity.disk_full_error(self.index_dir, self.needed, exc) from None
+            if isinstance(exc, OSError):
+                raise _unwritable(self.index_dir, exc) from exc
+            raise
+
+    def add(self, passages, passage_vectors, sentence_spans, sentence_vectors) -> None:
+        """Add passages (the next rows) with their vectors, and their sentences: spans as
+        (row within this block, start_char, end_char), grouped by passage in order."""
+        n, first = len(passages), self.passages
+        if len(passage_vectors) != n or len(sentence_vectors) != len(sentence_spans):
+            raise ValueError("passages and vectors (or sentences and vectors) differ in number")
+        with self._cleaning():
+            spans = [(first + r, a, b) for r, a, b in sentence_spans]
+            passage_store.insert(self._db, passages, spans, first, self.sentences)
+            self._passage_vectors.append(np.asarray(passage_vectors, dtype=np.float32))
+            self._sentence_vectors.append(np.asarray(sentence_vectors))
+            self._bm25.add(passages)
+            names = self._names
+            self._source_ids.append(np.fromiter((names.setdefault(p.source, len(names)) for p in passages),
+                                                dtype=np.int32, count=n))
+            owner = np.fromiter((r for r, _, _ in sentence_spans), dtype=np.int64, count=len(sentence_spans))
+            self._starts.append(self.sentences + np.searchsorted(owner, np.arange(n)))
+            self.passages += n
+            self.sentences += len(spans)
+
+    def finish(self, manifest: Manifest) -> Path:
+        """Complete the generation (FAISS, BM25, row arrays, manifest with checksums and seal),
+        make it the live one and remove older ones. Sets `manifest.vector_index` and
+        `index_files`. Returns its folder."""
+        fault = self.fault
+        with self._cleaning():
+            self._finish_files(manifest)
+            fault("fsync")
+            os.rename(self.tmp, self.gen)
+        fault("switch")
+        link_tmp = self.index_dir / f".{CURRENT}.{os.getpid()}"
+        if link_tmp.is_symlink() or link_tmp.exists():
+            link_tmp.unlink()
+        os.symlink(self.gen.name, link_tmp)
+        os.replace(link_tmp, self.index_dir / CURRENT)
+        _fsync_dir(self.index_dir)
+        _prune(self.index_dir, keep={self.gen.name}, fault=fault)
+        return self.gen
+
+    def _finish_files(self, manifest: Manifest) -> None:
+        """Every remaining file into the temp folder, the manifest last, all fsynced."""
+        faiss, tmp, fault = _faiss(), self.tmp, self.fault
+        finish_sqlite(self._db)
+        self._db = None
+        fault("write_passages")
+        self._passage_vectors.close()
+        self._sentence_vectors.close()
+        if self._sentence_vectors.dtype != sentence_dtype(self.passages):  # the count was not announced
+            _convert_rows(tmp / SENTENCE_VECTORS, sentence_dtype(self.passages), self.dim)
+        index = build_vector_index(VectorFile(tmp / STORED_VECTORS), index_kind(self.passages))
+        manifest.vector_index = vector_kind(index)
+        faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
+        del index
+        fault("write_vectors")
+        self._bm25.build().save(tmp / BM25_DIR)
+        self._bm25 = None
+        fault("write_bm25")
+        # Source numbers in order of first appearance -> sorted names (what readers expect).
+        order = sorted(self._names, key=str)
+        renumber = np.empty(len(order), dtype=np.int32)
+        for new, name in enumerate(order):
+            renumber[self._names[name]] = new
+        source_ids = renumber[np.concatenate(self._source_ids)] if self._source_ids else np.zeros(0, np.int32)
+        starts = np.append(np.concatenate(self._starts) if self._starts else np.zeros(0, np.int64), self.sentences)
+        (tmp / SOURCES).write_text(json.dumps(order), encoding="utf-8")
+        np.save(tmp / ROW_SOURCES, source_ids, allow_pickle=False)
+        np.save(tmp / SENTENCE_STARTS, starts.astype(np.int64), allow_pickle=False)
+        # The manifest last, with the size, sha256 and sample digest of every other file and a seal
+        # over itself: a reader can then tell a complete, intact generation from a damaged one.
+        manifest.index_files = _sizes(tmp)
+        manifest.extra["checksums"] = integrity.record_files(tmp, skip=(MANIFEST, ownership.MARKER))
+        manifest.extra.pop(integrity.SEAL, None)
+        manifest.extra[integrity.SEAL] = integrity.seal(manifest.to_dict())[integrity.SEAL]
+        (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+        _fsync_tree(tmp)
+
+
+def _convert_rows(path: Path, dtype, dim: int, block: int = 65_536) -> None:
+    """Rewrite the `.npy` matrix at `path` with rows of `dtype`, block by block (bounded memory)."""
+    source = VectorFile(path)
+    converted = NpyAppender(path.with_name(path.name + ".convert"), dtype, dim)
+    try:
+        for start in range(0, len(source), block):
+            converted.append(source[start : start + block])
+    finally:
+        converted.close()
+        source.close()
+    os.replace(converted.path, path)
+
+
 def needed_bytes(data: IndexData) -> int:
     """Disk space the generation of `data` needs (an overestimate; see integrity.estimate_bytes)."""
     n = len(data.passages)
@@ -213,7 +388,8 @@ def needed_bytes(data: IndexData) -> int:
 
 
 def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> Path:
-    """Write `data` as a new generation and make it the live one. Call under `build_lock`.
+    """Write `data` as a new generation and make it the live one (through `GenerationWriter`, one
+    block). Call under `build_lock`.
 
     Free space is checked first; a failure of any kind (a full disk included) removes the
     partial generation and leaves the live one as it was. `fault(point)` is called at each
@@ -224,72 +400,14 @@ def write_index(index_dir: Path, data: IndexData, fault=lambda point: None) -> P
         DiskFull: not enough space (the message says how much is needed).
         IndexUnwritable: the folder cannot be written.
     """
-    index_dir = Path(index_dir)
-    try:
-        index_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IndexUnwritable(
-            f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
-            "Point --index (QA_INDEX_DIR) at a writable folder."
-        ) from exc
-    needed = needed_bytes(data)
-    integrity.check_free_space(index_dir, needed)
-    gen = index_dir / f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
-    tmp = gen.with_name(gen.name + ".tmp")
-    try:
-        ownership.begin(index_dir, gen.name)  # listed as ours before its folder exists
-        tmp.mkdir()
-        ownership.mark(tmp, gen.name)
-        _write_generation(tmp, data, fault)
-        fault("fsync")
-        os.rename(tmp, gen)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, (OSError, sqlite3.Error, RuntimeError)) and integrity.is_disk_full(exc):
-            raise integrity.disk_full_error(index_dir, needed, exc) from None
-        if isinstance(exc, OSError):
-            raise IndexUnwritable(
-                f"Cannot write the index in {index_dir}/ ({exc.strerror or exc}). "
-                "Point --index (QA_INDEX_DIR) at a writable folder."
-            ) from exc
-        raise
-    fault("switch")
-    link_tmp = index_dir / f".{CURRENT}.{os.getpid()}"
-    if link_tmp.is_symlink() or link_tmp.exists():
-        link_tmp.unlink()
-    os.symlink(gen.name, link_tmp)
-    os.replace(link_tmp, index_dir / CURRENT)
-    _fsync_dir(index_dir)
-    _prune(index_dir, keep={gen.name}, fault=fault)
-    return gen
-
-
-def _write_generation(tmp: Path, data: IndexData, fault) -> None:
-    """Every file of a generation into folder `tmp`, the manifest last, all fsynced."""
-    faiss = _faiss()
-    write_sqlite(tmp / PASSAGES_DB, data.passages, data.sentence_spans)
-    fault("write_passages")
     dim = int(data.manifest.dim)
-    n = len(data.passages)
-    index = build_vector_index(np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim))
-    data.manifest.vector_index = vector_kind(index)
-    faiss.write_index(index, str(tmp / PASSAGE_VECTORS))
-    np.save(tmp / STORED_VECTORS, np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim), allow_pickle=False)
-    del index
-    sentence_vectors = np.asarray(data.sentence_vectors).reshape(-1, dim)
-    sentence_vectors = sentence_vectors.astype(sentence_dtype(n), copy=False)
-    np.save(tmp / SENTENCE_VECTORS, sentence_vectors, allow_pickle=False)
-    fault("write_vectors")
-    data.bm25.save(str(tmp / BM25_DIR), show_progress=False)
-    fault("write_bm25")
-    # The manifest last, with the size, sha256 and sample digest of every other file and a seal
-    # over itself: a reader can then tell a complete, intact generation from a damaged one.
-    data.manifest.index_files = _sizes(tmp)
-    data.manifest.extra["checksums"] = integrity.record_files(tmp, skip=(MANIFEST, ownership.MARKER))
-    data.manifest.extra.pop(integrity.SEAL, None)
-    data.manifest.extra[integrity.SEAL] = integrity.seal(data.manifest.to_dict())[integrity.SEAL]
-    (tmp / MANIFEST).write_text(json.dumps(data.manifest.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-    _fsync_tree(tmp)
+    writer = GenerationWriter(index_dir, dim, expected_passages=len(data.passages), fault=fault,
+                              needed=needed_bytes(data))
+    passage_vectors = np.asarray(data.passage_vectors, dtype=np.float32).reshape(-1, dim)
+    sentence_vectors = np.asarray(data.sentence_vectors if data.sentence_vectors is not None else
+                                  np.zeros((0, dim), np.float32)).reshape(-1, dim)
+    writer.add(data.passages, passage_vectors, data.sentence_spans, sentence_vectors)
+    return writer.finish(data.manifest)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -344,15 +462,28 @@ def load_index(index_dir: Path) -> "LocalReader":
 
 
 def load_generation(gen: Path) -> "LocalReader":
-    """Read and check one generation folder (see `load_index`)."""
-    import bm25s
+    """Open and check one generation folder (see `load_index`). Reads no passage: only the
+    manifest, the per-row arrays, and the headers of the vector and BM25 files."""
+    from .reader import LocalReader
 
     manifest = read_generation_manifest(gen)
     check_files(gen, manifest)
     current = None
+    db = None
     try:
         current = gen / PASSAGES_DB
-        passages, spans = read_passages(current)
+        db = PassageDB(current)
+        n_rows, n_sentences = db.counts()
+        if (gen / SOURCES).exists():  # written since issue 11; computed from SQLite for older builds
+            current = gen / SOURCES
+            names = json.loads(current.read_text(encoding="utf-8"))
+            current = gen / ROW_SOURCES
+            source_ids = integrity.load_npy(current)
+            current = gen / SENTENCE_STARTS
+            starts = integrity.load_npy(current)
+        else:
+            names, source_ids = db.source_rows()
+            starts = db.sentence_starts(len(source_ids))
         current = gen / PASSAGE_VECTORS
         kind = manifest.vector_index or "flat"
         passage_index = read_vector_index(current, kind)
@@ -361,34 +492,31 @@ def load_generation(gen: Path) -> "LocalReader":
         # HNSW_MAX passages): mapped, one gather of the candidates' rows per query. IVF (larger):
         # candidates' rows read on demand, so a long-running server does not map gigabytes.
         if kind == "flat":
-            sentence_vectors = np.load(current, allow_pickle=False)
+            sentence_vectors = integrity.load_npy(current)
         elif kind == "hnsw":
-            sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+            sentence_vectors = integrity.load_npy(current, mmap=True)
         else:
             sentence_vectors = VectorFile(current)
         current = gen / BM25_DIR
         # BM25 arrays: in memory up to HNSW_MAX (a few MB; mapped arrays cost ~40 slicings per
         # query), mapped above.
-        bm25 = bm25s.BM25.load(str(current), mmap=kind == "ivf-sq8", show_progress=False, verbosity=0)
+        bm25 = lexical.BM25Arrays.load(current, mmap=kind == "ivf-sq8")
     except Exception as exc:  # faiss raises RuntimeError, sqlite DatabaseError, numpy ValueError...
+        if db is not None:
+            db.close()
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {first}). {RERUN}") from exc
-    counts = (len(passages), passage_index.ntotal, int(bm25.scores["num_docs"]), manifest.passages)
-    if len(set(counts)) != 1 or len(spans) != len(sentence_vectors):
+    counts = (n_rows, len(source_ids), len(starts) - 1, passage_index.ntotal, int(bm25.scores["num_docs"]),
+              manifest.passages)
+    sentences = (n_sentences, int(starts[-1]) if len(starts) else -1, len(sentence_vectors))
+    if len(set(counts)) != 1 or len(set(sentences)) != 1:
+        db.close()
         raise IndexCorrupt(
-            f"The index in {gen}/ is inconsistent (passages/vectors/BM25/manifest: {counts}). {RERUN}"
+            f"The index in {gen}/ is inconsistent (passages/vectors/BM25/manifest: {counts}; "
+            f"sentences: {sentences}). {RERUN}"
         )
-    from .reader import LocalReader
-
-    return LocalReader(
-        manifest=manifest,
-        passages=passages,
-        sentence_spans=spans,
-        bm25=bm25,
-        passage_index=passage_index,
-        sentence_vectors=sentence_vectors,
-        path=gen,
-    )
+    return LocalReader(manifest=manifest, db=db, source_names=names, source_ids=source_ids, sentence_starts=starts,
+                       bm25=bm25, passage_index=passage_index, sentence_vectors=sentence_vectors, path=gen)
 
 
 def read_reusable(index_dir: Path) -> Reusable | None:
@@ -406,9 +534,9 @@ def read_reusable(index_dir: Path) -> Reusable | None:
     try:
         passages, spans = read_passages(current)
         current = gen / STORED_VECTORS
-        passage_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        passage_vectors = integrity.load_npy(current, mmap=True)
         current = gen / SENTENCE_VECTORS
-        sentence_vectors = np.load(current, mmap_mode="r", allow_pickle=False)
+        sentence_vectors = integrity.load_npy(current, mmap=True)
     except Exception as exc:  # sqlite DatabaseError, numpy ValueError...
         raise IndexCorrupt(f"Index file {current} is unreadable ({type(exc).__name__}: {exc}). {RERUN}") from exc
     if len(passage_vectors) != len(passages) or len(sentence_vectors) != len(spans):

@@ -88,7 +88,8 @@ def is_marked(folder: Path, name: str) -> bool:
         return False
 
 
-def _live_name(index_dir: Path) -> str | None:
+def generation_id(index_dir: Path) -> str | None:
+    """The name of the live generation (changes with every build), read without opening a file."""
     try:
         return os.readlink(Path(index_dir) / CURRENT)
     except OSError:
@@ -97,7 +98,7 @@ def _live_name(index_dir: Path) -> str | None:
 
 def _is_legacy_index(index_dir: Path) -> bool:
     """A qa index written before the state file: CURRENT links to a generation with a manifest."""
-    live = _live_name(index_dir)
+    live = generation_id(index_dir)
     return bool(live) and _plain_name(live) and (Path(index_dir) / live / "manifest.json").is_file()
 
 
@@ -131,7 +132,7 @@ def adopt(index_dir: Path) -> list[str]:
     """List and mark the generations of an index written before the state file (the live one,
     and others named as qa named them that hold only qa's files); returns the list written."""
     index_dir = Path(index_dir)
-    live = _live_name(index_dir)
+    live = generation_id(index_dir)
     found = []
     for path in index_dir.iterdir():
         if path.is_symlink() or not path.is_dir() or not LEGACY_NAME.fullmatch(path.name):
@@ -168,7 +169,7 @@ def prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
     names = read_state(index_dir)
     if names is None:
         return
-    live = _live_name(index_dir)
+    live = generation_id(index_dir)
     listed = set(names)
     for stray in index_dir.glob(f".{CURRENT}.*"):  # a link left by a build killed mid-swap
         if stray.is_symlink() and os.readlink(stray) in listed:

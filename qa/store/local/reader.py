@@ -1,4 +1,10 @@
-"""The local backend's `IndexReader`: one generation folder, open for queries."""
+"""The local backend's `IndexReader`: one generation folder, open for queries.
+
+Opening reads no passage: passages and sentence spans are fetched from SQLite by id when a query
+needs them; the FAISS index (memory-mapped above HNSW_MAX), sentence vectors (read by row) and
+BM25 arrays (mapped above HNSW_MAX) are read as they are used. What is held in memory is two small
+arrays per passage row (its source number and its first sentence id).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,23 @@ from typing import Sequence
 
 import numpy as np
 
-from ... import lexical
 from ...schema import Manifest, Passage
+from ..base import RowArrays
+from .passages import PassageDB
 from .vectors import flat_vectors, search_vectors, vector_kind
 
 
-class LocalReader:
-    """An open generation: passages, the FAISS passage index, sentence vectors and BM25.
+class LocalReader(RowArrays):
+    """An open generation. Exact (`exact`) when the FAISS index is flat (small corpora): every
+    vector can be scored."""
 
-    Exact (`exact`) when the FAISS index is flat (small corpora): every vector can be scored.
-    """
-
-    def __init__(self, manifest: Manifest, passages: list[Passage], sentence_spans, bm25, passage_index,
-                 sentence_vectors, path: Path | None = None):
+    def __init__(self, manifest: Manifest, db: PassageDB, source_names: list[str], source_ids: np.ndarray,
+                 sentence_starts: np.ndarray, bm25, passage_index, sentence_vectors, path: Path | None = None):
         self.manifest = manifest
-        self._passages = passages
-        self._spans = sentence_spans
+        self._db = db
+        self._source_names = list(source_names)
+        self._source_id = source_ids
+        self._first_sentence = sentence_starts
         self._bm25 = bm25
         self.passage_index = passage_index
         self._sentence_vectors = sentence_vectors
@@ -30,16 +37,9 @@ class LocalReader:
         self.generation = path.name if path else ""
         self.vector_kind = vector_kind(passage_index)
         self.exact = self.vector_kind == "flat"
-        sentence_passage = np.fromiter((s[0] for s in sentence_spans), dtype=np.int64, count=len(sentence_spans))
-        # Sentence rows are grouped by passage, in passage order (see qa.build).
-        self._first_sentence = np.searchsorted(sentence_passage, np.arange(len(passages) + 1))
-        names = sorted({p.source for p in passages})
-        self._source_names = names
-        ids = {name: i for i, name in enumerate(names)}
-        self._source_id = np.fromiter((ids[p.source] for p in passages), dtype=np.int32, count=len(passages))
 
     def __len__(self) -> int:
-        return len(self._passages)
+        return len(self._source_id)
 
     def sources(self) -> list[str]:
         return list(self._source_names)
@@ -49,10 +49,10 @@ class LocalReader:
         return wanted[self._source_id] if len(self._source_id) else np.zeros(0, dtype=bool)
 
     def passages(self, rows: Sequence[int]) -> list[Passage]:
-        return [self._passages[int(i)] for i in rows]
+        return self._db.passages(rows)
 
     def passages_of(self, source: str) -> list[Passage]:
-        return [p for p in self._passages if p.source == source]
+        return self._db.passages_of(source)
 
     def search(self, query: np.ndarray, k: int, sources: set[str] | None = None):
         allowed = None if sources is None else self.source_mask(sources)
@@ -68,25 +68,5 @@ class LocalReader:
             return np.zeros((0, self.passage_index.d), dtype=np.float32)
         return self.passage_index.reconstruct_batch(rows)
 
-    def sentence_range(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.asarray(rows, dtype=np.int64)
-        starts = self._first_sentence[rows]
-        return starts, self._first_sentence[rows + 1] - starts
-
-    def sentence_vectors(self, ids: np.ndarray | None):
-        if ids is None:
-            return self._sentence_vectors
-        return self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
-
     def sentence_spans(self, ids: Sequence[int]) -> list[tuple[int, int, int]]:
-        return [tuple(self._spans[int(j)]) for j in ids]
-
-    def bm25_scores(self, tokens: Sequence[str]) -> np.ndarray:
-        return lexical.bm25_scores(self._bm25, tokens)
-
-    def bm25_idf(self, tokens) -> dict[str, float]:
-        return lexical.bm25_idf(self._bm25, tokens)
-
-    def vocabulary(self):
-        """The BM25 stems of the corpus (a mapping stem -> id): which words it ever mentions."""
-        return self._bm25.vocab_dict
+        return self._db.sentence_spans(ids)

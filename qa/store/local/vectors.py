@@ -44,10 +44,11 @@ def ivf_lists(n: int) -> int:
 
 
 def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int = 0):
-    """An inner-product FAISS index of `vectors` (normalised float32 rows) of `kind`
-    (default: `index_kind(len(vectors))`)."""
+    """An inner-product FAISS index of `vectors` (normalised float32 rows: an array, or a
+    `VectorFile`, read in blocks) of `kind` (default: `index_kind(len(vectors))`)."""
     faiss = _faiss()
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not isinstance(vectors, VectorFile):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
     kind = kind or index_kind(n)
     if kind == "flat":
@@ -64,14 +65,14 @@ def build_vector_index(vectors: np.ndarray, kind: str | None = None, seed: int =
         )
         rng = np.random.default_rng(seed)
         train = IVF_TRAIN_PER_LIST * nlist
-        sample = vectors if n <= train else vectors[np.sort(rng.choice(n, train, replace=False))]
-        index.train(sample)
+        sample = vectors[0:n] if n <= train else vectors[np.sort(rng.choice(n, train, replace=False))]
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
         index.nprobe = max(IVF_NPROBE_MIN, int(nlist * IVF_NPROBE_FRACTION))
     else:
         raise ValueError(f"unknown vector index kind {kind!r}")
     if n:
         for start in range(0, n, 65_536):  # in blocks: bounded temporary memory
-            index.add(vectors[start : start + 65_536])
+            index.add(np.ascontiguousarray(vectors[start : start + 65_536], dtype=np.float32))
     if kind == "ivf-sq8":
         index.make_direct_map()  # id -> (list, offset): scoring a BM25 candidate reads its vector
     return index
@@ -110,7 +111,8 @@ class VectorFile:
     are read (through the page cache), so a long-running process's RSS does not grow toward the
     file's size as a memory map's would (3 GB of sentence vectors at 1M passages).
 
-    `vectors[j]` is row j; `vectors[ids]` (ascending ids) reads each contiguous run at once.
+    `vectors[j]` is row j; `vectors[ids]` (ascending ids) reads each contiguous run at once;
+    `vectors[a:b]` rows a to b.
     """
 
     def __init__(self, path: Path):
@@ -132,16 +134,24 @@ class VectorFile:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __del__(self):
-        fd = getattr(self, "_fd", None)
+    def close(self) -> None:
+        fd, self._fd = getattr(self, "_fd", None), None
         if fd is not None:
             os.close(fd)
+
+    def __del__(self):
+        self.close()
 
     def _read(self, start: int, count: int) -> np.ndarray:
         data = os.pread(self._fd, count * self._row_bytes, self.offset + start * self._row_bytes)
         return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
 
     def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if step != 1:
+                raise ValueError("VectorFile slices take step 1")
+            return self._read(start, max(0, stop - start))
         if isinstance(key, (int, np.integer)):
             return self._read(int(key), 1)[0]
         ids = np.asarray(key, dtype=np.int64)
@@ -202,3 +212,33 @@ def _faiss():
         raise IndexMissing("faiss is not installed: `pip install faiss-cpu`.") from exc
     return faiss
 
+
+
+class NpyAppender:
+    """A `.npy` matrix written row block by row block (the row count is not known in advance):
+    the header is written with room for any count and rewritten, same length, by `close`."""
+
+    HEADER = 128  # bytes: magic, version, length, the header dict padded with spaces
+
+    def __init__(self, path: Path, dtype, dim: int):
+        self.path = Path(path)
+        self.dtype, self.dim, self.rows = np.dtype(dtype), int(dim), 0
+        self._fh = open(self.path, "wb")
+        self._fh.write(self._header())
+
+    def _header(self) -> bytes:
+        text = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                     "shape": (self.rows, self.dim)})
+        body_len = self.HEADER - 10  # magic (6) + version (2) + uint16 length (2)
+        text = text.ljust(body_len - 1) + "\n"
+        return b"\x93NUMPY\x01\x00" + body_len.to_bytes(2, "little") + text.encode("latin1")
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype).reshape(-1, self.dim)
+        self._fh.write(memoryview(rows).cast("B"))  # the array's own buffer: no copy
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        self._fh.seek(0)
+        self._fh.write(self._header())
+        self._fh.close()

@@ -1,0 +1,139 @@
+"""Parity of the milvus backend with the local one: the same evaluation through both stores, and
+every citation of the milvus side checked against its file.
+
+- a BEIR set (default SciFact test): nDCG@10, Recall@10/100, MRR@10 through `qa eval`'s own
+  runner (`qa.evaluation.index_beir` + `run_beir`) on each store;
+- a QA .jsonl over a corpus (default the shared dev questions over corpus/): hit@1/3/5, MRR...
+
+`--embedder real` is the bundled model (what `qa eval` uses); `--embedder hashed` a hashed bag of
+words (deterministic, no model: for a machine where encoding a whole BEIR corpus does not fit in
+the time at hand). Both backends always get the same vectors, so the comparison holds either way.
+
+    python -m bench.quality.milvus_parity --embedder real          # bench/results/milvus_parity.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import RESULTS, ROOT, SCIFACT, SHARED, write_result
+
+SEED_DEV = SHARED / "eval" / "seed_dev.jsonl"
+
+
+class HashedEmbedder:
+    """Hashed bag of words (`dim` buckets), L2-normalised: texts sharing words are close."""
+
+    def __init__(self, dim: int = 256):
+        self.dim = dim
+        self.name = f"hashed-bow-{dim}"
+
+    def _vector(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for word in re.findall(r"\w+", text.lower()):
+            v[int(hashlib.md5(word.encode()).hexdigest()[:8], 16) % self.dim] += 1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def encode_documents(self, texts, batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        return np.stack([self._vector(t) for t in texts]) if len(texts) else np.zeros((0, self.dim), np.float32)
+
+    def encode_queries(self, texts) -> np.ndarray:
+        return self.encode_documents(list(texts))
+
+
+def beir(dataset: Path, split: str, settings, embedder, cache: Path) -> dict:
+    from qa.evaluation.runners import CachedEmbedder, index_beir, load_beir, run_beir
+
+    data = load_beir(dataset, split)
+    embedder = CachedEmbedder(embedder, cache)
+    t = time.perf_counter()
+    index = index_beir(data, embedder, cache, settings=settings)
+    built = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics = run_beir(index, data)["metrics"]
+    ran = time.perf_counter() - t
+    checked, wrong = check_citations(index.retriever, [data.queries[q] for q in data.qrels], index.corpus_dir)
+    return {"metrics": metrics, "index_seconds": round(built, 1), "run_seconds": round(ran, 1),
+            "citations_checked": checked, "citations_wrong": wrong}
+
+
+def check_citations(retriever, questions, corpus: Path, k: int = 10) -> tuple[int, int]:
+    """(hits checked, hits whose text is not the file's text between their offsets)."""
+    checked = wrong = 0
+    texts = {}
+    for question in questions:
+        for hit in retriever.search(question, k=k):
+            if hit.source not in texts:
+                texts[hit.source] = (corpus / hit.source).read_text(encoding="utf-8")
+            checked += 1
+            wrong += texts[hit.source][hit.start_char : hit.end_char] != hit.text
+    return checked, wrong
+
+
+def qa_file(path: Path, corpus: Path, settings, embedder, cache: Path) -> dict:
+    from dataclasses import replace
+
+    from qa.evaluation import read_qa, run_qa
+    from qa.evaluation.runners import CachedEmbedder, qa_retriever
+
+    rows = read_qa(path)
+    with tempfile.TemporaryDirectory(prefix="qa-parity-") as tmp:
+        retriever = qa_retriever(replace(settings, corpus_dir=corpus), CachedEmbedder(embedder, cache), cache, folder=tmp)
+        result = run_qa(retriever, rows)
+        checked, wrong = check_citations(retriever, [r["question"] for r in rows], corpus, 5)
+    return {"metrics": result["metrics"], "tops": [r["top"] for r in result["records"]],
+            "citations_checked": checked, "citations_wrong": wrong}
+
+
+def main(argv=None) -> int:
+    from qa.config import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--embedder", choices=("real", "hashed"), default="real")
+    parser.add_argument("--beir", type=Path, default=SCIFACT, help="BEIR folder (default SciFact)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--questions", type=Path, default=SEED_DEV, help="QA .jsonl (default the shared dev questions)")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "corpus")
+    parser.add_argument("--milvus-uri", help="default: a Milvus Lite file in a temporary folder")
+    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "cache" / "parity")
+    parser.add_argument("--skip", choices=("beir", "qa"), action="append", default=[])
+    parser.add_argument("--out", type=Path, default=RESULTS / "milvus_parity.json")
+    args = parser.parse_args(argv)
+    if args.embedder == "real":
+        from qa.embedding import get_embedder
+
+        embedder = get_embedder()
+    else:
+        embedder = HashedEmbedder()
+    work = Path(tempfile.mkdtemp(prefix="qa-parity-"))
+    uri = args.milvus_uri or str(work / "milvus.db")
+    stores = {"local": Settings(), "milvus": Settings(store="milvus", milvus_uri=uri, milvus_prefix="parity")}
+    out = {"embedder": embedder.name, "milvus_uri_kind": "server" if "://" in uri else "Milvus Lite file"}
+    if "qa" not in args.skip:
+        out["qa"] = {"dataset": args.questions.name, "corpus": args.corpus.name,
+                     **{name: qa_file(args.questions, args.corpus, s, embedder, args.cache) for name, s in stores.items()}}
+    if "beir" not in args.skip:
+        out["beir"] = {"dataset": args.beir.name, "split": args.split,
+                       **{name: beir(args.beir, args.split, s, embedder, args.cache) for name, s in stores.items()}}
+    for kind in ("qa", "beir"):
+        if kind in out:
+            a, b = out[kind]["local"]["metrics"], out[kind]["milvus"]["metrics"]
+            out[kind]["largest_difference"] = max(abs(a[m] - b[m]) for m in a if isinstance(a[m], float))
+    path = write_result("milvus_parity", out, args.out.parent)
+    if path != args.out:
+        path.replace(args.out)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
