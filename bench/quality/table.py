@@ -271,7 +271,7 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
     from qa.store.memory import MemoryReader
 
     try:
-        from qa.notfound import common_words, coverage, missing_words
+        from qa.notfound import common_words, coverage, missing_words, specialist_words
     except ImportError:  # measuring an older qa ("before"): no not-found features
         common_words = None
     data = corpus.data
@@ -298,6 +298,7 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
                 best = parts.question_dense
                 features = {"best": round(float(best.max()), 4), "coverage": round(coverage(row["question"], hits[:3]), 4),
                             "missing": missing_words(row["question"], vocabulary, common),
+                            "specialist": len(specialist_words(row["question"], vocabulary, common)),
                             "reason": None if answer.found else answer.reason}
         if corpus.doc_of_source is not None:  # BEIR: rank documents
             gains = row["gains"]
@@ -494,6 +495,8 @@ def main(argv=None) -> int:
                     help="with --variant: leave-one-corpus-out choice among the variants on the dev splits")
     ap.add_argument("--no-write", action="store_true", help="print only: leave bench/quality.md and results alone")
     ap.add_argument("--cache", default=str(CACHE), help="embedding cache folder (default bench/cache)")
+    ap.add_argument("--records", default="", metavar="PATH",
+                    help="also save every per-question record here (default: only <cache>/last-run.json, which the next run replaces)")
     args = ap.parse_args(argv)
     chosen_names = [n.strip() for n in args.corpora.split(",") if n.strip()]
     unknown = sorted(set(chosen_names) - set(names))
@@ -521,6 +524,8 @@ def main(argv=None) -> int:
         print()
         print(loco(results, list(variants)))
     (Path(args.cache) / "last-run.json").write_text(json.dumps(results) + "\n", encoding="utf-8")  # every record
+    if args.records:
+        Path(args.records).write_text(json.dumps(results) + "\n", encoding="utf-8")
     if args.variant:
         out = CACHE / "experiments.jsonl"
         with open(out, "a", encoding="utf-8") as f:

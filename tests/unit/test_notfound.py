@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from qa.answer import FoundRule
 from qa.lexical import build_bm25
-from qa.notfound import and_list, decide_support, missing_words, question_words, shared_words, words_list
+from qa.notfound import (and_list, decide_support, detail, missing_words, question_words, shared_words, specialist_words,
+                         words_list)
 from qa.schema import Hit
 
 PARAMS = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5, threshold_missing=0.6)
@@ -60,3 +61,22 @@ def test_word_lists_read_as_english():
     assert words_list(list("abcdef")) == "a, b, c, d or …"
     assert and_list(["a", "b", "c"]) == "a, b and c"
     assert shared_words("roses and clusters", HITS) == ["roses", "clusters"]
+
+
+def test_an_unknown_name_in_a_question_about_the_corpus_subject_is_a_detail():
+    # a scientific claim: three specialist words the corpus holds, one (a drug name) it never mentions
+    hits = [_hit("Amyloid oligomers bind fibronectin in the hippocampus of mice.", "Results")]
+    vocab = build_bm25(hits).vocab_dict
+    common = COMMON | {"increases", "expression", "mice"}
+    claim = "Tirasemtiv increases expression of fibronectin with amyloid oligomers in mice"
+    assert missing_words(claim, vocab, common) == ["Tirasemtiv"]
+    assert specialist_words(claim, vocab, common) == ["fibronectin", "amyloid", "oligomers"]
+    assert decide_support(claim, hits, 0.5, PARAMS, vocab, common=common).found
+    # a how-to question names its subject: one specialist word (Debian) does not make it a detail
+    s = decide_support("How do I install Kubernetes on a Debian cluster?", HITS, 0.55, PARAMS, BM25, common=COMMON)
+    assert not s.found and s.missing == ("Kubernetes",)
+
+
+def test_missing_words_are_a_detail_only_below_more_specialist_words():
+    assert detail(1, 3) and detail(2, 3) and not detail(1, 2) and not detail(3, 3) and not detail(1, 0)
+    assert detail(1, 2, least=2) and not detail(0 + 2, 2, least=2)
