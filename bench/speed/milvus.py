@@ -45,7 +45,7 @@ def _words(n: int, rng) -> list[str]:
 def synthetic(n: int, seed: int = 0):
     """(IndexData, query vectors, questions) of `n` synthetic passages."""
     from qa import lexical
-    from qa.schema import Manifest, Passage
+    from qa.schema import INDEX_FORMAT, Manifest, Passage
     from qa.store import IndexData
 
     rng = np.random.default_rng(seed)
@@ -77,7 +77,7 @@ def synthetic(n: int, seed: int = 0):
         text = " ".join(sentences)
         passages.append(Passage(text=text, source=f"doc{i // PER_SOURCE:06d}.txt", section="", start_line=1,
                                 end_line=1, start_char=0, end_char=len(text)))
-    manifest = Manifest(format=2, model="synthetic", dim=DIM, passages=n, sentences=len(spans))
+    manifest = Manifest(format=INDEX_FORMAT, model="synthetic", dim=DIM, passages=n, sentences=len(spans))
     data = IndexData(manifest=manifest, passages=passages, passage_vectors=vectors, sentence_spans=spans,
                      sentence_vectors=sv.astype(np.float32), bm25=lexical.build_bm25(passages))
     rows = rng.choice(n, 200, replace=False)
