@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.common import SCIFACT
 from bench.speed import report, scale, warm
 from qa.store.local import vectors as store
 
 ROOT = Path(__file__).resolve().parents[2]
+needs_scifact = pytest.mark.skipif(
+    not (SCIFACT / "corpus.jsonl.gz").exists() or not (SCIFACT / "queries.jsonl").exists(),
+    reason=f"needs the SciFact BEIR folder at {SCIFACT} (a shared/ folder beside the clone, or QA_SCIFACT)",
+)
 
 
 def test_synthetic_corpus_is_deterministic_and_its_sentences_are_exact_spans():
@@ -52,6 +57,7 @@ def test_scale_ivf_tier_at_a_tiny_size(tmp_path, monkeypatch):
     assert measured["vector_fraction_of_flat_float32"] < 0.4  # 8-bit codes + ids + direct map
 
 
+@needs_scifact
 def test_warm_query_bench_and_report_at_a_tiny_size(tmp_path, fake_embedder):
     out = tmp_path / "results"
     result = warm.run(docs=12, queries=4, work=tmp_path / "work", out_dir=out, embedder=fake_embedder,
@@ -77,6 +83,7 @@ def test_cold_start_bench_at_a_tiny_size(tmp_path):
 
 
 @pytest.mark.model
+@needs_scifact
 def test_build_bench_at_a_tiny_size(tmp_path):
     from bench.speed import build
 
