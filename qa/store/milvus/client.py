@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...errors import IndexLocked, IndexMissing, QAError, StoreUnavailable
 
-INSTALL = "pip install 'qa[milvus]'"
+INSTALL = "pip install -e '.[milvus]' in the qa checkout (make install does)"
 CONNECT_TIMEOUT = 10.0  # seconds before an unreachable server is reported
 
 
