@@ -64,6 +64,8 @@ def beir(dataset: Path, split: str, settings, embedder, work: Path) -> dict:
     t = time.perf_counter()
     index = index_beir(data, embedder, work, settings=settings)
     built = time.perf_counter() - t
+    print(f"{dataset.name} on {settings.store}: indexed in {built:.0f} s ({embedder.computed} texts encoded so far)",
+          flush=True)
     t = time.perf_counter()
     metrics = run_beir(index, data)["metrics"]
     ran = time.perf_counter() - t

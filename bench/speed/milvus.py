@@ -23,23 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import RESULTS, write_result
+from bench.speed.scale import DIM, TOPIC_WORDS, TOPICS, VOCAB, _words  # the scale benchmark's pseudo-words
 
-DIM = 384
-TOPICS = 1000
-TOPIC_WORDS = 40
-VOCAB = 20_000
 PER_SOURCE = 10
-SYLLABLES = [c + v for c in "bcdfghjklmnprstvz" for v in "aeiou"]
-
-
-def _words(n: int, rng) -> list[str]:
-    out, seen = [], set()
-    while len(out) < n:
-        w = "".join(rng.choice(SYLLABLES, size=rng.integers(2, 5)))
-        if w not in seen:
-            seen.add(w)
-            out.append(w)
-    return out
 
 
 def synthetic(n: int, seed: int = 0):
