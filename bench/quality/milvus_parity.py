@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import CACHE, RESULTS, ROOT, SCIFACT, SHARED, write_result
+from bench.common import CACHE, RESULTS, ROOT, SCIFACT, SHARED, target, write_result
 
 DEV = [SHARED / "eval" / "seed_dev.jsonl", ROOT / "bench" / "dev_extra.jsonl"]
 
@@ -103,6 +103,21 @@ def qa_files(paths: list[Path], corpus: Path, settings, embedder, work: Path) ->
             "citations_checked": checked, "citations_wrong": wrong}
 
 
+def targets(out: dict) -> list[dict]:
+    """Issue 12: milvus within 0.005 of local on hit@1 (dev questions) and nDCG@10 (BEIR), every
+    citation exact (of both stores)."""
+    found = []
+    for kind, metric in (("qa", "hit@1"), ("beir", "ndcg@10")):
+        if kind in out:
+            p = out[kind]
+            diff = abs(p["local"]["metrics"][metric] - p["milvus"]["metrics"][metric])
+            what = p["dataset"] if kind == "qa" else f"{p['dataset']} {p['split']}"
+            found.append(target(f"milvus parity: |{metric} milvus - local| ({what})", diff, 0.005, unit=metric))
+    wrong = sum(out[k][s]["citations_wrong"] for k in ("qa", "beir") if k in out for s in ("local", "milvus"))
+    found.append(target("milvus parity: citations not exact (both stores)", wrong, 0, unit="citations"))
+    return found
+
+
 def main(argv=None) -> int:
     from qa.config import Settings
 
@@ -146,6 +161,7 @@ def main(argv=None) -> int:
         if kind in out:
             a, b = out[kind]["local"]["metrics"], out[kind]["milvus"]["metrics"]
             out[kind]["largest_difference"] = max(abs(a[m] - b[m]) for m in a if isinstance(a[m], float))
+    out["targets"] = targets(out)
     path = write_result("milvus_parity", out, args.out.parent)
     if path != args.out:
         path.replace(args.out)
