@@ -155,6 +155,9 @@ def main(argv=None) -> int:
             out["beir"] = {"dataset": args.beir.name, "split": args.split,
                            **{name: beir(args.beir, args.split, s, embedder, work) for name, s in stores.items()}}
     finally:
+        from qa.store.milvus.client import close_all
+
+        close_all()  # Milvus Lite lets go of its file, then the folder can go
         shutil.rmtree(work, ignore_errors=True)
     out["texts_encoded"] = embedder.computed  # the rest came from the cache
     for kind in ("qa", "beir"):

@@ -170,6 +170,9 @@ def main(argv=None) -> int:
         results = run(args.passages, work)
     finally:
         if args.work is None:
+            from qa.store.milvus.client import close_all
+
+            close_all()  # Milvus Lite lets go of its file, then the folder can go
             shutil.rmtree(work, ignore_errors=True)
     path = write_result("milvus", results, args.out.parent)
     if path != args.out:

@@ -107,10 +107,17 @@ def test_milvus_bench_at_a_tiny_size(tmp_path):
     assert any(line.startswith("  | milvus-lite (`milvus-hnsw`)") for line in report._details("milvus", r))
 
 
-def test_milvus_parity_bench_at_a_tiny_size(tmp_path):
-    """Both stores over a four-document BEIR folder and two QA questions (hashed embedder, no model)."""
+def test_milvus_parity_bench_at_a_tiny_size(tmp_path, monkeypatch):
+    """Both stores over a four-document BEIR folder and two QA questions (hashed embedder, no
+    model); its temporary indexes (a Milvus Lite file included) are gone afterwards."""
     pytest.importorskip("milvus_lite")
+    import tempfile
+
     from bench.quality import milvus_parity
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
 
     beir = tmp_path / "tiny-beir"
     (beir / "qrels").mkdir(parents=True)
@@ -136,6 +143,7 @@ def test_milvus_parity_bench_at_a_tiny_size(tmp_path):
     out = tmp_path / "parity.json"
     assert milvus_parity.main(["--embedder", "hashed", "--beir", str(beir), "--questions", str(qa), "--corpus",
                                str(corpus), "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    assert list(scratch.iterdir()) == []
     r = json.loads(out.read_text(encoding="utf-8"))
     assert r["benchmark"] == "milvus_parity" and r["texts_encoded"] > 0
     for kind in ("qa", "beir"):

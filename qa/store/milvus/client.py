@@ -147,3 +147,19 @@ def forget(conn: Connection) -> None:
         for key in [k for k, c in _open.items() if c is conn]:
             del _open[key]
     conn.close()
+
+
+def close_all() -> None:
+    """Close every shared connection and stop the Milvus Lite engines of this process, which
+    write their files when they stop (else at exit): a caller removing a Milvus Lite file's
+    folder calls this first."""
+    with _open_lock:
+        conns = list(_open.values())
+        _open.clear()
+    for conn in conns:
+        conn.close()
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # no Milvus Lite in this process
+        return
+    server_manager_instance.release_all()
