@@ -285,3 +285,17 @@ def test_missing_extra_names_the_install_command(tmp_path):
 
     assert proc.stderr.strip() == f"qa: The milvus store needs pymilvus and milvus-lite: {client.INSTALL}"
     assert "pip install -e '.[milvus]'" in client.INSTALL
+
+
+def test_idle_connections_do_not_ping(monkeypatch, tmp_path):
+    """pymilvus pings every 10 s even when idle; Milvus Lite's server answers with GOAWAY
+    "too_many_pings" after a minute or two, and the next connection to it fails ("Cannot reach
+    Milvus", seen after 100 s idle). Every client is made without idle pings."""
+    from types import SimpleNamespace
+
+    from qa.store.milvus import client
+
+    made = []
+    monkeypatch.setattr(client, "pymilvus", lambda: SimpleNamespace(MilvusClient=lambda **kw: made.append(kw)))
+    client.Connection("http://127.0.0.1:1")
+    assert made[0]["grpc_options"]["grpc.keepalive_permit_without_calls"] == 0

@@ -12,6 +12,10 @@ from ...errors import IndexLocked, IndexMissing, QAError, StoreUnavailable
 
 INSTALL = "pip install -e '.[milvus]' in the qa checkout (make install does)"
 CONNECT_TIMEOUT = 10.0  # seconds before an unreachable server is reported
+# pymilvus pings every 10 s even when no call is under way; Milvus Lite's gRPC server (a .db file,
+# or `milvus-lite server`) answers that with GOAWAY "too_many_pings" after a minute or two idle,
+# and the next connection to it then fails. Pings during calls are kept.
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 
 
 def pymilvus():
@@ -103,7 +107,7 @@ class Connection:
                 raise StoreUnavailable(f"A Milvus Lite file URI ({uri}) needs milvus-lite: {INSTALL}") from exc
             uri = str(path)
         try:
-            self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout)
+            self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout, grpc_options=GRPC_OPTIONS)
         except Exception as exc:  # pymilvus raises several unrelated types for one bad connection
             raise error(exc, self.uri, alias) from None
         _silence()  # milvus-lite registers its loggers when it starts
