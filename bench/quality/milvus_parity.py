@@ -112,7 +112,7 @@ def targets(out: dict) -> list[dict]:
             p = out[kind]
             diff = abs(p["local"]["metrics"][metric] - p["milvus"]["metrics"][metric])
             what = p["dataset"] if kind == "qa" else f"{p['dataset']} {p['split']}"
-            found.append(target(f"milvus parity: |{metric} milvus - local| ({what})", diff, 0.005, unit=metric))
+            found.append(target(f"milvus parity: {metric} difference to local ({what})", diff, 0.005, unit=metric))
     wrong = sum(out[k][s]["citations_wrong"] for k in ("qa", "beir") if k in out for s in ("local", "milvus"))
     found.append(target("milvus parity: citations not exact (both stores)", wrong, 0, unit="citations"))
     return found
