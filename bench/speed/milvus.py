@@ -23,29 +23,15 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import RESULTS, write_result
+from bench.speed.scale import DIM, TOPIC_WORDS, TOPICS, VOCAB, _words  # the scale benchmark's pseudo-words
 
-DIM = 384
-TOPICS = 1000
-TOPIC_WORDS = 40
-VOCAB = 20_000
 PER_SOURCE = 10
-SYLLABLES = [c + v for c in "bcdfghjklmnprstvz" for v in "aeiou"]
-
-
-def _words(n: int, rng) -> list[str]:
-    out, seen = [], set()
-    while len(out) < n:
-        w = "".join(rng.choice(SYLLABLES, size=rng.integers(2, 5)))
-        if w not in seen:
-            seen.add(w)
-            out.append(w)
-    return out
 
 
 def synthetic(n: int, seed: int = 0):
     """(IndexData, query vectors, questions) of `n` synthetic passages."""
     from qa import lexical
-    from qa.schema import Manifest, Passage
+    from qa.schema import INDEX_FORMAT, Manifest, Passage
     from qa.store import IndexData
 
     rng = np.random.default_rng(seed)
@@ -77,7 +63,7 @@ def synthetic(n: int, seed: int = 0):
         text = " ".join(sentences)
         passages.append(Passage(text=text, source=f"doc{i // PER_SOURCE:06d}.txt", section="", start_line=1,
                                 end_line=1, start_char=0, end_char=len(text)))
-    manifest = Manifest(format=2, model="synthetic", dim=DIM, passages=n, sentences=len(spans))
+    manifest = Manifest(format=INDEX_FORMAT, model="synthetic", dim=DIM, passages=n, sentences=len(spans))
     data = IndexData(manifest=manifest, passages=passages, passage_vectors=vectors, sentence_spans=spans,
                      sentence_vectors=sv.astype(np.float32), bm25=lexical.build_bm25(passages))
     rows = rng.choice(n, 200, replace=False)
@@ -184,6 +170,9 @@ def main(argv=None) -> int:
         results = run(args.passages, work)
     finally:
         if args.work is None:
+            from qa.store.milvus.client import close_all
+
+            close_all()  # Milvus Lite lets go of its file, then the folder can go
             shutil.rmtree(work, ignore_errors=True)
     path = write_result("milvus", results, args.out.parent)
     if path != args.out:

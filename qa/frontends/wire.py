@@ -97,8 +97,12 @@ class StatusResult(_Record):
     """The record `qa status --json` prints."""
 
     index_dir: str
+    store: str = Field(description='The backend holding the index: "local" (the index folder) or "milvus".')
+    where: str = Field(description='Where the index lives, as messages name it: "index/" or "Milvus at URI".')
+    index_command: str = Field(description="The `qa index` command that builds or updates this index.")
     corpus_dir: str
-    state: str = Field(description='"ok", "stale" (corpus changed: run `qa index`), "missing" or "model" (other model).')
+    state: str = Field(description='"ok", "stale" (corpus changed: run `qa index`), "missing", "model" (other '
+                       'model) or "damaged" (see `problem`).')
     generation: str
     model: str | None
     passages: int

@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.common import SCIFACT
 from bench.speed import report, scale, warm
 from qa.store.local import vectors as store
 
 ROOT = Path(__file__).resolve().parents[2]
+needs_scifact = pytest.mark.skipif(
+    not (SCIFACT / "corpus.jsonl.gz").exists() or not (SCIFACT / "queries.jsonl").exists(),
+    reason=f"needs the SciFact BEIR folder at {SCIFACT} (a shared/ folder beside the clone, or QA_SCIFACT)",
+)
 
 
 def test_synthetic_corpus_is_deterministic_and_its_sentences_are_exact_spans():
@@ -52,6 +57,7 @@ def test_scale_ivf_tier_at_a_tiny_size(tmp_path, monkeypatch):
     assert measured["vector_fraction_of_flat_float32"] < 0.4  # 8-bit codes + ids + direct map
 
 
+@needs_scifact
 def test_warm_query_bench_and_report_at_a_tiny_size(tmp_path, fake_embedder):
     out = tmp_path / "results"
     result = warm.run(docs=12, queries=4, work=tmp_path / "work", out_dir=out, embedder=fake_embedder,
@@ -77,6 +83,7 @@ def test_cold_start_bench_at_a_tiny_size(tmp_path):
 
 
 @pytest.mark.model
+@needs_scifact
 def test_build_bench_at_a_tiny_size(tmp_path):
     from bench.speed import build
 
@@ -98,3 +105,51 @@ def test_milvus_bench_at_a_tiny_size(tmp_path):
     assert r["backends"]["milvus-lite"]["vector_index"] == "milvus-hnsw"
     assert r["filter_passages"] == 10 * r["filter_sources"] > 0
     assert any(line.startswith("  | milvus-lite (`milvus-hnsw`)") for line in report._details("milvus", r))
+
+
+def test_milvus_parity_bench_at_a_tiny_size(tmp_path, monkeypatch):
+    """Both stores over a four-document BEIR folder and two QA questions (hashed embedder, no
+    model); its temporary indexes (a Milvus Lite file included) are gone afterwards."""
+    pytest.importorskip("milvus_lite")
+    import tempfile
+
+    from bench.quality import milvus_parity
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    beir = tmp_path / "tiny-beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {"d1": ("Roses", "Roses are watered every morning at six. They bloom in June."),
+            "d2": ("Boats", "Boats sail into the wind by tacking. The keel keeps them upright."),
+            "d3": ("Bees", "Bees make honey from nectar in summer. A hive holds one queen."),
+            "d4": ("Soil", "Garden soil needs compost every spring. Clay soil drains slowly.")}
+    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n"
+                                               for i, (t, x) in docs.items()), encoding="utf-8")
+    queries = {"q1": "when are roses watered", "q2": "how do boats sail into wind", "q3": "who lives in a hive"}
+    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()),
+                                        encoding="utf-8")
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td3\t1\n",
+                                             encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for title, text in docs.values():
+        (corpus / f"{title.lower()}.txt").write_text(f"{title}\n\n{text}\n", encoding="utf-8")
+    qa = tmp_path / "dev.jsonl"
+    qa.write_text(json.dumps({"id": "a", "question": "when are roses watered", "evidence": "every morning at six"})
+                  + "\n" + json.dumps({"id": "b", "question": "what do bees make", "evidence": "honey"}) + "\n",
+                  encoding="utf-8")
+    out = tmp_path / "parity.json"
+    assert milvus_parity.main(["--embedder", "hashed", "--beir", str(beir), "--questions", str(qa), "--corpus",
+                               str(corpus), "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    assert list(scratch.iterdir()) == []
+    r = json.loads(out.read_text(encoding="utf-8"))
+    assert r["benchmark"] == "milvus_parity" and r["texts_encoded"] > 0
+    for kind in ("qa", "beir"):
+        assert r[kind]["local"]["metrics"] == r[kind]["milvus"]["metrics"] and r[kind]["largest_difference"] == 0
+        assert r[kind]["milvus"]["citations_checked"] > 0 and r[kind]["milvus"]["citations_wrong"] == 0
+    assert r["qa"]["local"]["metrics"]["questions"] == 2 and r["beir"]["local"]["metrics"]["queries"] == 3
+    assert [t["pass"] for t in r["targets"]] == [True, True, True]
+    details = report._details("milvus_parity", r)
+    assert any(line.startswith("- tiny-beir test: largest difference 0.0000") for line in details)

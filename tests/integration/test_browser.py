@@ -5,6 +5,7 @@ a screenshot under tests/artifacts/. Skipped when /usr/bin/chromium or playwrigh
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ import pytest
 from qa.build import build_index
 from qa.retriever import Retriever
 from qa.config import Settings
+from qa.frontends.web import DEFAULT_K
 
 from conftest import FakeEmbedder
 from test_web import make_corpus, start
@@ -196,10 +198,17 @@ def test_empty_question_gets_a_polite_reply(chat):
 def test_change_top_k(chat):
     page, _, _ = chat
     page.locator("#qa-options").get_by_text("Options").click()
+    # The closed accordion mounts the slider only now: wait until it shows its default, as a person
+    # would see it, before changing it.
+    slider = page.locator("#qa-k input[type=range]")
+    sync_api.expect(slider).to_have_value(str(DEFAULT_K))
     number = page.locator("#qa-k input[type=number]")
     number.fill("2")
     number.press("Enter")
-    reply = ask(page, "When are the roses watered?", 0)
+    sync_api.expect(slider).to_have_value("2")  # the slider's own value (what the chat sends) took it
+    with page.expect_request(lambda r: "/queue/join" in r.url) as sent:
+        reply = ask(page, "When are the roses watered?", 0)
+    assert json.loads(sent.value.post_data)["data"][2] == 2  # inputs: question, history, k, sources
     assert reply.locator(".qa-card .qa-num").all_inner_texts() == ["[1]", "[2]"]
 
 

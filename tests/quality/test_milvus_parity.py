@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import SHARED
 from qa.build import build_index
 from qa.evaluation import read_qa, run_qa
 from qa.retriever import Retriever
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "corpus"
-QUESTIONS = [ROOT.parent / "shared" / "eval" / "seed_dev.jsonl", ROOT / "bench" / "dev_extra.jsonl"]
+QUESTIONS = [SHARED / "eval" / "seed_dev.jsonl", ROOT / "bench" / "dev_extra.jsonl"]
 
 
 @pytest.fixture(scope="module")

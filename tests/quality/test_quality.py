@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import SHARED
 from qa.retriever import Retriever
 from qa.evaluation import read_qa, run_qa
 
 pytestmark = pytest.mark.model
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_DEV = ROOT.parent / "shared" / "eval" / "seed_dev.jsonl"
+SEED_DEV = SHARED / "eval" / "seed_dev.jsonl"  # ../shared beside the clone (or its worktree folder)
 EXTRA = ROOT / "bench" / "dev_extra.jsonl"
 
 

@@ -141,6 +141,22 @@ def test_missing_index_names_the_uri_and_the_fix(settings, milvus_uri, prefix):
     assert get_store(ms).manifest() is None and get_store(ms).generation() is None
 
 
+def test_cli_says_missing_index_and_other_model_in_one_line(settings, milvus_server, prefix):
+    """Through `qa` in its own process: `status` with no index there names the command that builds
+    it; `ask` over an index of another model is one line naming the URI and both ways out."""
+    args = ["--corpus", str(settings.corpus_dir), "--store", "milvus", "--milvus-uri", milvus_server]
+    env = {"QA_MILVUS_PREFIX": prefix}
+    status = run_qa("status", *args, env=env)
+    assert status.returncode == 0 and "Traceback" not in status.stderr
+    assert f"missing (no index: run `qa index --store milvus --milvus-uri {milvus_server}`)" in status.stdout
+    build_index(milvus_settings(settings, milvus_server, prefix), FakeEmbedder())
+    other = run_qa("ask", "garden soil", *args, "--model", "another-model", env=env)
+    assert other.returncode == 1 and other.stdout == "" and other.stderr.count("\n") == 1
+    assert other.stderr.startswith(f"qa: Milvus at {milvus_server} was built with model '{FakeEmbedder.name}', "
+                                   "not 'another-model'")
+    assert "--model another-model" in other.stderr and f"leave --model out to use '{FakeEmbedder.name}'" in other.stderr
+
+
 def test_dropped_collections_are_a_clear_error(settings, milvus_uri, prefix):
     ms = milvus_settings(settings, milvus_uri, prefix)
     build_index(ms, FakeEmbedder())
@@ -265,4 +281,21 @@ def test_missing_extra_names_the_install_command(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == "qa: The milvus store needs pymilvus and milvus-lite: pip install 'qa[milvus]'"
+    from qa.store.milvus import client
+
+    assert proc.stderr.strip() == f"qa: The milvus store needs pymilvus and milvus-lite: {client.INSTALL}"
+    assert "pip install -e '.[milvus]'" in client.INSTALL
+
+
+def test_idle_connections_do_not_ping(monkeypatch, tmp_path):
+    """pymilvus pings every 10 s even when idle; Milvus Lite's server answers with GOAWAY
+    "too_many_pings" after a minute or two, and the next connection to it fails ("Cannot reach
+    Milvus", seen after 100 s idle). Every client is made without idle pings."""
+    from types import SimpleNamespace
+
+    from qa.store.milvus import client
+
+    made = []
+    monkeypatch.setattr(client, "pymilvus", lambda: SimpleNamespace(MilvusClient=lambda **kw: made.append(kw)))
+    client.Connection("http://127.0.0.1:1")
+    assert made[0]["grpc_options"]["grpc.keepalive_permit_without_calls"] == 0

@@ -10,8 +10,12 @@ from pathlib import Path
 
 from ...errors import IndexLocked, IndexMissing, QAError, StoreUnavailable
 
-INSTALL = "pip install 'qa[milvus]'"
+INSTALL = "pip install -e '.[milvus]' in the qa checkout (make install does)"
 CONNECT_TIMEOUT = 10.0  # seconds before an unreachable server is reported
+# pymilvus pings every 10 s even when no call is under way; Milvus Lite's gRPC server (a .db file,
+# or `milvus-lite server`) answers that with GOAWAY "too_many_pings" after a minute or two idle,
+# and the next connection to it then fails. Pings during calls are kept.
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": 0}
 
 
 def pymilvus():
@@ -103,7 +107,7 @@ class Connection:
                 raise StoreUnavailable(f"A Milvus Lite file URI ({uri}) needs milvus-lite: {INSTALL}") from exc
             uri = str(path)
         try:
-            self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout)
+            self.client = module.MilvusClient(uri=uri, token=token or "", timeout=timeout, grpc_options=GRPC_OPTIONS)
         except Exception as exc:  # pymilvus raises several unrelated types for one bad connection
             raise error(exc, self.uri, alias) from None
         _silence()  # milvus-lite registers its loggers when it starts
@@ -147,3 +151,19 @@ def forget(conn: Connection) -> None:
         for key in [k for k, c in _open.items() if c is conn]:
             del _open[key]
     conn.close()
+
+
+def close_all() -> None:
+    """Close every shared connection and stop the Milvus Lite engines of this process, which
+    write their files when they stop (else at exit): a caller removing a Milvus Lite file's
+    folder calls this first."""
+    with _open_lock:
+        conns = list(_open.values())
+        _open.clear()
+    for conn in conns:
+        conn.close()
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # no Milvus Lite in this process
+        return
+    server_manager_instance.release_all()
