@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.quality.table import CACHE, ROOT, collections, load_collection, norm, read_questions
+from bench.quality.table import CACHE, ROOT, chunked, collections, load_collection, norm, read_questions
 
 K = 5  # passages asked for, as `qa ask` shows them
 
@@ -99,21 +99,12 @@ def load_partial(c, embedder, questions: list[str], depth: int):
     each); the other sentences get a zero vector (their passages rank by their own cosine).
     For dev work while the full vectors are not in the cache yet; every number it gives is
     labelled "partial"."""
-    from qa.chunking import chunk_document, split_sentences
-    from qa.config import ChunkSettings
     from qa.documents import load_corpus
     from qa.embedding import embedding_text
     from qa.lexical import bm25_scores, build_bm25, tokenize
     from qa.store.base import IndexData
 
-    passages, spans, texts = [], [], []
-    for document in load_corpus(c.folder).documents:
-        for p in chunk_document(document, ChunkSettings()):
-            row = len(passages)
-            passages.append(p)
-            for a, b in split_sentences(p.text):
-                spans.append((row, p.start_char + a, p.start_char + b))
-                texts.append(p.text[a:b])
+    passages, spans, texts = chunked(load_corpus(c.folder).documents)
     pv = np.asarray(embedder.encode_documents([embedding_text(p) for p in passages]), dtype=np.float32)
     bm25 = build_bm25(passages)
     qv = embedder.encode_queries(questions)

@@ -91,13 +91,11 @@ class Corpus:
     beir: object = None  # BEIR: the loaded BeirData
 
 
-def build(documents, embedder):
-    """IndexData of `documents`: chunked, sentences split and embedded as `qa index` does."""
+def chunked(documents) -> tuple[list, list, list[str]]:
+    """`documents` chunked and their sentences split as `qa index` does: (passages, sentence spans
+    (row, start, end), sentence texts)."""
     from qa.chunking import chunk_document, split_sentences
     from qa.config import ChunkSettings
-    from qa.embedding import embedding_text
-    from qa.lexical import build_bm25
-    from qa.store.base import IndexData
 
     passages, spans, sentence_texts = [], [], []
     for document in documents:
@@ -107,6 +105,16 @@ def build(documents, embedder):
             for a, b in split_sentences(p.text):
                 spans.append((row, p.start_char + a, p.start_char + b))
                 sentence_texts.append(p.text[a:b])
+    return passages, spans, sentence_texts
+
+
+def build(documents, embedder):
+    """IndexData of `documents`: chunked, sentences split and embedded as `qa index` does."""
+    from qa.embedding import embedding_text
+    from qa.lexical import build_bm25
+    from qa.store.base import IndexData
+
+    passages, spans, sentence_texts = chunked(documents)
     pv = embedder.encode_documents([embedding_text(p) for p in passages])
     sv = embedder.encode_documents(sentence_texts) if sentence_texts else np.zeros((0, pv.shape[1]), np.float32)
     return IndexData(manifest={}, passages=passages, passage_vectors=np.asarray(pv, dtype=np.float32),
