@@ -144,8 +144,10 @@ def render(results_dir: Path = RESULTS) -> str:
     machines = {(results[n]["machine"]["cores"], results[n]["machine"]["date"][:10]) for n in names}
     out = ["# Benchmark results", "",
            "Written by `make bench` (`python -m bench.speed.report`). Every ratio is measured side by side in one run.", ""]
-    for cores, date in sorted(machines):
-        out.append(f"Machine: {cores} cores; run on {date} (UTC).")
+    for cores in sorted({c for c, _ in machines}):
+        dates = sorted(d for c, d in machines if c == cores)
+        when = f"run on {dates[0]}" if len(dates) == 1 else f"runs on {', '.join(dates)}; each section gives its date"
+        out.append(f"Machine: {cores} cores; {when} (UTC).")
     out += ["", "| target | measured | limit | result |", "|---|---:|---:|---|"]
     for name in names:
         for t in results[name].get("targets", []):
