@@ -132,14 +132,36 @@ def _bm25_scores_of(bm25, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray
     data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
     wanted = np.unique(rows)
     out = np.zeros(len(wanted), dtype=np.float32)
+    sorted_postings = _sorted_postings(bm25)
     for t in tokens:  # duplicates count twice, as in bm25s
         i = bm25.vocab_dict.get(t)
         if i is None:
             continue
         docs, vals = indices[indptr[i] : indptr[i + 1]], data[indptr[i] : indptr[i + 1]]
-        hit = np.isin(docs, wanted)
-        np.add.at(out, np.searchsorted(wanted, docs[hit]), vals[hit].astype(np.float32))
+        if not len(docs):
+            continue
+        if i not in sorted_postings:
+            sorted_postings[i] = bool(np.all(docs[1:] >= docs[:-1]))
+        if sorted_postings[i]:  # look the wanted rows up in the posting list (no pass over all of it)
+            at = np.minimum(np.searchsorted(docs, wanted), len(docs) - 1)
+            hit = docs[at] == wanted
+            out[hit] += vals[at[hit]].astype(np.float32)
+        else:
+            hit = np.isin(docs, wanted)
+            np.add.at(out, np.searchsorted(wanted, docs[hit]), vals[hit].astype(np.float32))
     return out[np.searchsorted(wanted, rows)]
+
+
+def _sorted_postings(bm25) -> dict[int, bool]:
+    """Per token id, whether its posting list's rows are ascending (checked once, kept on `bm25`)."""
+    known = getattr(bm25, "_qa_sorted_postings", None)
+    if known is None:
+        known = {}
+        try:
+            bm25._qa_sorted_postings = known
+        except AttributeError:  # an object that takes no attributes: check each time
+            pass
+    return known
 
 
 class BM25Builder:
