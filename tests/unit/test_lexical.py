@@ -91,3 +91,28 @@ def test_bm25_arrays_read_and_write_the_bm25s_folder_format(tmp_path, mmap):
             assert bm25_scores(index, tokens).tolist() == expected
             assert bm25_scores(index, tokens, np.array([2, 0])).tolist() == [expected[2], expected[0]]
     assert bm25_idf(ours, {"rose", "zebra"}) == bm25_idf(theirs, {"rose", "zebra"})
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_bm25_of_chosen_rows_equals_the_whole_corpus_scores(shuffle):
+    """Scores of chosen rows (repeated, absent from postings, unsorted) are the whole-corpus ones,
+    whether the posting lists are ascending (binary search) or not (the general path)."""
+    from qa.lexical import BM25Arrays
+
+    rng = np.random.default_rng(7)
+    words = ["rose", "dawn", "boat", "lake", "bee", "garden", "water", "stone"]
+    passages = [_passage(" ".join(rng.choice(words, size=int(rng.integers(1, 9))))) for _ in range(60)]
+    bm25 = build_bm25(passages)
+    scores = {k: np.array(bm25.scores[k]) for k in ("data", "indices", "indptr")}
+    if shuffle:  # the same postings, each list in another order
+        for i in range(len(scores["indptr"]) - 1):
+            lo, hi = scores["indptr"][i], scores["indptr"][i + 1]
+            order = lo + rng.permutation(hi - lo)
+            scores["data"][lo:hi], scores["indices"][lo:hi] = scores["data"][order], scores["indices"][order]
+    scores["num_docs"] = bm25.scores["num_docs"]
+    index = BM25Arrays(scores, dict(bm25.vocab_dict), bm25.k1, bm25.b)
+    rows = np.array([59, 3, 3, 0, 17, 42, 8, 59])
+    for question in ("roses at dawn", "boat lake lake", "garden water stone bee", "zebra"):
+        tokens = tokenize(question)
+        expected = bm25_scores(bm25, tokens)
+        assert bm25_scores(index, tokens, rows).tolist() == expected[rows].tolist()
