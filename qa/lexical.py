@@ -154,14 +154,9 @@ def _bm25_scores_of(bm25, tokens: Sequence[str], rows: np.ndarray) -> np.ndarray
 
 def _sorted_postings(bm25) -> dict[int, bool]:
     """Per token id, whether its posting list's rows are ascending (checked once, kept on `bm25`)."""
-    known = getattr(bm25, "_qa_sorted_postings", None)
-    if known is None:
-        known = {}
-        try:
-            bm25._qa_sorted_postings = known
-        except AttributeError:  # an object that takes no attributes: check each time
-            pass
-    return known
+    if not hasattr(bm25, "_qa_sorted_postings"):
+        bm25._qa_sorted_postings = {}
+    return bm25._qa_sorted_postings
 
 
 class BM25Builder:
