@@ -28,6 +28,11 @@ RERANK_NAVIGATION = 0.2
 MERGE_MAX = 3
 # bench/RESULTS.md "scale": candidates per retriever on an approximate index (= HNSW efSearch).
 ANN_CANDIDATES = 100
+# bench/quality.md "Approximate indexes as shipped": BM25 candidates on an approximate index. With 100,
+# sqlite dev lost 2 of 52 firsts against every passage scored (passages whose best sentence, not their
+# whole text, matches sit below the top 100 of both retrievers); 300 gave the exact ranking back on
+# sqlite and postgres15 dev (a BM25 top-k is one partial sort, the cheap side to widen).
+BM25_CANDIDATES = 300
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class SearchParams:
     bm25_weight: float = BM25_WEIGHT  # 0: dense alone (a baseline row)
     sentence_weight: float = SENTENCE_WEIGHT  # dense = max(passage cosine, sentence_weight × best sentence cosine)
     candidates: int = 1000  # how deep each retriever's list is read before fusing
-    ann_candidates: int = ANN_CANDIDATES  # approximate (large) indexes: passages each retriever proposes
+    ann_candidates: int = ANN_CANDIDATES  # approximate (large) indexes: passages the vector search proposes
+    bm25_candidates: int = BM25_CANDIDATES  # approximate indexes: passages BM25 proposes (at least 3× the vector search's)
     rerank_depth: int = RERANK_DEPTH  # the top fused passages that get `rerank_bonus` (0: none)
     rerank_passage: float = RERANK_PASSAGE  # × the passage's own cosine
     rerank_words: float = RERANK_WORDS  # × IDF-weighted share of the question's words in its best sentence

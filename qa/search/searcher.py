@@ -19,6 +19,7 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Sequence
 
 import numpy as np
@@ -65,13 +66,35 @@ class SentenceScores:
         return float(np.asarray(vector, dtype=np.float32) @ self._query)
 
 
+_BLAS = None  # numpy's BLAS libraries (threadpoolctl), looked up at the first search; False: none found
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread. A search multiplies a few hundred to a
+    few thousand 384-wide rows by the query: split over OpenBLAS's threads, that made a search
+    3-4x slower on a busy 2-core machine (bench/quality.md "Approximate indexes as shipped"). The
+    encoder's own libraries (torch) are left alone."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            controller = ThreadpoolController()
+            prefixes = [lib["prefix"] for lib in controller.info()
+                        if lib["user_api"] == "blas" and "torch" not in lib["filepath"]]
+            _BLAS = controller.select(prefix=prefixes) if prefixes else False
+        except Exception:  # threadpoolctl missing or unable to read a library: leave threads as they are
+            _BLAS = False
+    return _BLAS.limit(limits=1) if _BLAS else nullcontext()
+
+
 class Searcher:
     """Hybrid search over one open index. Build once; `search` is cheap and thread-safe.
 
     On an exact reader (`reader.exact`, small corpora) every passage and sentence is scored. On
     an approximate one the candidates are the `params.ann_candidates` best passages of the
-    vector search and of BM25 (at least 2·k), only their sentences are scored, and fusion ranks
-    them alone. On both, the top `params.rerank_depth` fused passages are then re-scored.
+    vector search (at least 2·k) and the `params.bm25_candidates` best of BM25 (at least three
+    times as many), only their sentences are scored, and fusion ranks them alone. On both, the top `params.rerank_depth` fused passages are then re-scored.
     """
 
     def __init__(self, reader: IndexReader, embedder, params: SearchParams = SearchParams()):
@@ -174,8 +197,13 @@ class Searcher:
         already computed (evaluation encodes queries in batches)."""
         query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
         allowed_sources = self.allowed_sources(sources)
-        if not self.exact:
-            return self._score_candidates(question, query, allowed_sources, k)
+        with one_blas_thread():
+            if not self.exact:
+                return self._score_candidates(question, query, allowed_sources, k)
+            return self._score_all(question, query, allowed_sources)
+
+    def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None) -> ScoreParts:
+        """`score` on an exact index: every passage and sentence."""
         p = self.params
         n = self._n
         dense, sent, passage_cos = self._dense(query)
@@ -203,7 +231,7 @@ class Searcher:
         c = max(p.ann_candidates, 2 * k)
         ann_ids, ann_cos = self.reader.search(query, c, allowed_sources)
         tokens = tokenize(question)
-        pool, _ = self.reader.bm25_search(tokens, c, allowed_sources)
+        pool, _ = self.reader.bm25_search(tokens, max(p.bm25_candidates, 3 * c), allowed_sources)
         rows, first = np.unique(np.concatenate([ann_ids, pool]).astype(np.int64), return_index=True)
         from_ann = first < len(ann_ids)
         passage_cos = np.full(len(rows), -1.0, dtype=np.float32)

@@ -134,3 +134,58 @@ def test_search_params_parse_booleans():
     assert SearchParams.parse("merge=false,merge_max=2") == SearchParams(merge=False, merge_max=2)
     with pytest.raises(ValueError):
         SearchParams.parse("merge=maybe")
+
+
+def test_approximate_search_asks_bm25_for_more_candidates_than_the_vector_search(settings, fake_embedder):
+    from qa.build import build_index
+    from qa.retriever import Retriever
+    from qa.search import Searcher
+
+    build_index(settings, embedder=fake_embedder)
+    inner = Retriever.load(settings.index_dir, embedder=fake_embedder).reader
+
+    class Approximate:
+        """The built index, read as an approximate one, recording how many candidates are asked."""
+
+        exact = False
+
+        def __init__(self):
+            self.asked = {}
+
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+        def __len__(self):
+            return len(inner)
+
+        def search(self, query, k, sources=None):
+            self.asked["vectors"] = k
+            return inner.search(query, k, sources)
+
+        def bm25_search(self, tokens, k, sources=None):
+            self.asked["bm25"] = k
+            return inner.bm25_search(tokens, k, sources)
+
+    for params, asked in [(SearchParams(ann_candidates=7, bm25_candidates=10), {"vectors": 10, "bm25": 30}),
+                          (SearchParams(ann_candidates=7, bm25_candidates=50), {"vectors": 10, "bm25": 50}),
+                          (SearchParams(), {"vectors": 100, "bm25": 300})]:
+        reader = Approximate()
+        parts = Searcher(reader, fake_embedder, params).score("When are the roses watered?", k=5)
+        assert reader.asked == asked
+        assert len(parts["candidates"]) == len(inner)  # this corpus is smaller than either pool
+
+
+def test_searches_run_numpy_blas_on_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from qa.search.searcher import one_blas_thread
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas" and "torch" not in lib["filepath"]]
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("numpy has no BLAS library threadpoolctl can see")
+    with one_blas_thread():
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
