@@ -23,6 +23,7 @@ Debian with the question").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -215,6 +216,7 @@ def decide_support(question: str, hits, best_dense: float, rule, vocabulary=None
     else:
         reason = "the closest passages share no word with the question, and none is close in meaning"
     if apart and not missing:
-        reason += (f"; few passages are near it in meaning (the closest average a similarity of {related:.2f}, "
+        shown = math.floor(related * 100) / 100  # rounded down: never shown equal to the threshold it is below
+        reason += (f"; few passages are near it in meaning (the closest average a similarity of {shown:.2f}, "
                    f"below {rule.related:.2f})")
     return Support(False, reason, tuple(missing), tuple(shared))

@@ -306,7 +306,7 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
             if features is None and common is not None:
                 best = parts.question_dense[parts.allowed]
                 features = {"best": round(float(best.max()), 4), "coverage": round(coverage(row["question"], hits[:3]), 4),
-                            "related": round(related_score(best, parts.searched or len(best)), 4),
+                            "related": round(related_score(best, parts.searched or len(best)), 6),
                             "passages": parts.searched or len(best),
                             "missing": missing_words(row["question"], vocabulary, common),
                             "specialist": len(specialist_words(row["question"], vocabulary, common)),

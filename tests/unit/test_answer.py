@@ -87,8 +87,10 @@ def test_one_close_sentence_among_many_passages_is_not_enough():
     s = supported(question, hits, lone, params)
     assert not s.found
     assert s.reason == ("the closest passages share only the word temperature with the question; few passages are "
-                        "near it in meaning (the closest average a similarity of 0.24, below 0.32)")
+                        "near it in meaning (the closest average a similarity of 0.23, below 0.32)")
     assert supported(question, hits, _parts([0.55] + [0.35] * 999), params).found  # on the corpus's subject
+    just = supported(question, hits, _parts([0.55] + [0.2944] * 9 + [0.0] * 990), params)  # 0.31996: below 0.32
+    assert not just.found and just.reason.endswith("(the closest average a similarity of 0.31, below 0.32)")
     assert supported(question, hits, _parts([0.55] + [0.2] * 15), params).found  # 16 passages: the best alone
     # on an approximate index the candidates are scored, and the whole corpus was searched
     few = _parts([0.55] + [0.2] * 99)
