@@ -10,6 +10,8 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from .lexical import tokenize
 from .notfound import Support, coverage, decide_support
 from .schema import Answer, Hit, ScoreParts, Span, unit_locator
@@ -113,12 +115,24 @@ class FoundRule:
     bench/quality.md "Issue 10"): the best dense score of the top passages at or above
     `threshold`, or at or above `threshold_words` while one of the top 3 passages holds at least
     `coverage` of the question's content words — and, when the question names something the
-    corpus never mentions (`qa.notfound`), at or above `threshold_missing`."""
+    corpus never mentions (`qa.notfound`), at or above `threshold_missing`. In a corpus of many
+    passages, the question must also be on the corpus's subject: the mean dense score of its
+    `related_count` closest passages at or above `related` (one sentence that comes close by
+    chance among tens of thousands, "minimum temperature 6-12oC" for a question about water
+    boiling on Everest, is not enough)."""
 
     threshold: float = 0.37
     threshold_words: float = 0.33
     coverage: float = 0.5
     threshold_missing: float = 0.60  # a question word the corpus never mentions: found only from here
+    related: float = 0.32  # the mean dense score of the closest passages (`related_count`), at least
+    related_per: int = 50  # one closest passage counted per this many passages searched ...
+    related_max: int = 10  # ... at most this many (below 2 × related_per passages: the best one alone)
+
+    def related_count(self, searched: int) -> int:
+        """How many of the closest passages `related` averages over, in a search of `searched`
+        passages: one per `related_per`, between 1 and `related_max`. Pure."""
+        return max(1, min(self.related_max, searched // max(1, self.related_per)))
 
 
 def decide(question: str, hits: list[Hit], sentences: list[list[tuple]], parts: ScoreParts,
@@ -182,7 +196,18 @@ def word_coverage(question: str, hits: list[Hit]) -> float:
 def supported(question: str, hits: list[Hit], parts: ScoreParts, rule: FoundRule = FoundRule(),
               vocabulary=None, model_path: str | None = None) -> Support:
     """Whether the corpus supports an answer, and why not (`qa.notfound.decide_support`), from the
-    best dense score of any allowed passage, the words of the top passages and the corpus's words."""
+    best dense score of any allowed passage, the mean of the closest ones (`related_score`), the
+    words of the top passages and the corpus's words."""
     dense = parts.question_dense[parts.allowed]
     best = float(dense.max()) if len(dense) else 0.0
-    return decide_support(question, hits, best, rule, vocabulary, model_path)
+    return decide_support(question, hits, best, rule, vocabulary, model_path,
+                          related=related_score(dense, parts.searched or len(dense), rule))
+
+
+def related_score(dense: np.ndarray, searched: int, rule: FoundRule = FoundRule()) -> float:
+    """The mean of the `rule.related_count(searched)` largest of `dense` (the dense scores of the
+    passages searched, or of the candidates of an approximate index); 0.0 when there are none."""
+    if not len(dense):
+        return 0.0
+    k = min(len(dense), rule.related_count(searched))
+    return float(np.mean(np.partition(np.asarray(dense, dtype=np.float64), len(dense) - k)[len(dense) - k :]))

@@ -4,7 +4,9 @@ reader can check against the corpus.
 Two signals (calibrated on the dev splits of every benchmark corpus, see bench/quality.md):
 - how close the closest passage is: its dense score (`found_threshold`, or the lower
   `threshold_words` when one of the top 3 passages holds `coverage` of the question's words;
-  `qa.answer.FoundRule`) — what catches questions about another subject;
+  `qa.answer.FoundRule`) and, in a corpus of many passages, how close the closest few are on
+  average (`FoundRule.related`: one sentence among tens of thousands may come close by chance) —
+  what catches questions about another subject;
 - words of the question the corpus never mentions: a word no passage holds, that is not a
   common English word (not a whole word of the model's vocabulary) and not a misspelling of a
   word the corpus holds ("kubeadm", "WireGuard") — what catches questions on the corpus's own
@@ -21,6 +23,7 @@ Debian with the question").
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -179,15 +182,19 @@ def coverage(question: str, hits) -> float:
 
 
 def decide_support(question: str, hits, best_dense: float, rule, vocabulary=None, model_path: str | None = None,
-                   common: frozenset[str] | None = None) -> Support:
+                   common: frozenset[str] | None = None, related: float | None = None) -> Support:
     """Whether the corpus supports an answer to `question`, given the ranked `hits`, the best
     dense score of any allowed passage, the thresholds of `rule` (`qa.answer.FoundRule`) and the
     corpus's BM25 stems (`vocabulary`; None: no missing-word rule). `common`: the common words
-    (default: those of the vocabulary in the model's folder `model_path`, `common_words`)."""
+    (default: those of the vocabulary in the model's folder `model_path`, `common_words`).
+    `related`: the mean dense score of the closest passages (`qa.answer.related_score`; None: that
+    test is off)."""
     if not hits:
         return Support(False, "the index holds no passage to search")
     share = coverage(question, hits[:3])
     close = best_dense >= rule.threshold or (best_dense >= rule.threshold_words and share >= rule.coverage)
+    apart = close and related is not None and related < rule.related  # close, but off the corpus's subject
+    close = close and not apart
     missing = []
     if vocabulary is not None and best_dense < rule.threshold_missing:
         common = common_words(model_path) if common is None else common
@@ -208,4 +215,8 @@ def decide_support(question: str, hits, best_dense: float, rule, vocabulary=None
         reason = f"the closest passages share only the word{'s' if len(shared) > 1 else ''} {and_list(shared)} with the question"
     else:
         reason = "the closest passages share no word with the question, and none is close in meaning"
+    if apart and not missing:
+        shown = math.floor(related * 100) / 100  # rounded down: never shown equal to the threshold it is below
+        reason += (f"; few passages are near it in meaning (the closest average a similarity of {shown:.2f}, "
+                   f"below {rule.related:.2f})")
     return Support(False, reason, tuple(missing), tuple(shared))

@@ -241,6 +241,7 @@ class ScoreParts:
     bm25_rank: Any
     allowed: Any
     candidates: Any = None
+    searched: int = 0  # passages the question was searched in (0: as many as `allowed` holds)
 
     def __getitem__(self, key: str):
         """Read a part by name (`parts["fused"]`), as the dict of earlier versions allowed."""

@@ -281,6 +281,7 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
     from qa.store.memory import MemoryReader
 
     try:
+        from qa.answer import related_score
         from qa.notfound import common_words, coverage, missing_words, specialist_words
     except ImportError:  # measuring an older qa ("before"): no not-found features
         common_words = None
@@ -308,8 +309,10 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
             if corpus.doc_of_source is not None:
                 ranked[name] = top_rows(parts["fused"], 4 * DEPTH)
             if features is None and common is not None:
-                best = parts.question_dense
+                best = parts.question_dense[parts.allowed]
                 features = {"best": round(float(best.max()), 4), "coverage": round(coverage(row["question"], hits[:3]), 4),
+                            "related": round(related_score(best, parts.searched or len(best)), 6),
+                            "passages": parts.searched or len(best),
                             "missing": missing_words(row["question"], vocabulary, common),
                             "specialist": len(specialist_words(row["question"], vocabulary, common)),
                             "reason": None if answer.found else answer.reason}

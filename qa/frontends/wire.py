@@ -51,7 +51,8 @@ class SearchResult(_Record):
     found: bool = Field(description="False when no passage clearly answers: the passages are then only the closest ones.")
     reason: str = Field("", description="Why the question counts as answered or not found, in terms a reader can check.")
     source_changed: bool = Field(False, description="A cited file changed since it was indexed: run `qa index`.")
-    answer: Span | None = Field(description="The sentence of the corpus that best answers, with its citation.")
+    answer: Span | None = Field(description="The sentence of the corpus that best answers, with its citation; when `found` is "
+                                             "false, only the closest sentence, not an answer.")
     passages: list[Passage]
 
 

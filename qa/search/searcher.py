@@ -253,6 +253,7 @@ class Searcher:
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
             allowed=np.ones(len(rows), dtype=bool),  # candidates are allowed passages only
             candidates=rows,
+            searched=len(self.reader) if allowed_sources is None else int(self.reader.source_mask(allowed_sources).sum()),
         )
 
     def search(self, question: str, k: int = 5, sources: Sequence[str] | None = None) -> list[Hit]:

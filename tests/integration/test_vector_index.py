@@ -109,7 +109,11 @@ def test_approximate_index_returns_the_exact_results_when_candidates_cover_the_c
         assert _hits(approx, question, k=5) == _hits(exact, question, k=5)
         assert _hits(approx, question, k=3, sources=["sub/*"]) == _hits(exact, question, k=3, sources=["sub/*"])
     a, e = approx.ask("Guided tours start at the gate", k=2), exact.ask("Guided tours start at the gate", k=2)
-    assert a.answer == e.answer and a.found == e.found
+    assert a.answer == e.answer and a.found == e.found and a.reason == e.reason
+    # the "not found" rule counts the passages searched, not the candidates scored
+    for sources in (None, ["sub/*"]):
+        searched = approx.searcher.score("roses", sources=sources, k=5).searched
+        assert searched == int(exact.searcher.score("roses", sources=sources, k=5).allowed.sum()) > 0
     assert [h.dense for h in a.passages] == pytest.approx([h.dense for h in e.passages], abs=2e-3)
     # Evaluation ranks documents from the score parts, which cover only the candidates here.
     from qa.evaluation import doc_ranking

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from qa.answer import FoundRule, SentenceChoice, choose_answer, continues, decide, supported, word_coverage
+from qa.answer import (FoundRule, SentenceChoice, choose_answer, continues, decide, related_score, supported,
+                       word_coverage)
 from qa.chunking import split_sentences
 from qa.render import render_text, to_json
 from qa.build import build_index
@@ -64,6 +66,36 @@ def test_supported_ignores_passages_outside_the_source_filter():
     params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5)
     parts = _parts([0.9, 0.1], [False, True])
     assert not supported("zebra?", [_hit("Nothing here.")], parts, params).found
+
+
+def test_related_count_grows_with_the_passages_searched():
+    rule = FoundRule(related_per=50, related_max=10)
+    assert [rule.related_count(n) for n in (0, 16, 99, 100, 250, 499, 500, 20_000)] == [1, 1, 1, 2, 5, 9, 10, 10]
+    # the mean of the largest ones: one passage per 50 searched (here 2 of 100, then 10 of 1,000)
+    assert related_score(np.array([0.1] * 98 + [0.6, 0.4]), 100, rule) == pytest.approx(0.5)
+    assert related_score(np.array([0.9] + [0.3] * 9 + [0.0] * 990), 1000, rule) == pytest.approx(0.36)
+    assert related_score(np.array([]), 0, rule) == 0.0
+
+
+def test_one_close_sentence_among_many_passages_is_not_enough():
+    """A large corpus where one passage comes close by chance and the rest are far: not found, and
+    the reason says so; the same best score in a small corpus (the best alone counts) is found."""
+    params = FoundRule(threshold=0.5, threshold_words=0.3, coverage=0.5, related=0.32, related_per=50, related_max=10)
+    hits = [_hit("Cold on mountaintops, minimum temperature 6-12oC.")]
+    question = "At what temperature does water boil on top of Everest?"
+    lone = _parts([0.55] + [0.2] * 999)
+    s = supported(question, hits, lone, params)
+    assert not s.found
+    assert s.reason == ("the closest passages share only the word temperature with the question; few passages are "
+                        "near it in meaning (the closest average a similarity of 0.23, below 0.32)")
+    assert supported(question, hits, _parts([0.55] + [0.35] * 999), params).found  # on the corpus's subject
+    just = supported(question, hits, _parts([0.55] + [0.2944] * 9 + [0.0] * 990), params)  # 0.31996: below 0.32
+    assert not just.found and just.reason.endswith("(the closest average a similarity of 0.31, below 0.32)")
+    assert supported(question, hits, _parts([0.55] + [0.2] * 15), params).found  # 16 passages: the best alone
+    # on an approximate index the candidates are scored, and the whole corpus was searched
+    few = _parts([0.55] + [0.2] * 99)
+    assert supported(question, hits, few, params).found  # 100 passages: the best 2
+    assert not supported(question, hits, replace(few, searched=100_000), params).found  # 100,000: the best 10
 
 
 @pytest.fixture
