@@ -204,10 +204,39 @@ def measure(items) -> dict:
             "split_evidence": sum(split), "misses": misses}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.answer_sentence", description=__doc__.split("\n\n")[0])
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of a bench module over the QA collections: `--corpora`, `--cache`."""
+    ap = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n\n")[0])
     names = [c.name for c in collections() if c.kind == "qa"]
     ap.add_argument("--corpora", default=",".join(names), help=f"comma-separated, of: {', '.join(names)}")
+    ap.add_argument("--cache", default=str(CACHE), help="embedding cache folder (default bench/cache)")
+    return ap
+
+
+def chosen_corpora(value: str) -> list[str] | None:
+    """The corpora named by `--corpora`, or None (after saying why) when one is unknown."""
+    names = [c.name for c in collections() if c.kind == "qa"]
+    chosen = [n.strip() for n in value.split(",") if n.strip()]
+    if set(chosen) - set(names):
+        print(f"unknown corpus {', '.join(sorted(set(chosen) - set(names)))}: choose among {', '.join(names)}",
+              file=sys.stderr)
+        return None
+    return chosen
+
+
+def bench_embedder(cache: str):
+    """The bundled model (ONNX export kept in `cache`/onnx) behind the benchmark's embedding
+    cache: (the model's embedder, the caching one)."""
+    from qa.embedding import get_embedder
+    from qa.evaluation import CachedEmbedder
+
+    inner = get_embedder()
+    inner.use_cache_dir(Path(cache) / "onnx")
+    return inner, CachedEmbedder(inner, Path(cache))
+
+
+def main(argv=None) -> int:
+    ap = parser("bench.answer_sentence", __doc__)
     ap.add_argument("--splits", default="dev", help="comma-separated (dev, test); test only for the final report")
     ap.add_argument("--misses", action="store_true", help="print every question whose answer sentence misses")
     ap.add_argument("--show", default="", metavar="VARIANT", help="print the misses of this variant (a VARIANTS name)")
@@ -215,25 +244,18 @@ def main(argv=None) -> int:
                     help="for these corpora embed only the sentences of the DEPTH best passages per question "
                          "(dev work while the cache fills; numbers labelled partial)")
     ap.add_argument("--write", action="store_true", help="write bench/results/answer_sentence.json")
-    ap.add_argument("--cache", default=str(CACHE), help="embedding cache folder (default bench/cache)")
     args = ap.parse_args(argv)
-    chosen = [n.strip() for n in args.corpora.split(",") if n.strip()]
-    if set(chosen) - set(names):
-        print(f"unknown corpus {', '.join(sorted(set(chosen) - set(names)))}: choose among {', '.join(names)}",
-              file=sys.stderr)
+    chosen = chosen_corpora(args.corpora)
+    if chosen is None:
         return 2
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     partial = {k: int(v) for k, _, v in (x.partition("=") for x in args.partial.split(",") if x)}
 
     from qa.answer import SentenceChoice
-    from qa.embedding import get_embedder
-    from qa.evaluation import CachedEmbedder
     from qa.retriever import Retriever
     from qa.store.memory import MemoryReader
 
-    inner = get_embedder()
-    inner.use_cache_dir(Path(args.cache) / "onnx")
-    embedder = CachedEmbedder(inner, Path(args.cache))
+    _, embedder = bench_embedder(args.cache)
     embedder._con.execute("PRAGMA busy_timeout = 120000")
     results, replay = {}, {}
     for c in collections():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.quality import table as quality
@@ -108,3 +109,65 @@ def test_answer_sentence_bench_measures_what_ask_answers(corpus_dir, fake_embedd
     before = answer_sentence.score_variant(items, answer_sentence.BEFORE, {})
     assert before["answer_sentence"] == round(2 / 3, 4) and before["mean_chars"] < shipped["mean_chars"]
     assert [m["id"] for m in measured["misses"]] == []
+
+
+class _LookupEncoder:
+    """The bundled model's real tokenizer (a 16-token window, so that texts overflow) with a
+    stand-in for the transformer: each token's vector is fixed by its id alone (no context), so
+    a question token's best cosine with a sentence is 1.0 exactly when the sentence has it."""
+
+    inputs = {"input_ids", "attention_mask", "token_type_ids"}
+
+    def __init__(self):
+        from tokenizers import Tokenizer
+
+        from qa.embedding import bundled_model_path
+
+        self.tokenizer = Tokenizer.from_file(str(Path(bundled_model_path()) / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(16)
+        self.table = np.random.default_rng(0).standard_normal((self.tokenizer.get_vocab_size(), 32))
+        self.session = self
+
+    def run(self, _outputs, feed):
+        return [self.table[feed["input_ids"]]]
+
+    def encode(self, texts):
+        return np.stack([self.table[self.tokenizer.encode(t).ids].mean(axis=0) for t in texts])
+
+
+def test_late_interaction_maps_tokens_to_sentences_by_offsets(corpus_dir, fake_embedder):
+    from bench import answer_late, answer_sentence
+    from qa.answer import candidates
+    from qa.documents import load_corpus
+    from qa.retriever import Retriever
+    from qa.store.memory import MemoryReader
+
+    encoder = _LookupEncoder()
+    text = "The gardeners water the roses every morning at six, and the walnut tree on Sundays only."
+    (vecs, offsets), = answer_late.token_vectors(encoder, [text])
+    assert len(vecs) == len(offsets) > 14  # several windows; the special tokens dropped
+    words = [text[a:b].lower() for a, b in offsets]
+    # word pieces, in order, across the windows: every character of the text once
+    assert "".join(words) == "".join(text.lower().split()) and words[:2] == ["the", "gardener"]
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0)
+
+    data = quality.build(load_corpus(corpus_dir).documents, fake_embedder)
+    rows = [{"id": "a2", "question": "When are the roses watered?", "evidence": "every morning at six"}]
+    items = answer_sentence.cases(Retriever(MemoryReader(data), fake_embedder), rows)
+    item = items[0]
+    question, hits, sentences = rows[0]["question"], item["hits"], item["sentences"]
+    qvec = encoder.encode([question])[0]
+    feats, seconds = answer_late.features(encoder, qvec / np.linalg.norm(qvec), question, hits, sentences,
+                                          lambda stem: (1.0, True))
+    cands = candidates(question, hits, sentences)
+    assert len(feats) == len(cands) > 1 and seconds > 0
+    for f in feats:
+        answer_late.derived(f)
+    # MaxSim over content words: the sentence holding "roses" scores 1.0 on that token; its
+    # score is the largest of all candidates
+    best = max(range(len(cands)), key=lambda i: feats[i]["ms_idf"])
+    assert "roses" in answer_sentence.span_text(hits, cands[best]).lower()
+    assert all(0.0 <= f["f_core"] <= 1.0 + 1e-6 for f in feats)
+    item["cands"], item["feats"] = cands, feats
+    assert answer_late.score([item], {"add": {}})["answer"] == 1.0  # the shipped choice, replayed
