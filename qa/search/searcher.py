@@ -20,6 +20,7 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -80,9 +81,12 @@ def one_blas_thread():
             from threadpoolctl import ThreadpoolController
 
             controller = ThreadpoolController()
-            prefixes = [lib["prefix"] for lib in controller.info()
-                        if lib["user_api"] == "blas" and "torch" not in lib["filepath"]]
-            _BLAS = controller.select(prefix=prefixes) if prefixes else False
+            blas = [lib for lib in controller.info() if lib["user_api"] == "blas" and "torch" not in lib["filepath"]]
+            # numpy's own (a wheel's numpy.libs/); else, e.g. numpy on a system BLAS, every BLAS but torch's
+            # (faiss's own OpenBLAS is not used by a one-query search)
+            numpy_own = [lib for lib in blas if "numpy" in Path(lib["filepath"]).parent.name]
+            chosen = numpy_own or blas
+            _BLAS = controller.select(filepath=[lib["filepath"] for lib in chosen]) if chosen else False
         except Exception:  # threadpoolctl missing or unable to read a library: leave threads as they are
             _BLAS = False
     return _BLAS.limit(limits=1) if _BLAS else nullcontext()
