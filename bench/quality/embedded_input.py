@@ -11,9 +11,13 @@ variant and split into `bench/cache/embedded-input.json` (so corpora can be run 
 a rerun of a variant on a split replaces it); `--report` prints the table and the
 leave-one-corpus-out choice (`table.loco`) over every variant measured on every dev split.
 
-Variants (`INPUTS`):
-- `current`: what `qa index` embeds today: passage = "heading path: text" (`embedding_text`),
-  sentence = its text alone, BM25 over "heading path\\ntext" (`lexical.bm25_text`);
+Variants (`INPUTS`); all but `current` chunk with `ChunkSettings(title_root=False)`, the
+chunking they were measured with (before the <title> became the heading path's root):
+- `current`: what `qa index` embeds now: passage = "heading path: text" (`embedding_text`), the
+  path rooted at an HTML page's <title> (`chunking.rooted`), sentence = its text alone, BM25 over
+  "heading path\\ntext" (`lexical.bm25_text`);
+- `untitled`: the same with the heading paths of the headings alone (what `current` was when
+  these were measured: the baseline of every other variant);
 - `sentence-heading`: each sentence embedded as "heading path: sentence";
 - `sentence-last-heading`: each sentence as "last heading of the path: sentence";
 - `bare`: passage vectors of the text alone (does the heading path earn its place in the vector?);
@@ -60,6 +64,13 @@ class Inputs:
     neighbours: float = 0.0  # weight of the same-section neighbours' vectors added to a passage's
     title: str = ""  # "vector" / "both": the HTML <title> as the heading path's root, in the vector / and BM25
     titles: dict | None = None  # source -> <title> (set by `for_folder`)
+    title_root: bool = False  # chunked with `ChunkSettings(title_root=...)` (True: what qa index does now)
+
+    @property
+    def chunking(self):
+        from qa.config import ChunkSettings
+
+        return ChunkSettings(title_root=self.title_root)
 
     def for_folder(self, folder: Path) -> "Inputs":
         """With the <title> of every HTML file of `folder` (when `title` is set)."""
@@ -119,7 +130,8 @@ class Inputs:
 
 
 INPUTS = {i.name: i for i in [
-    Inputs("current"),
+    Inputs("current", title_root=True),
+    Inputs("untitled"),
     Inputs("sentence-heading", sentence="heading"),
     Inputs("sentence-last-heading", sentence="last"),
     Inputs("bare", passage="bare"),

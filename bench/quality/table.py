@@ -91,15 +91,15 @@ class Corpus:
     beir: object = None  # BEIR: the loaded BeirData
 
 
-def chunked(documents) -> tuple[list, list, list[str]]:
-    """`documents` chunked and their sentences split as `qa index` does: (passages, sentence spans
-    (row, start, end), sentence texts)."""
+def chunked(documents, settings=None) -> tuple[list, list, list[str]]:
+    """`documents` chunked (with `settings`, default `ChunkSettings()`) and their sentences split
+    as `qa index` does: (passages, sentence spans (row, start, end), sentence texts)."""
     from qa.chunking import chunk_document, split_sentences
     from qa.config import ChunkSettings
 
     passages, spans, sentence_texts = [], [], []
     for document in documents:
-        for p in chunk_document(document, ChunkSettings()):
+        for p in chunk_document(document, settings or ChunkSettings()):
             row = len(passages)
             passages.append(p)
             for a, b in split_sentences(p.text):
@@ -115,7 +115,7 @@ def build(documents, embedder, inputs=None):
     from qa.lexical import build_bm25
     from qa.store.base import IndexData
 
-    passages, spans, sentence_texts = chunked(documents)
+    passages, spans, sentence_texts = chunked(documents, inputs.chunking if inputs is not None else None)
     passage_texts = [embedding_text(p) for p in passages]
     if inputs is not None:
         passage_texts, sentence_texts = inputs.texts(passages, spans, sentence_texts)
