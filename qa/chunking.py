@@ -63,6 +63,26 @@ def _is_txt_heading(line: str, before_blank: bool, after_blank: bool) -> bool:
     )
 
 
+def _words(text: str) -> str:
+    """The words of `text`, lower case, each between spaces (" a b "): `in` then matches whole words."""
+    return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+
+
+def rooted(title: str, path: str) -> str:
+    """A heading path (" › "-joined) started at the document's `title`, unless the path already
+    names it (the title's words, in order, are in the path) or its first heading is the title
+    (its words are in the title, as "re — Regular expression operations¶" in "re — Regular
+    expression operations — Python 3.11 documentation"). An empty path (text before the first
+    heading) becomes the title."""
+    if not _words(title).strip():
+        return path
+    if not path:
+        return title
+    if _words(title) in _words(path) or _words(path.split(" › ")[0]) in _words(title):
+        return path
+    return f"{title} › {path}"
+
+
 def find_headings(document: Document) -> list[tuple[int, int, str]]:
     """Heading lines as (line start, line end, section title), in order."""
     lines = list(_lines(document.text))
@@ -93,14 +113,17 @@ def find_headings(document: Document) -> list[tuple[int, int, str]]:
     return headings
 
 
-def find_sections(document: Document) -> list[Section]:
-    """Split a document into sections by its headings; text before the first heading has title ""."""
+def find_sections(document: Document, title_root: bool = True) -> list[Section]:
+    """Split a document into sections by its headings; text before the first heading has title "".
+    With `title_root`, every title is `rooted` at the document's title (which text before the
+    first heading takes)."""
     text = document.text
+    root = (lambda path: rooted(document.title, path)) if title_root else (lambda path: path)
     sections = []
-    body_start, title = 0, ""
+    body_start, title = 0, root("")
     for start, end, heading in find_headings(document):
         sections.append(Section(title, body_start, start))
-        body_start, title = end, heading
+        body_start, title = end, root(heading)
     sections.append(Section(title, body_start, len(text)))
     return [s for s in sections if text[s.start : s.end].strip()]
 
@@ -205,7 +228,7 @@ def chunk_document(document: Document, settings: ChunkSettings = ChunkSettings()
     text = document.text
     starts = document.line_starts
     passages = []
-    sections = find_sections(document)
+    sections = find_sections(document, settings.title_root)
     if document.unit == "page":  # a passage never spans two PDF pages: each cites one page
         sections = _split_at(sections, document.units)
     for section in sections:

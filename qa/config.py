@@ -31,12 +31,17 @@ class ChunkSettings:
     min_words: int = 40
     max_words: int = 120
     overlap_sentences: int = 1
+    # A section's heading path starts at the document's title (html <title>) when its headings do
+    # not name it: "DELETE › 1. Overview", not "1. Overview" (`chunking.rooted`). The path is shown,
+    # embedded with the passage and indexed by BM25.
+    title_root: bool = True
 
     def as_dict(self) -> dict:
         return {
             "min_words": self.min_words,
             "max_words": self.max_words,
             "overlap_sentences": self.overlap_sentences,
+            "title_root": self.title_root,
         }
 
 

@@ -185,6 +185,8 @@ class _VisibleText(HTMLParser):
         self.hidden_selectors = hidden_selectors(raw)
         self.heading: tuple[int, int] | None = None  # (level, start offset)
         self.headings: list[tuple[int, int, int, str]] = []
+        self.title: list[str] | None = None  # the text of the first <title> while it is read
+        self.title_done = False
 
     def _emit(self, text: str) -> None:
         if text:
@@ -222,6 +224,8 @@ class _VisibleText(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self._sync()
+        if tag == "title" and not self.title_done and "svg" not in self.hidden:
+            self.title = []
         if self.hidden:
             if tag not in _VOID:
                 self.hidden.append(tag)
@@ -242,6 +246,8 @@ class _VisibleText(HTMLParser):
 
     def handle_endtag(self, tag):
         self._sync()
+        if tag == "title" and self.title is not None:
+            self.title_done = True
         if self.hidden:
             if tag in self.hidden:
                 while self.hidden and self.hidden.pop() != tag:
@@ -261,6 +267,8 @@ class _VisibleText(HTMLParser):
 
     def handle_data(self, data):
         self._sync()
+        if self.title is not None and not self.title_done:
+            self.title.append(data)
         # Hidden text (a script, a style) still takes up lines of the file: keep them, empty.
         self._emit(data if not self.hidden else "\n" * data.count("\n"))
 
@@ -269,8 +277,9 @@ class _VisibleText(HTMLParser):
         self._emit("\n" * data.count("\n"))
 
 
-def read_html(data: bytes) -> tuple[str, tuple]:
-    """(visible text, headings) of an HTML file; see `_VisibleText`."""
+def read_html(data: bytes) -> tuple[str, tuple, str]:
+    """(visible text, headings, title) of an HTML file; see `_VisibleText`. The title (of the
+    first <title>, white space collapsed; "" without one) is not part of the text."""
     raw = decode(data)
     parser = _VisibleText(raw)
     parser.feed(raw)
@@ -280,7 +289,7 @@ def read_html(data: bytes) -> tuple[str, tuple]:
     extra = raw.count("\n") - text.count("\n")
     if extra > 0:
         text += "\n" * extra
-    return text, tuple(parser.headings)
+    return text, tuple(parser.headings), " ".join("".join(parser.title or ()).split())
 
 
 # --- PDF --------------------------------------------------------------------------------------
@@ -456,8 +465,8 @@ def read_document(path: Path, source: str | None = None, data: bytes | None = No
         if fmt in ("txt", "md", "html"):
             data = path.read_bytes() if data is None else data
             if fmt == "html":
-                text, headings = read_html(data)
-                document = Document(source=source, text=text, format=fmt, headings=headings)
+                text, headings, title = read_html(data)
+                document = Document(source=source, text=text, format=fmt, headings=headings, title=title)
             else:
                 document = Document(source=source, text=decode(data), format=fmt)
         elif fmt == "pdf":

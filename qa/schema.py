@@ -22,6 +22,9 @@ class Document:
     # position. `unit` is "page", "paragraph" or "" (cite by line).
     units: tuple[int, ...] = ()
     unit: str = ""
+    # The document's own title where the format has one apart from its headings (html <title>):
+    # the root of its heading paths when they do not already name it (`chunking.rooted`).
+    title: str = ""
 
     def unit_of(self, offset: int) -> int:
         """1-based page/paragraph number holding the character at `offset` (0 without units)."""

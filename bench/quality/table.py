@@ -92,15 +92,15 @@ class Corpus:
     beir: object = None  # BEIR: the loaded BeirData
 
 
-def chunked(documents) -> tuple[list, list, list[str]]:
-    """`documents` chunked and their sentences split as `qa index` does: (passages, sentence spans
-    (row, start, end), sentence texts)."""
+def chunked(documents, settings=None) -> tuple[list, list, list[str]]:
+    """`documents` chunked (with `settings`, default `ChunkSettings()`) and their sentences split
+    as `qa index` does: (passages, sentence spans (row, start, end), sentence texts)."""
     from qa.chunking import chunk_document, split_sentences
     from qa.config import ChunkSettings
 
     passages, spans, sentence_texts = [], [], []
     for document in documents:
-        for p in chunk_document(document, ChunkSettings()):
+        for p in chunk_document(document, settings or ChunkSettings()):
             row = len(passages)
             passages.append(p)
             for a, b in split_sentences(p.text):
@@ -109,23 +109,31 @@ def chunked(documents) -> tuple[list, list, list[str]]:
     return passages, spans, sentence_texts
 
 
-def build(documents, embedder):
-    """IndexData of `documents`: chunked, sentences split and embedded as `qa index` does."""
+def build(documents, embedder, inputs=None):
+    """IndexData of `documents`: chunked, sentences split and embedded as `qa index` does, or as
+    `inputs` (an `embedded_input.Inputs`: what is embedded and indexed, for experiments) says."""
     from qa.embedding import embedding_text
     from qa.lexical import build_bm25
     from qa.store.base import IndexData
 
-    passages, spans, sentence_texts = chunked(documents)
-    pv = embedder.encode_documents([embedding_text(p) for p in passages])
+    passages, spans, sentence_texts = chunked(documents, inputs.chunking if inputs is not None else None)
+    passage_texts = [embedding_text(p) for p in passages]
+    if inputs is not None:
+        passage_texts, sentence_texts = inputs.texts(passages, spans, sentence_texts)
+    pv = np.asarray(embedder.encode_documents(passage_texts), dtype=np.float32)
     sv = embedder.encode_documents(sentence_texts) if sentence_texts else np.zeros((0, pv.shape[1]), np.float32)
-    return IndexData(manifest={}, passages=passages, passage_vectors=np.asarray(pv, dtype=np.float32),
+    data = IndexData(manifest={}, passages=passages, passage_vectors=pv,
                      sentence_spans=spans, sentence_vectors=np.asarray(sv, dtype=np.float32),
-                     bm25=build_bm25(passages))
+                     bm25=build_bm25(passages if inputs is None else inputs.bm25_passages(passages)))
+    return data if inputs is None else inputs.after(data)
 
 
-def load_collection(c: Collection, embedder, cache: Path = CACHE) -> Corpus:
+def load_collection(c: Collection, embedder, cache: Path = CACHE, inputs=None) -> Corpus:
     from qa.documents import load_corpus
     from qa.evaluation import load_beir, write_beir_corpus
+
+    if inputs is not None:
+        inputs = inputs.for_folder(c.folder)
 
     if c.kind == "beir":  # the corpus (its test split's qrels; each split's are read by beir_split)
         beir = load_beir(c.folder, c.splits["test"][0])
@@ -133,8 +141,8 @@ def load_collection(c: Collection, embedder, cache: Path = CACHE) -> Corpus:
         if not folder.exists():
             write_beir_corpus(beir.corpus, folder)
         sources = {f"{n:07d}.md": doc for n, doc in enumerate(beir.corpus)}
-        return Corpus(build(load_corpus(folder).documents, embedder), sources, beir)
-    return Corpus(build(load_corpus(c.folder).documents, embedder))
+        return Corpus(build(load_corpus(folder).documents, embedder, inputs), sources, beir)
+    return Corpus(build(load_corpus(c.folder).documents, embedder, inputs))
 
 
 # --- questions -----------------------------------------------------------------------------
@@ -383,9 +391,11 @@ def parse_params(items: list[str]):
     return SearchParams(**kwargs)
 
 
-def run(chosen: list[Collection], embedder, variants, splits=None, log=print, cache: Path = CACHE) -> dict:
+def run(chosen: list[Collection], embedder, variants, splits=None, log=print, cache: Path = CACHE,
+        inputs=None) -> dict:
     """Evaluate every baseline and every `variants` entry (name -> SearchParams; a bare
-    SearchParams is the qa default) on every split of the `chosen` collections."""
+    SearchParams is the qa default) on every split of the `chosen` collections (embedded and
+    indexed as `inputs` says, default as `qa index` does)."""
     if not isinstance(variants, dict):
         variants = {DEFAULT: variants}
     results = {}
@@ -394,7 +404,7 @@ def run(chosen: list[Collection], embedder, variants, splits=None, log=print, ca
             log(f"{c.name}: not installed, skipped")
             continue
         t = time.time()
-        corpus = load_collection(c, embedder, cache)
+        corpus = load_collection(c, embedder, cache, inputs)
         log(f"{c.name}: {len(corpus.data.passages)} passages, {len(corpus.data.sentence_spans)} sentences "
             f"({time.time() - t:.0f} s)")
         for split, files in c.splits.items():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +158,36 @@ def test_model_or_chunking_change_forces_full_rebuild_and_says_so(settings, fake
     assert sorted(fake_embedder.embedded) == sorted(
         texts_of(settings, "garden.txt", small) + texts_of(settings, "sub/boats.md", small)
     )
+
+
+def test_an_index_of_untitled_heading_paths_is_stale_and_rebuilt_whole(settings, fake_embedder):
+    """An index built before heading paths were rooted at the document's title (its manifest's
+    chunking has no "title_root") is stale: the next build embeds every file again, the HTML
+    passages with their title in front of the heading path, and stores that path."""
+    from qa.build import full_rebuild_reason, index_state
+
+    (settings.corpus_dir / "delete.html").write_text(
+        "<html><head><title>DELETE</title></head><body><h2>1. Overview</h2>"
+        "<p>The DELETE command removes the rows for which the WHERE clause is true.</p></body></html>\n",
+        encoding="utf-8")
+    old = replace(settings, chunking=ChunkSettings(title_root=False))
+    build_index(old, embedder=fake_embedder)
+    assert [p.section for p in all_passages(load_index(settings.index_dir)) if p.source == "delete.html"] == ["1. Overview"]
+    manifest = read_manifest(settings.index_dir)
+    older = replace(manifest, chunking={k: v for k, v in manifest.chunking.items() if k != "title_root"})
+    assert full_rebuild_reason(older, settings).startswith("chunking settings changed")
+    assert index_state(settings) == "stale"
+    fake_embedder.batches.clear()
+    report = build_index(settings, embedder=fake_embedder)
+    assert report.mode == "full" and report.reason.startswith("chunking settings changed")
+    assert "DELETE › 1. Overview: The DELETE command removes the rows for which the WHERE clause is true." in fake_embedder.embedded
+    assert sorted(fake_embedder.embedded) == sorted(
+        t for source in ("garden.txt", "sub/boats.md", "delete.html") for t in texts_of(settings, source))
+    data = load_index(settings.index_dir)
+    delete = [p for p in all_passages(data) if p.source == "delete.html"]
+    assert [p.section for p in delete] == ["DELETE › 1. Overview"]
+    assert read_manifest(settings.index_dir).chunking["title_root"] is True
+    assert index_state(settings) == "ok"
 
 
 def test_incremental_summary_on_the_command_line(settings, fake_embedder, monkeypatch, capsys):

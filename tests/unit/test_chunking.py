@@ -4,7 +4,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from qa.chunking import chunk_document, find_headings, find_sections, split_sentences
+from qa.chunking import chunk_document, find_headings, find_sections, rooted, split_sentences
 from qa.config import ChunkSettings
 from qa.schema import Document
 
@@ -46,6 +46,33 @@ def test_sections_of_plain_text_need_blank_lines_around_a_short_line():
     sections = find_sections(_doc(text))
     assert [s.title for s in sections] == ["", "Heading A"]
     assert text[sections[1].start : sections[1].end].strip().startswith("Body of a.")
+
+
+def test_heading_paths_are_rooted_at_a_title_they_do_not_name():
+    assert rooted("DELETE", "1. Overview › 1.1. Limits") == "DELETE › 1. Overview › 1.1. Limits"
+    assert rooted("DELETE", "") == "DELETE"  # text before the first heading
+    # the first heading is the title, in other words or with a site's suffix on the title
+    assert rooted("re — Regular expressions — Python 3.11 docs", "re — Regular expressions¶ › Flags") == (
+        "re — Regular expressions¶ › Flags")
+    assert rooted("CREATE TABLE", "SQL Commands › CREATE TABLE › Notes") == "SQL Commands › CREATE TABLE › Notes"
+    assert rooted("Pointer Passing Interfaces", "3. The New Pointer-Passing Interfaces") == (
+        "3. The New Pointer-Passing Interfaces")  # punctuation does not hide the words
+    assert rooted("INSERT", "Parameters › Inserting") == "INSERT › Parameters › Inserting"  # whole words
+    assert rooted("", "1. Overview") == "1. Overview" and rooted(" — ", "1. Overview") == "1. Overview"
+
+
+def test_html_sections_start_at_the_title_and_passages_stay_exact_spans():
+    text = "Intro before any heading, about deleting rows.\nOverview\nThe DELETE command removes rows."
+    a = text.index("Overview")
+    document = Document(source="lang_delete.html", text=text, format="html", title="DELETE",
+                        headings=((a, a + len("Overview"), 2, "1. Overview"),))
+    passages = chunk_document(document)
+    assert [p.section for p in passages] == ["DELETE", "DELETE › 1. Overview"]
+    _check_exact(document, passages)
+    plain = chunk_document(document, ChunkSettings(title_root=False))
+    assert [p.section for p in plain] == ["", "1. Overview"]
+    assert [(p.start_char, p.end_char, p.text) for p in plain] == [(p.start_char, p.end_char, p.text) for p in passages]
+    assert ChunkSettings().as_dict()["title_root"] is True  # recorded in the manifest: a change rebuilds
 
 
 def test_markdown_sections_nest_and_ignore_code_fences():

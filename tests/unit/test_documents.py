@@ -16,7 +16,7 @@ from conftest import patch_embedder
 
 HTML = """<!DOCTYPE html>
 <html>
-<head><title>Ignored title</title>
+<head><title>The Mill —  Village Guide</title>
 <style>
 body { color: red; }
 </style>
@@ -99,8 +99,9 @@ def test_html_visible_text_on_the_files_own_lines(tmp_path):
         14: "hours Open on Sundays only.",
         17: "Tours at noon. Tea at four.",
     }
-    for word in ("Ignored title", "color", "Hidden script", "comment"):
+    for word in ("Village Guide", "color", "Hidden script", "comment"):
         assert word not in doc.text
+    assert doc.title == "The Mill — Village Guide"  # names the first heading: its paths stay as they are
     assert [(doc.text[a:b], level, title) for a, b, level, title in doc.headings] == [
         ("The Mill", 1, "The Mill"),
         ("Opening\nhours", 2, "Opening hours"),
@@ -112,6 +113,24 @@ def test_html_visible_text_on_the_files_own_lines(tmp_path):
     ]
     for p in passages:
         assert p.text == doc.text[p.start_char : p.end_char]
+
+
+def test_html_title_roots_the_heading_paths_that_do_not_name_it(tmp_path):
+    page = ("<html><head><title>DELETE</title></head><body><svg><title>icon</title></svg>\n"
+            "<p>The DELETE command removes rows from a table.</p>\n"
+            "<h2>1. Overview</h2><p>Rows for which the WHERE clause is true are removed.</p>\n"
+            "<h3>1.1. Limits</h3><p>An ORDER BY and a LIMIT clause may bound the rows removed.</p></body></html>\n")
+    path = tmp_path / "lang_delete.html"
+    path.write_text(page, encoding="utf-8")
+    doc = read_document(path, "lang_delete.html")
+    assert doc.title == "DELETE" and "icon" not in doc.text and "DELETE\n" not in doc.text.split("The DELETE")[0]
+    passages = chunk_document(doc)
+    assert [(p.section, p.text) for p in passages] == [
+        ("DELETE", "The DELETE command removes rows from a table."),
+        ("DELETE › 1. Overview", "Rows for which the WHERE clause is true are removed."),
+        ("DELETE › 1. Overview › 1.1. Limits", "An ORDER BY and a LIMIT clause may bound the rows removed."),
+    ]
+    assert all(p.text == doc.text[p.start_char : p.end_char] for p in passages)
 
 
 def test_pdf_text_per_page_and_page_citations(tmp_path):
