@@ -2,7 +2,7 @@
 
     nice -n 5 python -m bench.quality.adapt --corpus debref            # train, print the folder
     nice -n 5 python -m bench.quality --corpora debref --splits dev --no-write \
-        --model bench/cache/adapted/debref-<tag>                       # evaluate it (dev only)
+        --model $PWD/bench/cache/adapted/debref-<tag>                  # evaluate it (dev only)
 
 Training pairs come from the corpus alone, chunked as `qa index` chunks it (bench/quality/table.py):
 - "sentence": (one sentence of a passage, the passage without it, under its section title) -- the
@@ -22,6 +22,7 @@ import argparse
 import json
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -134,9 +135,10 @@ def train(base: str, pairs, out: Path, batch_size: int = 32, lr: float = 2e-5, s
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     model.save(str(tmp))
+    for name in ("vocab.txt", "special_tokens_map.json"):  # not re-saved; vocab.txt gives "not found" its common words
+        if (Path(base) / name).exists() and not (tmp / name).exists():
+            shutil.copyfile(Path(base) / name, tmp / name)
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     tmp.rename(out)
     return {"pairs": len(pairs), "steps": len(groups), "train_seconds": round(seconds, 1),
