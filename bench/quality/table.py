@@ -521,6 +521,8 @@ def main(argv=None) -> int:
                     help="with --variant: leave-one-corpus-out choice among the variants on the dev splits")
     ap.add_argument("--no-write", action="store_true", help="print only: leave bench/quality.md and results alone")
     ap.add_argument("--cache", default=str(CACHE), help="embedding cache folder (default bench/cache)")
+    ap.add_argument("--model", default="", metavar="NAME_OR_FOLDER",
+                    help="embedding model (default: the bundled one; e.g. an adapted model of bench/quality/adapt.py)")
     ap.add_argument("--records", default="", metavar="PATH",
                     help="also save every per-question record here (default: only <cache>/last-run.json, which the next run replaces)")
     args = ap.parse_args(argv)
@@ -537,7 +539,7 @@ def main(argv=None) -> int:
     from qa.embedding import get_embedder
     from qa.evaluation import CachedEmbedder
 
-    inner = get_embedder()
+    inner = get_embedder(args.model) if args.model else get_embedder()
     inner.use_cache_dir(Path(args.cache) / "onnx")  # the ONNX export `qa index` encodes with (~2.6x torch)
     embedder = CachedEmbedder(inner, Path(args.cache))
     embedder._con.execute("PRAGMA busy_timeout = 120000")  # other runs may be writing the cache

@@ -171,3 +171,32 @@ def test_late_interaction_maps_tokens_to_sentences_by_offsets(corpus_dir, fake_e
     assert all(0.0 <= f["f_core"] <= 1.0 + 1e-6 for f in feats)
     item["cands"], item["feats"] = cands, feats
     assert answer_late.score([item], {"add": {}})["answer"] == 1.0  # the shipped choice, replayed
+
+
+def test_adaptation_pairs_come_from_the_corpus_and_batches_hold_real_negatives(corpus_dir):
+    """bench/quality/adapt.py: every training pair is built from one passage's own text, and no
+    batch holds two pairs of one passage (an in-batch negative must be a real negative)."""
+    from bench.quality import adapt
+    from qa.documents import load_corpus
+
+    passages, _, _ = quality.chunked(load_corpus(corpus_dir).documents)
+    pairs = adapt.make_pairs(passages, max_pairs=500, seed=0)
+    assert pairs == adapt.make_pairs(passages, max_pairs=500, seed=0)  # seeded
+    seen = set()
+    for query, positive, row in pairs:
+        p = passages[row]
+        body = " ".join(p.text.split())
+        if query == p.section:  # a heading and its first passage
+            assert positive == p.text
+            seen.add("heading")
+        elif query in body:  # a sentence, and the passage without it
+            assert query not in positive and positive.startswith(p.section)
+            seen.add("sentence")
+        else:  # keywords: rare words of the passage itself
+            assert all(w in p.text.lower() for w in query.split())
+            seen.add("keywords")
+    assert seen == set(adapt.KINDS)
+    groups = adapt.batches(pairs, 4)
+    assert sorted(map(tuple, (x for g in groups for x in g))) == sorted(pairs)
+    assert all(len(g) <= 4 and len({row for _, _, row in g}) == len(g) for g in groups)
+    assert len(adapt.make_pairs(passages, kinds=("sentence",), max_pairs=2)) <= 2
