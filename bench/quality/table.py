@@ -315,7 +315,8 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
             found[name] = answer.found
             texts[name] = [h.text for h in hits]
             if corpus.doc_of_source is not None:
-                ranked[name] = top_rows(parts["fused"], 4 * DEPTH)
+                rows = top_rows(parts["fused"], 4 * DEPTH)  # positions among the candidates on an approximate index
+                ranked[name] = rows if parts.candidates is None else [int(parts.candidates[i]) for i in rows]
             if features is None and common is not None:
                 best = parts.question_dense[parts.allowed]
                 features = {"best": round(float(best.max()), 4), "coverage": round(coverage(row["question"], hits[:3]), 4),

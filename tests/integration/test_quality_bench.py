@@ -46,6 +46,20 @@ def test_variants_are_columns_and_loco_chooses_on_the_other_corpora(tiny, fake_e
     assert "| tiny | " in text and "| tinybeir | " in text and "Chosen on every dev split" in text
 
 
+def test_collections_above_the_exact_limit_are_scored_from_candidates_as_shipped(tiny, fake_embedder, tmp_path,
+                                                                                monkeypatch):
+    """A collection larger than EXACT_MAX is scored as `qa index` would index it (candidates only);
+    on a corpus the candidate pools cover, every rank (QA and BEIR documents) is the exact one."""
+    from qa.store.local import vectors
+
+    exact = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
+    monkeypatch.setattr(vectors, "EXACT_MAX", 1)
+    approx = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
+    for split in exact:
+        assert [r["ranks"] for r in approx[split]["records"]] == [r["ranks"] for r in exact[split]["records"]]
+    assert approx["tinybeir/test"]["systems"][quality.DEFAULT]["hit@1"] == 1.0
+
+
 def test_every_system_is_scored_on_every_split_and_written_between_the_markers(tiny, fake_embedder, tmp_path):
     results = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
     assert list(results) == ["tiny/dev", "tinybeir/test"]
