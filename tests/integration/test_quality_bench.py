@@ -48,16 +48,27 @@ def test_variants_are_columns_and_loco_chooses_on_the_other_corpora(tiny, fake_e
 
 def test_collections_above_the_exact_limit_are_scored_from_candidates_as_shipped(tiny, fake_embedder, tmp_path,
                                                                                 monkeypatch):
-    """A collection larger than EXACT_MAX is scored as `qa index` would index it (candidates only);
-    on a corpus the candidate pools cover, every rank (QA and BEIR documents) is the exact one."""
+    """A collection larger than EXACT_MAX is scored as `qa index` would index it (candidates only):
+    where the candidate pools cover the corpus every rank (QA and BEIR documents) is the exact
+    one, and a BEIR document is ranked by its candidate's row, not by its place among candidates."""
     from qa.store.local import vectors
+    from qa.store.memory import MemoryReader
 
     exact = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
     monkeypatch.setattr(vectors, "EXACT_MAX", 1)
     approx = quality.run(tiny, fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
     for split in exact:
         assert [r["ranks"] for r in approx[split]["records"]] == [r["ranks"] for r in exact[split]["records"]]
-    assert approx["tinybeir/test"]["systems"][quality.DEFAULT]["hit@1"] == 1.0
+
+    # one candidate from each retriever: the boats document (row 1) is the only candidate, first of one
+    beir = tiny[1].folder
+    _write_jsonl(beir / "queries.jsonl", [{"_id": "2", "text": "wooden boats race to the lighthouse"}])
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n2\tb\t1\n", encoding="utf-8")
+    search, bm25_search = MemoryReader.search, MemoryReader.bm25_search
+    monkeypatch.setattr(MemoryReader, "search", lambda self, q, k, s=None: search(self, q, 1, s))
+    monkeypatch.setattr(MemoryReader, "bm25_search", lambda self, t, k, s=None: bm25_search(self, t, 1, s))
+    one = quality.run(tiny[1:], fake_embedder, quality.parse_params([]), log=lambda _: None, cache=tmp_path / "cache")
+    assert one["tinybeir/test"]["systems"][quality.DEFAULT]["hit@1"] == 1.0
 
 
 def test_every_system_is_scored_on_every_split_and_written_between_the_markers(tiny, fake_embedder, tmp_path):
