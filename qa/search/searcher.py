@@ -116,6 +116,8 @@ class Searcher:
 
     def allowed_sources(self, patterns: Sequence[str] | None) -> set[str] | None:
         """The indexed sources matching `patterns` (None: no restriction)."""
+        if not patterns:  # the common case: the list of sources is not even read
+            return None
         return match_sources(self.reader.sources(), patterns)
 
     def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
