@@ -126,6 +126,9 @@ def test_navigation_passages_are_tables_of_contents():
     prose = "See 6.1. Web browsers for details: the browser keeps its settings in a profile, and 6.2. explains mail."
     assert not is_navigation(prose)
     assert not is_navigation("Versions 3.11.2 and 3.11.4 and 3.12.0 and 3.10.1 differ in how they handle the flag " * 3)
+    # the quick test of ". followed by a digit" never decides alone: exactly 4 short titles pass
+    assert is_navigation("1.1 Aa 1.2 Bb 1.3 Cc 1.4 Dd") and not is_navigation("1.1 Aa 1.2 Bb 1.3 Cc 14 Dd")
+    assert not is_navigation("Costs 1.5. 2.5. 3.5. 4.5 rose")  # 4 dots before digits, no title
 
 
 def test_search_params_parse_booleans():
