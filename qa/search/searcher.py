@@ -192,7 +192,7 @@ class Searcher:
         bonus = [
             rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
             - (p.rerank_navigation if nav else 0.0)
-            for at, text, words, nav in zip(top, texts, tokenize_many(texts), navigation)
+            for at, text, words, nav in zip(top, texts, tokenize_many(texts, set(weights)), navigation)
         ]
         fused[top] += bonus
 
