@@ -155,8 +155,16 @@ class Searcher:
             best_ids[has] = ids[at_max[np.unique(segment[at_max], return_index=True)[1]]]
         return best, SentenceScores(self.reader, query, ids, cos), best_ids
 
+    def _passages(self, rows: list[int], read: dict) -> list:
+        """The passages of `rows`, reading from the index only those not in `read` (row -> passage,
+        what this search has read already; updated)."""
+        missing = [r for r in dict.fromkeys(rows) if r not in read]
+        if missing:
+            read.update(zip(missing, self.reader.passages(missing)))
+        return [read[r] for r in rows]
+
     def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None,
-                best_ids=None) -> None:
+                best_ids=None, *, read: dict) -> None:
         """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place.
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
         candidates of an approximate index, with `best_ids` their best sentences from
@@ -182,7 +190,7 @@ class Searcher:
                 best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
         spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
         texts, navigation = [], []
-        for passage, b in zip(self.reader.passages(top_rows), best):
+        for passage, b in zip(self._passages(top_rows, read), best):
             text = passage.text
             navigation.append(bool(p.rerank_navigation) and is_navigation(text))
             if b >= 0:
@@ -201,14 +209,19 @@ class Searcher:
         index, for the candidates only, aligned with `parts.candidates`). `sources`: patterns of
         source paths to search (None: all). `query_vector`: the question's embedding when
         already computed (evaluation encodes queries in batches)."""
+        return self._score(question, sources, k, query_vector, {})
+
+    def _score(self, question: str, sources, k: int, query_vector, read: dict) -> ScoreParts:
+        """`score`, keeping in `read` the passages re-scoring read (row -> passage)."""
         query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
         allowed_sources = self.allowed_sources(sources)
         with one_blas_thread():
             if not self.exact:
-                return self._score_candidates(question, query, allowed_sources, k)
-            return self._score_all(question, query, allowed_sources)
+                return self._score_candidates(question, query, allowed_sources, k, read)
+            return self._score_all(question, query, allowed_sources, read)
 
-    def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None) -> ScoreParts:
+    def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
+                   read: dict) -> ScoreParts:
         """`score` on an exact index: every passage and sentence."""
         p = self.params
         n = self._n
@@ -221,14 +234,14 @@ class Searcher:
         dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
-        self._rerank(question, fused, passage_cos, sent)
+        self._rerank(question, fused, passage_cos, sent, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
             dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
         )
 
     def _score_candidates(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
-                          k: int) -> ScoreParts:
+                          k: int, read: dict) -> ScoreParts:
         """`score` on an approximate index: only candidates are scored. `parts.candidates`
         holds their passage rows (ascending); "dense", "bm25", "fused", the ranks and "allowed"
         are aligned with it rather than sized to the corpus (half a dozen corpus-sized arrays
@@ -253,7 +266,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids)
+        self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
@@ -271,7 +284,8 @@ class Searcher:
         """(hits, their score parts, the passages behind each hit). With `params.merge`, passages
         of one place that overlap are shown as one result (`qa.search.merge`): more passages are read
         until `k` places are shown (or none is left)."""
-        parts = self.score(question, sources, k)
+        read: dict = {}  # passages read so far: re-scoring's top ones are shown too
+        parts = self._score(question, sources, k, None, read)
         allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
         p = self.params
@@ -284,7 +298,7 @@ class Searcher:
                 order = at = np.argsort(-parts.fused, kind="stable")[:pool]
             at = [int(j) for j in at if np.isfinite(parts.fused[j])]  # -inf (filtered out) sort last
             order = [int(i) for i in order[: len(at)]]
-            passages = self.reader.passages(order)
+            passages = self._passages(order, read)
             if not p.merge:
                 groups = [[g] for g in range(min(k, len(order)))]
                 break
