@@ -152,7 +152,8 @@ class Searcher:
             best[has] = np.maximum.reduceat(cos, offsets[has])
             segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
             at_max = np.flatnonzero(cos == best[has][segment])
-            best_ids[has] = ids[at_max[np.unique(segment[at_max], return_index=True)[1]]]
+            of = segment[at_max]  # ascending: the first sentence at the maximum of each passage starts a run
+            best_ids[has] = ids[at_max[np.flatnonzero(np.diff(of, prepend=-1))]]
         return best, SentenceScores(self.reader, query, ids, cos), best_ids
 
     def _passages(self, rows: list[int], read: dict) -> list:
