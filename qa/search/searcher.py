@@ -164,9 +164,10 @@ class Searcher:
             read.update(zip(missing, self.reader.passages(missing)))
         return [read[r] for r in rows]
 
-    def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None,
-                best_ids=None, *, read: dict) -> None:
-        """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place.
+    def _rerank(self, question: str, tokens: list[str], fused: np.ndarray, passage_cos: np.ndarray, sentence_cos,
+                rows=None, best_ids=None, *, read: dict) -> None:
+        """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place
+        (`tokens`: the question's, from `tokenize`).
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
         candidates of an approximate index, with `best_ids` their best sentences from
         `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
@@ -179,7 +180,7 @@ class Searcher:
             return
         depth = min(p.rerank_depth, len(finite))
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
-        weights = self.reader.bm25_idf(set(tokenize(question)))
+        weights = self.reader.bm25_idf(set(tokens))
         kinds = answer_types(question)
         top_rows = [int(rows[at]) if rows is not None else int(at) for at in top]
         best = []
@@ -227,7 +228,8 @@ class Searcher:
         p = self.params
         n = self._n
         dense, sent, passage_cos = self._dense(query)
-        bm25 = self.reader.bm25_scores(tokenize(question))
+        tokens = tokenize(question)
+        bm25 = self.reader.bm25_scores(tokens)
         allowed = np.ones(n, dtype=bool) if allowed_sources is None else self.reader.source_mask(allowed_sources)
         bm25_order = np.argsort(-bm25, kind="stable")
         bm25_order = bm25_order[allowed[bm25_order] & (bm25[bm25_order] > 0)].astype(np.int64)
@@ -235,7 +237,7 @@ class Searcher:
         dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
-        self._rerank(question, fused, passage_cos, sent, read=read)
+        self._rerank(question, tokens, fused, passage_cos, sent, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
             dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
@@ -267,7 +269,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids, read=read)
+        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, best_ids, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
@@ -297,8 +299,8 @@ class Searcher:
                 order = parts.candidates[at]
             else:
                 order = at = np.argsort(-parts.fused, kind="stable")[:pool]
-            at = [int(j) for j in at if np.isfinite(parts.fused[j])]  # -inf (filtered out) sort last
-            order = [int(i) for i in order[: len(at)]]
+            at = at[np.isfinite(parts.fused[at])].tolist()  # -inf (filtered out) sort last
+            order = order[: len(at)].tolist()
             passages = self._passages(order, read)
             if not p.merge:
                 groups = [[g] for g in range(min(k, len(order)))]
