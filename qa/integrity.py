@@ -197,13 +197,14 @@ class SourceHashes:
 
     def __init__(self, corpus_dir: Path):
         self.corpus_dir = Path(corpus_dir)
+        self._folder = str(self.corpus_dir)
         self._memo: dict[str, tuple[tuple, str | None]] = {}
 
     def current(self, source: str) -> str | None:
         """The file's sha256 now, or None when it is gone or unreadable."""
-        path = self.corpus_dir / source
+        path = os.path.join(self._folder, source)  # a plain string: asked per cited file per query
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError:
             return None
         stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)

@@ -66,13 +66,16 @@ def tokenize(text: str, content_only: bool = False) -> list[str]:
     return _stemmer().stemWords(words)
 
 
-def tokenize_many(texts: Sequence[str]) -> list[set[str]]:
-    """The set of `tokenize` tokens of each of `texts`, stemming each distinct word once."""
+def tokenize_many(texts: Sequence[str], among: set[str] | None = None) -> list[set[str]]:
+    """The set of `tokenize` tokens of each of `texts` (only those in `among` when given: a
+    question's tokens), stemming each distinct word once."""
     stop = _stopwords()
-    words = [set(_TOKEN.findall(text.lower())) - stop for text in texts]
-    distinct = [w for w in set().union(*words) if len(w) > 1 or w.isdigit()]
+    words = [set(_TOKEN.findall(text.lower())) for text in texts]
+    distinct = [w for w in set().union(*words) if w not in stop and (len(w) > 1 or w.isdigit())]
     stem = dict(zip(distinct, _stemmer().stemWords(distinct)))
-    return [{stem[w] for w in ws if w in stem} for ws in words]
+    if among is not None:
+        stem = {w: s for w, s in stem.items() if s in among}
+    return [{stem[w] for w in ws.intersection(stem)} for ws in words]
 
 
 def bm25_text(passage: Passage) -> str:

@@ -94,20 +94,34 @@ def verify_index(index_dir: Path, full: bool = True) -> str | None:
     return LocalStore(index_dir).check(full=full)
 
 
-def flag_changed(hits: list[Hit], files: dict, hashes: integrity.SourceHashes | None) -> list[Hit]:
-    """`hits` with `source_changed` set where the file differs from the bytes it was indexed from."""
+def changed_sources(sources, files: dict, hashes: integrity.SourceHashes | None) -> set[str]:
+    """Those of `sources` whose file differs from the bytes it was indexed from (each file
+    checked once, however often it is named)."""
+    if hashes is None:
+        return set()
+    return {s for s in dict.fromkeys(sources) if hashes.changed(s, files.get(s))}
+
+
+def flag_changed(hits: list[Hit], files: dict, hashes: integrity.SourceHashes | None,
+                 changed: set[str] | None = None) -> list[Hit]:
+    """`hits` with `source_changed` set where the file differs from the bytes it was indexed from
+    (`changed`: those files, when already checked by `changed_sources`)."""
     if hashes is None:
         return hits
-    return [replace(h, source_changed=True) if hashes.changed(h.source, files.get(h.source)) else h for h in hits]
+    if changed is None:
+        changed = changed_sources((h.source for h in hits), files, hashes)
+    return [replace(h, source_changed=True) if h.source in changed else h for h in hits]
 
 
 def flag_answer(answer: Answer, files: dict, hashes: integrity.SourceHashes | None) -> Answer:
     """`answer` with its passages, its answer sentence and itself flagged (see `flag_changed`)."""
     if hashes is None:
         return answer
-    passages = flag_changed(answer.passages, files, hashes)
     span = answer.answer
-    if span is not None and hashes.changed(span.source, files.get(span.source)):
+    changed = changed_sources([p.source for p in answer.passages] + ([span.source] if span is not None else []),
+                              files, hashes)
+    passages = flag_changed(answer.passages, files, hashes, changed)
+    if span is not None and span.source in changed:
         span = replace(span, source_changed=True)
-    changed = any(p.source_changed for p in passages) or bool(span and span.source_changed)
-    return replace(answer, passages=passages, answer=span, source_changed=changed)
+    flagged = any(p.source_changed for p in passages) or bool(span and span.source_changed)
+    return replace(answer, passages=passages, answer=span, source_changed=flagged)

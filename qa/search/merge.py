@@ -33,10 +33,15 @@ def _place(p: Passage) -> tuple:
 def union_text(a: Passage, b: Passage) -> tuple[int, int, str]:
     """(start, end, text) of the union of two overlapping or touching spans of one file. Pure."""
     first, second = (a, b) if a.start_char <= b.start_char else (b, a)
-    if second.end_char <= first.end_char:
-        return first.start_char, first.end_char, first.text
-    tail = second.text[first.end_char - second.start_char :]
-    return first.start_char, second.end_char, first.text + tail
+    return _extend(first.start_char, first.end_char, first.text, second)
+
+
+def _extend(start: int, end: int, text: str, p: Passage) -> tuple[int, int, str]:
+    """The span (start, end, text) widened by `p`, which starts at or after `start` and overlaps
+    or touches it. Pure."""
+    if p.end_char <= end:
+        return start, end, text
+    return start, p.end_char, text + p.text[end - p.start_char :]
 
 
 def merge_ranked(passages: Sequence[Passage], k: int, most: int = MAX_MERGED) -> list[list[int]]:
@@ -48,8 +53,9 @@ def merge_ranked(passages: Sequence[Passage], k: int, most: int = MAX_MERGED) ->
     spans: list[tuple[tuple, int, int]] = []  # (place, start, end) of each group's union
     for at, p in enumerate(passages):
         joined = False
+        here = _place(p)
         for g, (place, start, end) in enumerate(spans):
-            if place != _place(p) or p.start_char > end or p.end_char < start:
+            if place != here or p.start_char > end or p.end_char < start:
                 continue
             if len(groups[g]) < most:
                 groups[g].append(at)
@@ -64,7 +70,7 @@ def merge_ranked(passages: Sequence[Passage], k: int, most: int = MAX_MERGED) ->
             if len(groups) >= k:
                 continue
             groups.append([at])
-            spans.append((_place(p), p.start_char, p.end_char))
+            spans.append((here, p.start_char, p.end_char))
     return groups
 
 
@@ -75,11 +81,9 @@ def merged_passage(members: Sequence[Passage]):
     if len(members) == 1:
         return best
     ordered = sorted(members, key=lambda p: p.start_char)
-    current = ordered[0]
-    start, end, text = current.start_char, current.end_char, current.text
+    start, end, text = ordered[0].start_char, ordered[0].end_char, ordered[0].text
     for p in ordered[1:]:
-        span = replace(current, start_char=start, end_char=end, text=text)
-        start, end, text = union_text(span, p)
+        start, end, text = _extend(start, end, text, p)
     return replace(
         best,
         text=text,

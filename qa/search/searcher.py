@@ -116,6 +116,8 @@ class Searcher:
 
     def allowed_sources(self, patterns: Sequence[str] | None) -> set[str] | None:
         """The indexed sources matching `patterns` (None: no restriction)."""
+        if not patterns:  # the common case: the list of sources is not even read
+            return None
         return match_sources(self.reader.sources(), patterns)
 
     def _dense(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -150,12 +152,22 @@ class Searcher:
             best[has] = np.maximum.reduceat(cos, offsets[has])
             segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
             at_max = np.flatnonzero(cos == best[has][segment])
-            best_ids[has] = ids[at_max[np.unique(segment[at_max], return_index=True)[1]]]
+            of = segment[at_max]  # ascending: the first sentence at the maximum of each passage starts a run
+            best_ids[has] = ids[at_max[np.flatnonzero(np.diff(of, prepend=-1))]]
         return best, SentenceScores(self.reader, query, ids, cos), best_ids
 
-    def _rerank(self, question: str, fused: np.ndarray, passage_cos: np.ndarray, sentence_cos, rows=None,
-                best_ids=None) -> None:
-        """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place.
+    def _passages(self, rows: list[int], read: dict) -> list:
+        """The passages of `rows`, reading from the index only those not in `read` (row -> passage,
+        what this search has read already; updated)."""
+        missing = [r for r in dict.fromkeys(rows) if r not in read]
+        if missing:
+            read.update(zip(missing, self.reader.passages(missing)))
+        return [read[r] for r in rows]
+
+    def _rerank(self, question: str, tokens: list[str], fused: np.ndarray, passage_cos: np.ndarray, sentence_cos,
+                rows=None, best_ids=None, *, read: dict) -> None:
+        """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place
+        (`tokens`: the question's, from `tokenize`).
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
         candidates of an approximate index, with `best_ids` their best sentences from
         `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
@@ -168,7 +180,7 @@ class Searcher:
             return
         depth = min(p.rerank_depth, len(finite))
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
-        weights = self.reader.bm25_idf(set(tokenize(question)))
+        weights = self.reader.bm25_idf(set(tokens))
         kinds = answer_types(question)
         top_rows = [int(rows[at]) if rows is not None else int(at) for at in top]
         best = []
@@ -180,7 +192,7 @@ class Searcher:
                 best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
         spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
         texts, navigation = [], []
-        for passage, b in zip(self.reader.passages(top_rows), best):
+        for passage, b in zip(self._passages(top_rows, read), best):
             text = passage.text
             navigation.append(bool(p.rerank_navigation) and is_navigation(text))
             if b >= 0:
@@ -190,7 +202,7 @@ class Searcher:
         bonus = [
             rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
             - (p.rerank_navigation if nav else 0.0)
-            for at, text, words, nav in zip(top, texts, tokenize_many(texts), navigation)
+            for at, text, words, nav in zip(top, texts, tokenize_many(texts, set(weights)), navigation)
         ]
         fused[top] += bonus
 
@@ -199,19 +211,25 @@ class Searcher:
         index, for the candidates only, aligned with `parts.candidates`). `sources`: patterns of
         source paths to search (None: all). `query_vector`: the question's embedding when
         already computed (evaluation encodes queries in batches)."""
+        return self._score(question, sources, k, query_vector, {})
+
+    def _score(self, question: str, sources, k: int, query_vector, read: dict) -> ScoreParts:
+        """`score`, keeping in `read` the passages re-scoring read (row -> passage)."""
         query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
         allowed_sources = self.allowed_sources(sources)
         with one_blas_thread():
             if not self.exact:
-                return self._score_candidates(question, query, allowed_sources, k)
-            return self._score_all(question, query, allowed_sources)
+                return self._score_candidates(question, query, allowed_sources, k, read)
+            return self._score_all(question, query, allowed_sources, read)
 
-    def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None) -> ScoreParts:
+    def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
+                   read: dict) -> ScoreParts:
         """`score` on an exact index: every passage and sentence."""
         p = self.params
         n = self._n
         dense, sent, passage_cos = self._dense(query)
-        bm25 = self.reader.bm25_scores(tokenize(question))
+        tokens = tokenize(question)
+        bm25 = self.reader.bm25_scores(tokens)
         allowed = np.ones(n, dtype=bool) if allowed_sources is None else self.reader.source_mask(allowed_sources)
         bm25_order = np.argsort(-bm25, kind="stable")
         bm25_order = bm25_order[allowed[bm25_order] & (bm25[bm25_order] > 0)].astype(np.int64)
@@ -219,14 +237,14 @@ class Searcher:
         dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
-        self._rerank(question, fused, passage_cos, sent)
+        self._rerank(question, tokens, fused, passage_cos, sent, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
             dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
         )
 
     def _score_candidates(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
-                          k: int) -> ScoreParts:
+                          k: int, read: dict) -> ScoreParts:
         """`score` on an approximate index: only candidates are scored. `parts.candidates`
         holds their passage rows (ascending); "dense", "bm25", "fused", the ranks and "allowed"
         are aligned with it rather than sized to the corpus (half a dozen corpus-sized arrays
@@ -251,7 +269,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, fused, passage_cos, sentence_cos, rows, best_ids)
+        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, best_ids, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
@@ -269,7 +287,8 @@ class Searcher:
         """(hits, their score parts, the passages behind each hit). With `params.merge`, passages
         of one place that overlap are shown as one result (`qa.search.merge`): more passages are read
         until `k` places are shown (or none is left)."""
-        parts = self.score(question, sources, k)
+        read: dict = {}  # passages read so far: re-scoring's top ones are shown too
+        parts = self._score(question, sources, k, None, read)
         allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
         p = self.params
@@ -280,9 +299,9 @@ class Searcher:
                 order = parts.candidates[at]
             else:
                 order = at = np.argsort(-parts.fused, kind="stable")[:pool]
-            at = [int(j) for j in at if np.isfinite(parts.fused[j])]  # -inf (filtered out) sort last
-            order = [int(i) for i in order[: len(at)]]
-            passages = self.reader.passages(order)
+            at = at[np.isfinite(parts.fused[at])].tolist()  # -inf (filtered out) sort last
+            order = order[: len(at)].tolist()
+            passages = self._passages(order, read)
             if not p.merge:
                 groups = [[g] for g in range(min(k, len(order)))]
                 break

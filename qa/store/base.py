@@ -20,6 +20,7 @@ message that names the next step.
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence, runtime_checkable
@@ -147,11 +148,24 @@ class RowArrays:
         return self._sentence_vectors if ids is None else self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
 
     def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        if rows is not None:
+            last = getattr(self._bm25_last(), "scores", None)
+            if last is not None and last[0] == tuple(tokens):  # scored by `bm25_search` just before
+                return last[1][np.asarray(rows, dtype=np.int64)]
         return lexical.bm25_scores(self._bm25, tokens, rows)
 
     def bm25_search(self, tokens: Sequence[str], k: int, sources: set[str] | None = None):
         allowed = None if sources is None else self.source_mask(sources)
-        return lexical.top_scores(lexical.bm25_scores(self._bm25, tokens), k, allowed)
+        scores = lexical.bm25_scores(self._bm25, tokens)
+        # Kept (per thread, the last query only) for the candidates' scores asked for next: the
+        # same numbers `lexical.bm25_scores` gives for chosen rows, without reading the postings again.
+        self._bm25_last().scores = (tuple(tokens), scores)
+        return lexical.top_scores(scores, k, allowed)
+
+    def _bm25_last(self) -> threading.local:
+        """This reader's per-thread memo of the last `bm25_search` (query tokens, every passage's score)."""
+        memo = self.__dict__.get("_bm25_memo")
+        return memo if memo is not None else self.__dict__.setdefault("_bm25_memo", threading.local())
 
     def bm25_idf(self, tokens) -> dict[str, float]:
         return lexical.bm25_idf(self._bm25, tokens)

@@ -380,6 +380,37 @@ def test_changed_source_is_flagged_in_json_text_and_html(settings, fake_embedder
     assert json.loads(capsys.readouterr().out)["source_changed"] is True
 
 
+def test_search_flags_every_hit_of_a_changed_or_deleted_file_checking_each_file_once(settings, fake_embedder,
+                                                                                    monkeypatch):
+    from qa.search import SearchParams
+
+    build_index(settings, embedder=fake_embedder)
+    r = Retriever.load(settings.index_dir, embedder=fake_embedder, params=SearchParams(merge=False))
+    checked = []
+    changed = integrity.SourceHashes.changed
+    monkeypatch.setattr(integrity.SourceHashes, "changed",
+                        lambda self, source, indexed: checked.append(source) or changed(self, source, indexed))
+    question = "garden roses boats water"
+
+    def search():
+        checked.clear()
+        hits = r.search(question, k=8)
+        assert sorted(checked) == sorted({h.source for h in hits})  # once per file, however many hits
+        return hits
+
+    hits = search()
+    assert len(hits) > len({h.source for h in hits}) and {h.source for h in hits} == {"garden.txt", "sub/boats.md"}
+    assert not any(h.source_changed for h in hits)
+    garden = settings.corpus_dir / "garden.txt"
+    original = garden.read_bytes()
+    garden.write_bytes(original.replace(b"six", b"ten"))
+    assert [h.source_changed for h in search()] == [h.source == "garden.txt" for h in hits]
+    garden.write_bytes(original)  # the indexed bytes again: no longer flagged
+    assert not any(h.source_changed for h in search())
+    (settings.corpus_dir / "sub" / "boats.md").unlink()
+    assert [h.source_changed for h in search()] == [h.source == "sub/boats.md" for h in hits]
+
+
 def test_viewer_shows_the_indexed_text_of_a_changed_file(settings, fake_embedder):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient

@@ -94,6 +94,23 @@ def test_bm25_scores_and_idf(reader, data):
     assert reader.bm25_idf(words) == pytest.approx(bm25_idf(data.bm25, words))
 
 
+def test_bm25_scores_of_rows_are_the_same_after_a_bm25_search(reader, data):
+    """The searcher asks for the BM25 candidates and then for the scores of its candidate rows
+    with the same tokens: a backend may keep what the search computed, but must give exactly the
+    numbers it gives when asked alone, and nothing kept from one query's tokens for another's."""
+    rows = np.array([7, 2, 7, 0, len(data.passages) - 1])
+    first, second = tokenize("roses by the lake lake"), tokenize("bees and hives")
+    alone = {tuple(t): reader.bm25_scores(t, rows).tolist() for t in (first, second)}
+    assert alone[tuple(first)] != alone[tuple(second)]
+    reader.bm25_search(first, 4)
+    assert reader.bm25_scores(first, rows).tolist() == alone[tuple(first)]
+    assert reader.bm25_scores(second, rows).tolist() == alone[tuple(second)]
+    assert reader.bm25_scores(first[::-1], rows).tolist() == pytest.approx(alone[tuple(first)], rel=1e-6)
+    reader.bm25_search(second, 4, {"garden.txt"})  # a filtered search scores the same rows alike
+    assert reader.bm25_scores(second, rows).tolist() == alone[tuple(second)]
+    assert reader.bm25_scores(first, rows).tolist() == alone[tuple(first)]
+
+
 def test_store_lifecycle(store):
     assert isinstance(store, Store)
     assert store.manifest() is None and store.generation() is None and store.current() is None

@@ -18,6 +18,11 @@ def test_tokenize_stems_and_drops_stop_words():
 def test_tokenize_many_matches_tokenize():
     texts = ["The residents of the camps", "attacks in 1988"]
     assert tokenize_many(texts) == [set(tokenize(t)) for t in texts]
+    texts += ["The camp's residents: a camp of 12 families", "", "I a 7 of The the"]
+    assert tokenize_many(texts) == [set(tokenize(t)) for t in texts]
+    among = {"camp", "resid", "7", "attack", "albania"}
+    assert tokenize_many(texts, among) == [set(tokenize(t)) & among for t in texts]
+    assert tokenize_many(texts, among)[2] == {"camp", "resid"} and tokenize_many(texts, set()) == [set()] * 5
 
 
 def test_bm25_idf_of_question_words():

@@ -110,6 +110,29 @@ def test_rescoring_touches_only_the_top_passages(settings, fake_embedder):
     assert np.array_equal(rescored["dense"], plain["dense"])  # "not found" reads these, unchanged
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_search_reads_each_passage_from_the_index_once(settings, fake_embedder, monkeypatch, kind):
+    """Re-scoring reads the top passages; showing the results reuses them rather than reading
+    them again."""
+    from qa.build import build_index
+    from qa.retriever import Retriever
+    from qa.store.local import vectors
+
+    if kind == "hnsw":  # the approximate tier at this tiny size
+        monkeypatch.setattr(vectors, "EXACT_MAX", 0)
+    build_index(settings, embedder=fake_embedder)
+    retriever = Retriever.load(settings.index_dir, embedder=fake_embedder)
+    assert retriever.reader.vector_kind == kind
+    question = "When are the roses watered?"
+    expected = retriever.search(question, k=3)
+    asked = []
+    read = retriever.reader.passages
+    monkeypatch.setattr(retriever.reader, "passages", lambda rows: asked.append(list(rows)) or read(rows))
+    assert retriever.search(question, k=3) == expected
+    rows = [r for call in asked for r in call]
+    assert rows and len(rows) == len(set(rows))  # the top ones, then (larger corpora) the rest of the pool
+
+
 def test_match_sources_exact_name_glob_or_part():
     sources = ["a.md", "data.md", "notes/b.txt"]
     assert match_sources(sources, ["a.md"]) == {"a.md"}  # an exact name does not bring data.md
@@ -126,6 +149,9 @@ def test_navigation_passages_are_tables_of_contents():
     prose = "See 6.1. Web browsers for details: the browser keeps its settings in a profile, and 6.2. explains mail."
     assert not is_navigation(prose)
     assert not is_navigation("Versions 3.11.2 and 3.11.4 and 3.12.0 and 3.10.1 differ in how they handle the flag " * 3)
+    # the quick test of ". followed by a digit" never decides alone: exactly 4 short titles pass
+    assert is_navigation("1.1 Aa 1.2 Bb 1.3 Cc 1.4 Dd") and not is_navigation("1.1 Aa 1.2 Bb 1.3 Cc 14 Dd")
+    assert not is_navigation("Costs 1.5. 2.5. 3.5. 4.5 rose")  # 4 dots before digits, no title
 
 
 def test_search_params_parse_booleans():
