@@ -30,12 +30,6 @@ def _place(p: Passage) -> tuple:
     return (p.source, p.section, p.page, p.locator)
 
 
-def union_text(a: Passage, b: Passage) -> tuple[int, int, str]:
-    """(start, end, text) of the union of two overlapping or touching spans of one file. Pure."""
-    first, second = (a, b) if a.start_char <= b.start_char else (b, a)
-    return _extend(first.start_char, first.end_char, first.text, second)
-
-
 def _extend(start: int, end: int, text: str, p: Passage) -> tuple[int, int, str]:
     """The span (start, end, text) widened by `p`, which starts at or after `start` and overlaps
     or touches it. Pure."""

@@ -98,7 +98,8 @@ class Searcher:
     On an exact reader (`reader.exact`, small corpora) every passage and sentence is scored. On
     an approximate one the candidates are the `params.ann_candidates` best passages of the
     vector search (at least 2·k) and the `params.bm25_candidates` best of BM25 (at least three
-    times as many), only their sentences are scored, and fusion ranks them alone. On both, the top `params.rerank_depth` fused passages are then re-scored.
+    times as many), only their sentences are scored, and fusion ranks them alone. On both, the
+    top `params.rerank_depth` fused passages are then re-scored.
     """
 
     def __init__(self, reader: IndexReader, embedder, params: SearchParams = SearchParams()):
