@@ -158,13 +158,13 @@ def _plural(n: int, word: str) -> str:
 def _summary(report) -> str:
     if getattr(report, "mode", "full") == "unchanged":
         lines = [
-            f"Index is up to date: {_plural(report.files, 'file')}, {report.passages} passages "
+            f"Index is up to date: {_plural(report.files, 'file')}, {_plural(report.passages, 'passage')} "
             f"({report.index_path}); nothing to do."
         ]
     else:
         lines = [
-            f"Indexed {_plural(report.files, 'file')}: {report.passages} passages, "
-            f"{report.sentences} sentences, in {report.seconds:.1f} s with {report.model} → {report.index_path}"
+            f"Indexed {_plural(report.files, 'file')}: {_plural(report.passages, 'passage')}, "
+            f"{_plural(report.sentences, 'sentence')}, in {report.seconds:.1f} s with {report.model} → {report.index_path}"
         ]
     if getattr(report, "mode", "full") == "incremental":
         lines.append(

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,14 @@ def test_index_prints_a_summary(fake_env, capsys):
     assert main(["index", "-q"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Indexed 2 files: ") and " passages, " in out and "fake-embedder" in out
+
+
+def test_index_summary_counts_in_the_singular(fake_env, capsys):
+    shutil.rmtree(fake_env.corpus_dir)
+    fake_env.corpus_dir.mkdir()
+    (fake_env.corpus_dir / "one.txt").write_text("Kettles\n\nThe kettle boils water.\n")
+    assert main(["index", "-q"]) == 0
+    assert capsys.readouterr().out.startswith("Indexed 1 file: 1 passage, 1 sentence, in ")
 
 
 def test_ask_text_builds_missing_index_and_cites(fake_env, capsys):
