@@ -115,7 +115,8 @@ class FoundRule:
     bench/quality.md "Issue 10"): the best dense score of the top passages at or above
     `threshold`, or at or above `threshold_words` while one of the top 3 passages holds at least
     `coverage` of the question's content words — and, when the question names something the
-    corpus never mentions (`qa.notfound`), at or above `threshold_missing`. In a corpus of many
+    corpus never mentions (`qa.notfound`), at or above `threshold_missing` (`threshold_statement`
+    for a statement, a claim to check rather than a question). In a corpus of many
     passages, the question must also be on the corpus's subject: the mean dense score of its
     `related_count` closest passages at or above `related` (one sentence that comes close by
     chance among tens of thousands, "minimum temperature 6-12oC" for a question about water
@@ -125,6 +126,7 @@ class FoundRule:
     threshold_words: float = 0.33
     coverage: float = 0.5
     threshold_missing: float = 0.60  # a question word the corpus never mentions: found only from here
+    threshold_statement: float = 0.40  # ... in a statement (a claim to check, `qa.notfound.statement`): from here
     related: float = 0.32  # the mean dense score of the closest passages (`related_count`), at least
     related_per: int = 50  # one closest passage counted per this many passages searched ...
     related_max: int = 10  # ... at most this many (below 2 × related_per passages: the best one alone)

@@ -63,3 +63,22 @@ def test_loco_chooses_on_the_other_splits(tmp_path, capsys):
     # with a or b left out, c's answerable questions allow 0.26 at most: a's off-topic flagged, b's not
     assert "R=0.26" in chosen["a/dev"] and "off 5/5" in chosen["a/dev"]
     assert "R=0.26" in chosen["b/dev"] and "off 0/5" in chosen["b/dev"]
+
+
+def test_replay_judges_a_statement_as_the_rule():
+    """A statement naming a word the corpus never mentions: the replay with `threshold_statement`
+    decides as `supported`, and with 1 (off) as a question would be."""
+    rule = FoundRule()
+    vocab = build_bm25(HITS).vocab_dict
+    claim = "Tirasemtiv boils water."
+    for best, want in ((0.45, True), (0.39, False)):
+        dense = np.array([best] + [0.35] * 999, dtype=np.float32)
+        parts = ScoreParts(query=None, dense=dense, question_dense=dense, bm25=None, sentence=None, fused=None,
+                           dense_rank=None, bm25_rank=None, allowed=np.ones(len(dense), dtype=bool))
+        features = {**_features(claim, dense, vocab), "question": claim}
+        assert features["missing"] == ["Tirasemtiv"]
+        assert supported(claim, HITS, parts, rule, vocab).found == want
+        assert found(features, rule.threshold, rule.threshold_words, rule.coverage, rule.threshold_missing, 4,
+                     rule.related, rule.threshold_statement) == want
+        assert not found(features, rule.threshold, rule.threshold_words, rule.coverage, rule.threshold_missing, 4,
+                         rule.related, 1.0)

@@ -325,6 +325,7 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
                             "missing": missing_words(row["question"], vocabulary, common),
                             "specialist": len(specialist_words(row["question"], vocabulary, common)),
                             "reason": None if answer.found else answer.reason}
+                features.update(word_features(row["question"], features["missing"], searcher, reader, common))
         if corpus.doc_of_source is not None:  # BEIR: rank documents
             gains = row["gains"]
             docs = {name: doc_rows(corpus, r)[:DEPTH] for name, r in ranked.items()}
@@ -342,6 +343,31 @@ def evaluate_split(corpus: Corpus, rows: list[dict], embedder, variants: dict) -
                         "ranks": ranks or {name: None for name in [*ranked, *texts]}, "found": found,
                         "features": features})
     return records
+
+
+def word_features(question: str, missing: list[str], searcher, reader, common) -> dict:
+    """Per-word not-found features, for calibrating rules offline: the question's content words
+    with the IDF of their stems in this corpus (a never-mentioned word counts as seen once), the
+    specialist words, and, when some word is never mentioned, the best dense score and top-3
+    coverage of the question without those words."""
+    from qa.lexical import tokenize
+    from qa.notfound import coverage, question_words, specialist_words, statement
+
+    words = question_words(question)
+    idf = {}
+    for w in words:
+        stems = tokenize(w, content_only=True)
+        idf[w] = round(sum(reader.bm25_idf(stems).values()), 4) if stems else 0.0
+    out = {"question": question, "statement": statement(question), "idf": idf, "common": [w for w in words if w.lower() in common],
+           "specialist_words": specialist_words(question, reader.vocabulary(), common)}
+    if missing:
+        gone = {w.lower() for w in missing}
+        rest = " ".join(w for w in re.findall(r"\S+", question) if re.sub(r"\W", "", w).lower() not in gone)
+        hits, parts, _ = searcher.search_with_scores(rest, DEPTH)
+        dense = parts.question_dense[parts.allowed]
+        out.update(rest=rest, best_rest=round(float(dense.max()), 4) if len(dense) else 0.0,
+                   coverage_rest=round(coverage(rest, hits[:3]), 4))
+    return out
 
 
 def _model_folder(embedder) -> str | None:
