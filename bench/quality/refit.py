@@ -26,7 +26,11 @@ when_s / count_s a "when" / "how many" question and s1 holds a year / a number (
 of contents (shipped); loglen log(1 + words); short fewer than 40 words; whole the passage is its
 section's only passage; code share of its lines that look like code or a shell command; howto_code a
 how-to or imperative question and a passage with a command; depth the heading path's depth;
-tcos cosine of question and heading path (the candidates' paths encoded, into the cache).
+tcos cosine of question and heading path (the candidates' paths encoded, into the cache);
+pcos_rel, s1_rel the passage's pcos / s1 minus the best of the top `KEEP`; X_kw feature X for a keyword
+query (no question mark, no question word first: "peer authentication over tcp"), else 0; howto_pcos
+pcos for a how-to or imperative question, else 0; X_doc feature X × the share of the first stage's top 10
+whose heading path has two levels or more (structured documentation: a page and its sections).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from bench.quality import table
 KEEP = 20  # first-stage passages kept per question (re-scoring reads the top 10 as shipped)
 FEATURES = ["pcos", "s1", "dense", "bm25n", "bm25_rr", "dense_rr", "words_s1", "words_p", "words_sec",
             "words_title", "words_last", "words_all", "when_s", "count_s", "nav", "loglen", "short", "whole",
-            "code", "howto_code", "depth", "tcos"]
+            "code", "howto_code", "depth", "tcos", "pcos_rel", "s1_rel", "pcos_kw", "s1_kw", "words_s1_kw", "words_p_kw",
+            "bm25n_kw", "howto_pcos", "pcos_doc", "s1_doc", "words_s1_doc", "bm25n_doc", "loglen_doc"]
 SEP = " › "
 CURRENT = {"pcos": 0.24, "words_s1": 0.24, "when_s": 0.10, "count_s": 0.08, "nav": -0.2}
 
@@ -62,6 +67,17 @@ def code_share(text: str) -> float:
     """Share of the non-empty lines of `text` that look like code or a shell command."""
     lines = [line for line in text.splitlines() if line.strip()]
     return sum(bool(_CODE_LINE.match(line)) for line in lines) / len(lines) if lines else 0.0
+
+
+_QUESTION_WORD = re.compile(
+    r"^\s*(what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|should|would|will|"
+    r"may|might|must|has|have|had|am|shall)\b", re.I)
+
+
+def is_keywords(question: str) -> bool:
+    """A keyword query ("peer authentication over tcp"), not a sentence: no question mark and no
+    question word or auxiliary verb first."""
+    return "?" not in question and not _QUESTION_WORD.match(question)
 
 
 def is_howto(question: str) -> bool:
@@ -93,6 +109,7 @@ def question_features(question, query, parts, positions, reader, whole, title_ve
     weights = reader.bm25_idf(set(tokens))
     kinds = answer_types(question)
     howto = is_howto(question)
+    keywords = float(is_keywords(question))
     pcos = np.asarray(reader.passage_vectors(np.asarray(rows, dtype=np.int64)), dtype=np.float32) @ query
     starts, counts = reader.sentence_range(np.asarray(rows, dtype=np.int64))
     best_ids = []
@@ -127,7 +144,14 @@ def question_features(question, query, parts, positions, reader, whole, title_ve
             math.log1p(nwords), float(nwords < 40), float(whole[i]), code, float(howto and code > 0),
             float(len(path)), float(tv @ query) if tv is not None else 0.0,
         ])
-    return np.asarray(out, dtype=np.float32)
+    x = np.asarray(out, dtype=np.float32)
+    col = {name: x[:, FEATURES.index(name)] for name in ("pcos", "s1", "words_s1", "words_p", "bm25n")}
+    extra = [col["pcos"] - col["pcos"].max(), col["s1"] - col["s1"].max(), keywords * col["pcos"], keywords * col["s1"],
+             keywords * col["words_s1"], keywords * col["words_p"], keywords * col["bm25n"], float(howto) * col["pcos"]]
+    # documentation: the share of the top 10 whose heading path has two levels or more (a page and a section)
+    doc = float(np.mean(x[:10, FEATURES.index("depth")] >= 2))
+    extra += [doc * x[:, FEATURES.index(name)] for name in ("pcos", "s1", "words_s1", "bm25n", "loglen")]
+    return np.concatenate([x, np.stack(extra, axis=1)], axis=1)
 
 
 def extract(c, split: str, embedder, cache: Path) -> dict:
@@ -231,45 +255,53 @@ def metrics(r: list[int | None]) -> dict:
             "hit@5": sum(bool(x and x <= 5) for x in r) / n, "mrr": sum(1 / x for x in r if x and x <= 10) / n}
 
 
-def rescored(data: dict, cols: list[int], w: np.ndarray, depth: int) -> np.ndarray:
-    """Fused score + features @ w on the top `depth`, fused score alone below."""
+def rescored(data: dict, cols: list[int], w: np.ndarray, depth: int, base=None) -> np.ndarray:
+    """Fused score + features @ w (+ the `base` bonus) on the top `depth`, fused score alone below."""
     s = data["F"].astype(np.float64).copy()
     s[:, :depth] += data["X"][:, :depth][:, :, cols] @ w
+    if base is not None:
+        s[:, :depth] += data["X"][:, :depth][:, :, base[0]] @ base[1]
     return s
 
 
-def loss(w, sets, l2):
+def loss(params, sets, l2, prior):
     """Listwise softmax loss (−log of the relevant items' share of the top `depth`) of score =
-    X @ w, the fused score being X's last column, mean per corpus, summed over corpora; and its
-    gradient. L2 on every weight but the fused score's (its weight is the softmax's scale)."""
-    r = w.copy()
-    r[-1] = 0.0
-    total, grad = l2 * (r @ r), 2 * l2 * r
-    for X, Y in sets:
-        s = X @ w
+    t × (fused + X @ w), mean per corpus, summed over corpora, + `l2` × |w − prior|²; and its
+    gradient. `params` = (w, t): t, the softmax's scale, is free."""
+    w, t = params[:-1], params[-1]
+    total, gw, gt = l2 * ((w - prior) @ (w - prior)), 2 * l2 * (w - prior), 0.0
+    for X, F, Y in sets:
+        u = F + X @ w
+        s = t * u
         s = s - s.max(1, keepdims=True)
         p = np.exp(s)
         p /= p.sum(1, keepdims=True)
         prel = (p * Y).sum(1)
         total += -np.log(prel + 1e-12).mean()
-        q = p * Y / prel[:, None]
-        grad = grad + ((p - q)[:, :, None] * X).sum(1).mean(0)
-    return total, grad
+        diff = p - p * Y / prel[:, None]
+        gw = gw + t * (diff[:, :, None] * X).sum(1).mean(0)
+        gt += (diff * u).sum(1).mean()
+    return total, np.append(gw, gt)
 
 
-def fit(train: list[dict], cols: list[int], depth: int, l2: float) -> np.ndarray:
-    """Weights of `cols` fitted on `train`, as what is added to the fused score (the fitted weight of
-    the fused score scaled to 1)."""
+def fit(train: list[dict], cols: list[int], depth: int, l2: float, prior=None, base=None) -> np.ndarray:
+    """Weights of `cols` fitted on `train`: what is added to the fused score of the top `depth`,
+    shrunk towards `prior` (default 0) by `l2`; `base` (columns, weights): a bonus kept fixed,
+    added to the fused score before fitting."""
     from scipy.optimize import minimize
 
+    prior = np.zeros(len(cols)) if prior is None else np.asarray(prior, dtype=np.float64)
     sets = []
     for d in train:
         Y = d["Y"][:, :depth]
         ok = Y.sum(1) > 0  # a question with no right passage in the top depth teaches nothing
-        F = np.nan_to_num(d["F"][ok, :depth], neginf=-1e9)[:, :, None]
-        sets.append((np.concatenate([d["X"][ok, :depth][:, :, cols].astype(np.float64), F], axis=2), Y[ok]))
-    res = minimize(loss, np.zeros(len(cols) + 1), args=(sets, l2), jac=True, method="L-BFGS-B")
-    return res.x[:-1] / res.x[-1]
+        F = np.nan_to_num(d["F"][ok, :depth], neginf=-1e9)
+        if base is not None:
+            F = F + d["X"][ok, :depth][:, :, base[0]] @ base[1]
+        sets.append((d["X"][ok, :depth][:, :, cols].astype(np.float64), F, Y[ok]))
+    res = minimize(loss, np.append(prior, 10.0), args=(sets, l2, prior), jac=True, method="L-BFGS-B",
+                   bounds=[(None, None)] * len(cols) + [(1e-3, None)])
+    return res.x[:-1]
 
 
 def cells(m: dict) -> str:
@@ -289,7 +321,11 @@ def main(argv=None) -> int:
     g.add_argument("--corpora", default="python311,postgres15,debref,sqlite,default,scifact,squad")
     g.add_argument("--split", default="dev")
     g.add_argument("--depth", type=int, default=10)
-    g.add_argument("--l2", type=float, default=0.001)
+    g.add_argument("--l2", type=float, default=0.001, help="shrinkage of the weights (towards --prior)")
+    g.add_argument("--on-current", action="store_true",
+                   help="keep the shipped re-scoring and fit only the named features on top of it")
+    g.add_argument("--prior", default="", help="comma-separated: shrink towards these weights (default 0; 'current': "
+                   "the shipped ones, 0 for a feature they do not use)")
     g.add_argument("--cache", default=str(table.CACHE))
     args = ap.parse_args(argv)
     cache = Path(args.cache)
@@ -327,15 +363,20 @@ def main(argv=None) -> int:
         return 0
     print(f"{args.features}: leave-one-corpus-out (fit on the others' {args.split}, measured on the one left out)")
     print("| left out | weights fitted on the others | current there | refitted there |\n|---|---|---|---|")
+    if args.prior == "current":
+        prior = [CURRENT.get(x, 0.0) for x in chosen]
+    else:
+        prior = [float(x) for x in args.prior.split(",")] if args.prior else None
+    base = ([FEATURES.index(k) for k in CURRENT], np.array(list(CURRENT.values()))) if args.on_current else None
     wins = losses = 0
     for held in names:
-        w = fit([d for n, d in data.items() if n != held], cols, args.depth, args.l2)
+        w = fit([d for n, d in data.items() if n != held], cols, args.depth, args.l2, prior, base)
         d = data[held]
-        after = metrics(ranks(rescored(d, cols, w, args.depth), d))
+        after = metrics(ranks(rescored(d, cols, w, args.depth, base), d))
         diff = round((after["hit@1"] - before[held]["hit@1"]) * len(d["Y"]))
         wins, losses = wins + (diff > 0), losses + (diff < 0)
         print(f"| {held} | {' '.join(f'{x:.2f}' for x in w)} | {cells(before[held])} | {cells(after)} ({diff:+d}) |")
-    w = fit(list(data.values()), cols, args.depth, args.l2)
+    w = fit(list(data.values()), cols, args.depth, args.l2, prior, base)
     print(f"\nLOCO at hit@1: better on {wins}, worse on {losses} of {len(names)}. "
           f"Fitted on all: {' '.join(f'{k}={x:.3f}' for k, x in zip(chosen, w))}")
     return 0
