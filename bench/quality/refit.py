@@ -1,7 +1,9 @@
 """Refit the re-scoring of the top passages across corpora, leave-one-corpus-out (issue 10, item 3).
 
     python -m bench.quality.refit features [--corpora python311,...] [--split dev]
-    python -m bench.quality.refit fit pcos,words_s1,when_s,count_s,nav [--weights 0.24,0.24,0.1,0.08,-0.2]
+    python -m bench.quality.refit fit pcos,words_s1,when_s,count_s,nav --before     # refit the features of before
+    python -m bench.quality.refit fit pcos_doc,loglen_doc --on-current --before     # new features on top of them
+    python -m bench.quality.refit fit pcos,words_s1 --weights 0.24,0.24               # replay fixed weights
 
 `features`: for every question of a collection's split (bench.quality's collections, built as `qa
 index` would index them: `table.load_collection`, vectors from the embedding cache, an approximate
@@ -22,7 +24,8 @@ pcos passage cosine; s1 best sentence cosine; dense the first stage's dense scor
 question's best BM25; bm25_rr, dense_rr 1 / rank in BM25's / the dense order; words_s1 words in s1
 (shipped); words_p in the passage text; words_sec in its heading path; words_title in the path's
 first part (the page title for HTML); words_last in its last heading; words_all in path + text;
-when_s / count_s a "when" / "how many" question and s1 holds a year / a number (shipped); nav a table
+when_s / count_s a "when" / "how many" question and s1 holds a year / a number (shipped; count_s until
+this round, `count_held`); nav a table
 of contents (shipped); loglen log(1 + words); short fewer than 40 words; whole the passage is its
 section's only passage; code share of its lines that look like code or a shell command; howto_code a
 how-to or imperative question and a passage with a command; depth the heading path's depth;
@@ -51,7 +54,17 @@ FEATURES = ["pcos", "s1", "dense", "bm25n", "bm25_rr", "dense_rr", "words_s1", "
             "code", "howto_code", "depth", "tcos", "pcos_rel", "s1_rel", "pcos_kw", "s1_kw", "words_s1_kw", "words_p_kw",
             "bm25n_kw", "howto_pcos", "pcos_doc", "s1_doc", "words_s1_doc", "bm25n_doc", "loglen_doc"]
 SEP = " › "
-CURRENT = {"pcos": 0.24, "words_s1": 0.24, "when_s": 0.10, "count_s": 0.08, "nav": -0.2}
+
+
+def shipped(params=None) -> dict[str, float]:
+    """The re-scoring of `params` (default `SearchParams()`) as weights of `FEATURES`."""
+    from qa.search import SearchParams
+
+    p = params or SearchParams()
+    return {"pcos": p.rerank_passage, "words_s1": p.rerank_words, "when_s": p.rerank_when, "nav": -p.rerank_navigation, "pcos_doc": p.rerank_doc_passage, "loglen_doc": p.rerank_doc_length}
+
+
+CURRENT = shipped()  # "current" in the tables: the shipped weights
 
 _HOWTO = re.compile(
     r"^\s*(how (do|can|would|should|to|does one)\b|how i\b|what('s| is) the (command|way)|(show|list|install|set|"
@@ -93,6 +106,17 @@ def whole_sections(passages) -> np.ndarray:
     return np.fromiter((count[(p.source, p.section)] == 1 for p in passages), dtype=bool, count=len(passages))
 
 
+_COUNT_QUESTION = re.compile(r"\b(how (many|much|long|old|far|large|big)|what (percentage|number|share))\b", re.I)
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|hundreds?|thousands?"
+                     r"|millions?|billions?|dozens?|half|percent)\b", re.I)
+
+
+def count_held(question: str, sentence: str) -> frozenset[str]:
+    """{"count"} for a "how many" question whose best sentence holds a number: the re-scoring's
+    `rerank_count` feature before this round removed it (what `qa.search.fusion.held_types` did)."""
+    return frozenset({"count"}) if _COUNT_QUESTION.search(question) and _NUMBER.search(sentence) else frozenset()
+
+
 def candidate_rows(parts, positions) -> list[int]:
     """Passage rows of `positions` in `parts` (positions among the candidates on an approximate index)."""
     return [int(parts.candidates[a]) if parts.candidates is not None else int(a) for a in positions]
@@ -131,7 +155,7 @@ def question_features(question, query, parts, positions, reader, whole, title_ve
                  f"{p.section}\n{p.text}"]
         words = tokenize_many(texts, set(weights))
         shares = [word_share(weights, w) for w in words]
-        held = held_types(sentence, kinds)
+        held = held_types(sentence, kinds) | count_held(question, sentence)
         nwords = len(p.text.split())
         code = code_share(p.text)
         tv = title_vectors.get(p.section)
@@ -322,6 +346,8 @@ def main(argv=None) -> int:
     g.add_argument("--split", default="dev")
     g.add_argument("--depth", type=int, default=10)
     g.add_argument("--l2", type=float, default=0.001, help="shrinkage of the weights (towards --prior)")
+    g.add_argument("--before", action="store_true",
+                   help="compare with (and --on-current build on) the re-scoring before the refit (no structured-documentation terms)")
     g.add_argument("--on-current", action="store_true",
                    help="keep the shipped re-scoring and fit only the named features on top of it")
     g.add_argument("--prior", default="", help="comma-separated: shrink towards these weights (default 0; 'current': "
@@ -351,8 +377,15 @@ def main(argv=None) -> int:
         print(f"unknown feature {', '.join(unknown)}: use {', '.join(FEATURES)}", file=sys.stderr)
         return 2
     data = {n: dict(np.load(features_path(cache, n, args.split))) for n in names}
+    if args.before:
+        from qa.search import SearchParams
+
+        current = {k: v for k, v in shipped(SearchParams(rerank_doc_passage=0, rerank_doc_length=0)).items() if v}
+        current["count_s"] = 0.08  # removed after the refit (bench/quality.md, fourth round)
+    else:
+        current = CURRENT
     cols = [FEATURES.index(x) for x in chosen]
-    before = {n: metrics(ranks(rescored(d, [FEATURES.index(k) for k in CURRENT], np.array(list(CURRENT.values())),
+    before = {n: metrics(ranks(rescored(d, [FEATURES.index(k) for k in current], np.array(list(current.values())),
                                          args.depth), d)) for n, d in data.items()}
     if args.weights:
         w = np.array([float(x) for x in args.weights.split(",")])
@@ -364,10 +397,10 @@ def main(argv=None) -> int:
     print(f"{args.features}: leave-one-corpus-out (fit on the others' {args.split}, measured on the one left out)")
     print("| left out | weights fitted on the others | current there | refitted there |\n|---|---|---|---|")
     if args.prior == "current":
-        prior = [CURRENT.get(x, 0.0) for x in chosen]
+        prior = [current.get(x, 0.0) for x in chosen]
     else:
         prior = [float(x) for x in args.prior.split(",")] if args.prior else None
-    base = ([FEATURES.index(k) for k in CURRENT], np.array(list(CURRENT.values()))) if args.on_current else None
+    base = ([FEATURES.index(k) for k in current], np.array(list(current.values()))) if args.on_current else None
     wins = losses = 0
     for held in names:
         w = fit([d for n, d in data.items() if n != held], cols, args.depth, args.l2, prior, base)
