@@ -25,15 +25,14 @@ question's best BM25; bm25_rr, dense_rr 1 / rank in BM25's / the dense order; wo
 (shipped); words_p in the passage text; words_sec in its heading path; words_title in the path's
 first part (the page title for HTML); words_last in its last heading; words_all in path + text;
 when_s / count_s a "when" / "how many" question and s1 holds a year / a number (shipped; count_s until
-this round, `count_held`); nav a table
-of contents (shipped); loglen log(1 + words); short fewer than 40 words; whole the passage is its
+this round, `count_held`); nav a table of contents (shipped); loglen log(1 + words); short fewer than 40 words; whole the passage is its
 section's only passage; code share of its lines that look like code or a shell command; howto_code a
 how-to or imperative question and a passage with a command; depth the heading path's depth;
 tcos cosine of question and heading path (the candidates' paths encoded, into the cache);
 pcos_rel, s1_rel the passage's pcos / s1 minus the best of the top `KEEP`; X_kw feature X for a keyword
 query (no question mark, no question word first: "peer authentication over tcp"), else 0; howto_pcos
 pcos for a how-to or imperative question, else 0; X_doc feature X × the share of the first stage's top 10
-whose heading path has two levels or more (structured documentation: a page and its sections).
+whose heading path has two levels or more (`qa.search.fusion.structured_share`: a page and its sections).
 """
 
 from __future__ import annotations
@@ -126,7 +125,7 @@ def question_features(question, query, parts, positions, reader, whole, title_ve
     """The `FEATURES` of the first-stage passages at `positions` of `parts` (rows of the reader, or
     positions among `parts.candidates`)."""
     from qa.lexical import tokenize, tokenize_many
-    from qa.search.fusion import answer_types, held_types, is_navigation, word_share
+    from qa.search.fusion import answer_types, held_types, is_navigation, structured_share, word_share
 
     rows = candidate_rows(parts, positions)
     tokens = tokenize(question)
@@ -172,8 +171,8 @@ def question_features(question, query, parts, positions, reader, whole, title_ve
     col = {name: x[:, FEATURES.index(name)] for name in ("pcos", "s1", "words_s1", "words_p", "bm25n")}
     extra = [col["pcos"] - col["pcos"].max(), col["s1"] - col["s1"].max(), keywords * col["pcos"], keywords * col["s1"],
              keywords * col["words_s1"], keywords * col["words_p"], keywords * col["bm25n"], float(howto) * col["pcos"]]
-    # documentation: the share of the top 10 whose heading path has two levels or more (a page and a section)
-    doc = float(np.mean(x[:10, FEATURES.index("depth")] >= 2))
+    # documentation: the share of the top 10 whose heading path has two levels or more, as shipped
+    doc = structured_share([p.section for p in passages[:10]])
     extra += [doc * x[:, FEATURES.index(name)] for name in ("pcos", "s1", "words_s1", "bm25n", "loglen")]
     return np.concatenate([x, np.stack(extra, axis=1)], axis=1)
 
