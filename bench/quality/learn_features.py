@@ -1,5 +1,8 @@
 """Score features of the first-stage candidates, for fitting a small learned re-scoring.
 
+(The first fit, on SciFact and SQuAD. Its refit across every `make quality` collection's dev split, with
+leave-one-corpus-out validation, is bench/quality/refit.py.)
+
     PYTHONPATH=. python -m bench.quality.learn_features dev extra scifact-train scifact-test squad-train squad-test \
         squad-inart-train squad-inart-test
 

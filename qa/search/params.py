@@ -15,17 +15,23 @@ BM25_WEIGHT = 0.3
 # bench/quality.md "Sentence scores": dense = max(passage cosine, best sentence cosine).
 SENTENCE_WEIGHT = 1.0
 # bench/quality.md "Re-scoring the top passages" (bench/quality/learn_fit.py on SciFact train + SQuAD
-# questions outside test_1k): depth 10, weights below.
+# questions outside test_1k): depth 10, weights below. (RERANK_COUNT, 0.08 for a "how many" question whose
+# best sentence holds a number, changed no rank on any dev split of the fourth round: removed.)
 RERANK_DEPTH = 10
 RERANK_PASSAGE = 0.24
 RERANK_WORDS = 0.24
 RERANK_WHEN = 0.10
-RERANK_COUNT = 0.08
 # bench/quality.md "Issue 10" experiments (debref + default corpus dev): a top passage that is a table
 # of contents loses this much; overlapping passages of one place are shown as one result of at most
 # MERGE_MAX passages.
 RERANK_NAVIGATION = 0.2
 MERGE_MAX = 3
+# bench/quality.md "Fourth round: the re-scoring refitted across corpora" (bench/quality/refit.py, fitted
+# leave-one-corpus-out on the dev splits of python311, postgres15, debref, sqlite, the default corpus, SciFact
+# train and SQuAD): when the top passages are structured documentation (heading paths of two levels or
+# more), each gets that share × (1.0 × its cosine + 0.1 × log(1 + its words)) more.
+RERANK_DOC_PASSAGE = 1.0
+RERANK_DOC_LENGTH = 0.1
 # bench/RESULTS.md "scale": candidates per retriever on an approximate index (= HNSW efSearch).
 ANN_CANDIDATES = 100
 # bench/quality.md "Approximate indexes as shipped": BM25 candidates on an approximate index. With 100,
@@ -51,8 +57,9 @@ class SearchParams:
     rerank_passage: float = RERANK_PASSAGE  # × the passage's own cosine
     rerank_words: float = RERANK_WORDS  # × IDF-weighted share of the question's words in its best sentence
     rerank_when: float = RERANK_WHEN  # when the question asks "when" and the best sentence holds a year/date
-    rerank_count: float = RERANK_COUNT  # when it asks "how many/much" and the best sentence holds a number
     rerank_navigation: float = RERANK_NAVIGATION  # taken off a top passage that is a table of contents
+    rerank_doc_passage: float = RERANK_DOC_PASSAGE  # × its cosine × the top's share of 2-level heading paths
+    rerank_doc_length: float = RERANK_DOC_LENGTH  # × log(1 + words) × the same share
     merge: bool = True  # overlapping passages of one place shown as one result (qa.search.merge)
     merge_max: int = MERGE_MAX  # passages in one merged result at most
 

@@ -12,9 +12,11 @@ How a passage is scored (measured on the dev questions and SciFact train, see be
   a 16-passage corpus and a 13,000-passage one;
 - re-scored: the top `rerank_depth` fused passages get `rerank_bonus` added: the passage's own
   cosine, the IDF-weighted share of the question's words in its best sentence, and whether that
-  sentence holds what a "when" or "how many" question asks for (a year, a number). The weights
+  sentence holds what a "when" question asks for (a year or date). The weights
   were fitted on SciFact train and SQuAD questions outside test_1k (bench/quality/learn_fit.py), not on
-  the dev questions.
+  the dev questions. When the top passages are structured documentation (heading paths of two
+  levels or more), their own cosine and length count more (refitted leave-one-corpus-out on the
+  dev splits of every collection, bench/quality/refit.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .fusion import (
     match_sources,
     ranks_of,
     rerank_bonus,
+    structured_share,
     word_share,
 )
 from .params import SearchParams
@@ -173,8 +176,8 @@ class Searcher:
         candidates of an approximate index, with `best_ids` their best sentences from
         `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
         p = self.params
-        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count
-                                       or p.rerank_navigation):
+        if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_navigation
+                                       or p.rerank_doc_passage or p.rerank_doc_length):
             return
         finite = np.flatnonzero(np.isfinite(fused))
         if not len(finite):
@@ -192,18 +195,21 @@ class Searcher:
                 first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
                 best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
         spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
-        texts, navigation = [], []
-        for passage, b in zip(self._passages(top_rows, read), best):
+        texts, navigation, lengths = [], [], []
+        passages = self._passages(top_rows, read)
+        structured = structured_share([q.section for q in passages]) if p.rerank_doc_passage or p.rerank_doc_length else 0.0
+        for passage, b in zip(passages, best):
             text = passage.text
             navigation.append(bool(p.rerank_navigation) and is_navigation(text))
+            lengths.append(len(text.split()) if structured else 0)
             if b >= 0:
                 _, start, end = spans[b]
                 text = text[start - passage.start_char : end - passage.start_char]
             texts.append(text)
         bonus = [
-            rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p)
+            rerank_bonus(float(passage_cos[at]), word_share(weights, words), held_types(text, kinds), p, structured, n)
             - (p.rerank_navigation if nav else 0.0)
-            for at, text, words, nav in zip(top, texts, tokenize_many(texts, set(weights)), navigation)
+            for at, text, words, nav, n in zip(top, texts, tokenize_many(texts, set(weights)), navigation, lengths)
         ]
         fused[top] += bonus
 

@@ -225,3 +225,28 @@ def test_adaptation_pairs_come_from_the_corpus_and_batches_hold_real_negatives(c
     assert sorted(map(tuple, (x for g in groups for x in g))) == sorted(pairs)
     assert all(len(g) <= 4 and len({row for _, _, row in g}) == len(g) for g in groups)
     assert len(adapt.make_pairs(passages, kinds=("sentence",), max_pairs=2)) <= 2
+
+
+def test_refit_features_replay_the_shipped_ranking(tiny, fake_embedder, tmp_path):
+    """bench/quality/refit.py: the first stage's candidates with their features, re-scored with the
+    shipped weights, rank every answerable question as the runner's qa default does (merged results
+    included); the leave-one-corpus-out fit prints one row per corpus."""
+    from bench.quality import refit
+
+    tiny[1].splits["dev"] = ["test"]
+    results = quality.run(tiny, fake_embedder, quality.parse_params([]), ["dev"], log=lambda _: None,
+                          cache=tmp_path / "cache")
+    data = {}
+    for c in tiny:
+        data[c.name] = refit.extract(c, "dev", fake_embedder, tmp_path / "cache")
+        np.savez_compressed(refit.features_path(tmp_path, c.name, "dev"), **data[c.name])
+        assert data[c.name]["X"].shape[2] == len(refit.FEATURES)
+        weights = refit.shipped()
+        replayed = refit.ranks(refit.rescored(data[c.name], [refit.FEATURES.index(k) for k in weights],
+                                              np.array(list(weights.values())), 10), data[c.name])
+        runner = [r["ranks"][quality.DEFAULT] for r in results[f"{c.name}/dev"]["records"] if r["kind"] == "answerable"]
+        assert replayed == runner
+    assert refit.code_share("$ sudo apt install foo\nThen run it.") == 0.5
+    assert refit.is_keywords("peer authentication over tcp") and not refit.is_keywords("How do I mount it?")
+    assert refit.main(["fit", "pcos,words_s1", "--corpora", "tiny,tinybeir", "--cache", str(tmp_path)]) == 0
+    assert refit.main(["fit", "nonsense", "--corpora", "tiny", "--cache", str(tmp_path)]) == 2
