@@ -202,6 +202,11 @@ def measure(items) -> dict:
                            "answer": c["answer"].answer.text if c["answer"].answer else None,
                            "reachable": window[-1], "split": split[-1]})
     both = sum(t and s for t, s in zip(top1, sent))
+    for c in items:  # the answer is one exact span of a shown passage (hence of the source)
+        a = c["answer"].answer
+        assert a is None or any(h.source == a.source and h.start_char <= a.start_char and a.end_char <= h.end_char
+                                and h.text[a.start_char - h.start_char : a.end_char - h.start_char] == a.text
+                                for h in c["answer"].passages), (c["row"].get("id"), a)
     return {"answerable": len(items), "top1": round(sum(top1) / n, 4),
             "top1_and_sentence": round(both / n, 4), "answer_sentence": round(sum(sent) / n, 4),
             "given_top1": round(both / max(1, sum(top1)), 4),
