@@ -63,7 +63,7 @@ _FIRST_WORD = re.compile(r"[\"'“‘(]?([^\W\d_]+)")
 # phrases that open a sentence answering the one before ("By comparison, the project has 608 times...")
 _CONTINUING_PHRASE = re.compile(
     r"(by comparison|generally|as a result|in that case|in this case|for example|in other words|to achieve this|"
-    r"as the message|in short|that is|for this reason|because of this|this is because)\b", re.I)
+    r"as the message|in short|for this reason|because of this)\b", re.I)
 
 
 def continues(text: str, phrases: bool = True) -> bool:
