@@ -36,19 +36,25 @@ from bench.quality.table import CACHE, ROOT, chunked, collections, load_collecti
 K = 5  # passages asked for, as `qa ask` shows them
 
 # every variant tried: name -> (SentenceChoice fields, weights of the bench-only features below);
-# "current" is the shipped default, "before" the choice of main fde95cc (one sentence, no window)
-BEFORE = {"window": False}
-VARIANTS: dict[str, tuple[dict, dict]] = {"before (main fde95cc)": (BEFORE, {}), "current": ({}, {})}
-for _window, _join in ((False, 0), (True, 0), (True, 150), (True, 250), (True, 400), (True, 10**6)):
-    for _pen in (0.1, 0.15, 0.2):
-        for _word in (0.0, 0.1):
-            for _focus in (0.0, 0.1, 0.2):
-                for _new in (0.0, 0.05):
-                    for _typed in (0.0, 0.05):
-                        VARIANTS[f"window={int(_window)} join={'always' if _join == 10**6 else _join} pen={_pen} "
-                                 f"word={_word} focus={_focus} new={_new} type={_typed}"] = (
-                            {"window": _window, "join_chars": _join, "rank_penalty": _pen, "word_bonus": _word},
-                            {"focus": _focus, "new": _new, "type": _typed})
+# "current" is the shipped default, "before" the choice of main fde95cc (one sentence, no window),
+# "previous" the one shipped from then to main 6b002b0 (window in one paragraph, no join, word share 0.1)
+BEFORE = {"window": False, "word_bonus": 0.1, "join_chars": 0, "across_breaks": False, "phrases": False}
+PREVIOUS = {"window": True, "word_bonus": 0.1, "join_chars": 0, "across_breaks": False, "phrases": False}
+VARIANTS: dict[str, tuple[dict, dict]] = {"before (main fde95cc)": (BEFORE, {}), "previous (main 6b002b0)": (PREVIOUS, {}),
+                                          "current": ({}, {})}
+for _window, _join in ((False, 0), (True, 0), (True, 150), (True, 250), (True, 350), (True, 400), (True, 10**6)):
+    for _breaks in ((False, True) if _window else (False,)):  # across_breaks and phrases together
+        for _pen in (0.1, 0.15, 0.2):
+            for _word in (0.0, 0.1, 0.2):
+                for _focus in (0.0, 0.1, 0.2):
+                    for _new in (0.0, 0.05):
+                        VARIANTS[f"window={int(_window)} join={'always' if _join == 10**6 else _join} breaks={int(_breaks)} "
+                                 f"pen={_pen} word={_word} focus={_focus} new={_new}"] = (
+                            {"window": _window, "join_chars": _join, "across_breaks": _breaks, "phrases": _breaks,
+                             "rank_penalty": _pen,
+                             "word_bonus": _word},
+                            {"focus": _focus, "new": _new})
+CAP = 250  # leave-one-corpus-out chooses among variants whose answers average at most this many characters
 
 # --- bench-only features, tried and not shipped (bench/quality.md) ----------------------------
 _WHO = re.compile(r"^\s*(who|whom|whose)\b|\bwhich (person|people|leader|man|woman|organi[sz]ation|group|company)", re.I)
@@ -149,7 +155,7 @@ def score_variant(items, fields: dict, weights: dict, show: bool = False) -> dic
     from qa.answer import SentenceChoice, candidates, choice_score
 
     choice = SentenceChoice(**fields)
-    key = (choice.top, choice.window, choice.join_chars)
+    key = (choice.top, choice.window, choice.join_chars, choice.across_breaks, choice.phrases)
     top1 = sent = both = chars = 0
     for c in items:
         ev, hits = c["row"]["evidence"], c["hits"]
@@ -196,6 +202,11 @@ def measure(items) -> dict:
                            "answer": c["answer"].answer.text if c["answer"].answer else None,
                            "reachable": window[-1], "split": split[-1]})
     both = sum(t and s for t, s in zip(top1, sent))
+    for c in items:  # the answer is one exact span of a shown passage (hence of the source)
+        a = c["answer"].answer
+        assert a is None or any(h.source == a.source and h.start_char <= a.start_char and a.end_char <= h.end_char
+                                and h.text[a.start_char - h.start_char : a.end_char - h.start_char] == a.text
+                                for h in c["answer"].passages), (c["row"].get("id"), a)
     return {"answerable": len(items), "top1": round(sum(top1) / n, 4),
             "top1_and_sentence": round(both / n, 4), "answer_sentence": round(sum(sent) / n, 4),
             "given_top1": round(both / max(1, sum(top1)), 4),
@@ -318,11 +329,11 @@ def main(argv=None) -> int:
 
 
 def results_table(results: dict, replay: dict) -> str:
-    """Markdown: per corpus and split, before (main fde95cc, replayed) → now (`Retriever.ask`)."""
+    """Markdown: per corpus and split, previous (main 6b002b0, replayed) → now (`Retriever.ask`)."""
     lines = ["| corpus / split | answerable | top-1 | top-1 & answer | answer | answer given top-1 | chars | reachable | split |",
              "|---|---|---|---|---|---|---|---|---|"]
     for key, r in results.items():
-        b = replay[key]["before (main fde95cc)"]
+        b = replay[key]["previous (main 6b002b0)"]
         lines.append(f"| {key} | {r['answerable']} | {r['top1']:.3f} | {b['top1_and_sentence']:.3f} → **{r['top1_and_sentence']:.3f}** | "
                      f"{b['answer_sentence']:.3f} → {r['answer_sentence']:.3f} | {b['given_top1']:.3f} → {r['given_top1']:.3f} | "
                      f"{b['mean_chars']} → {r['mean_chars']} | {r['reachable_sentence']:.3f} | {r['split_evidence']} |")
@@ -331,15 +342,15 @@ def results_table(results: dict, replay: dict) -> str:
 
 def variant_table(replay: dict, best: int = 8) -> str:
     """Markdown, dev splits only: answer accuracy (over all answerable / given a right top-1; mean
-    characters) of the two reference variants, of every window setting at the shipped weights, and
-    of the `best` others by mean over the dev splits."""
+    characters) of the three reference variants, of every window setting at the shipped weights, and
+    of the `best` others by mean answer given a right top-1 over the dev splits."""
     keys = [k for k in replay if k.split("/")[1].startswith("dev")]
 
     def mean(name):
-        return float(np.mean([replay[k][name]["answer_sentence"] for k in keys])) if keys else 0.0
+        return float(np.mean([replay[k][name]["given_top1"] for k in keys])) if keys else 0.0
 
-    names = list(VARIANTS)[:2]
-    names += [n for n in VARIANTS if n.endswith("pen=0.15 word=0.1 focus=0.0 new=0.0 type=0.0")]
+    names = list(VARIANTS)[:3]
+    names += [n for n in VARIANTS if n.endswith("pen=0.15 word=0.2 focus=0.0 new=0.0")]
     names += [n for n in sorted(VARIANTS, key=mean, reverse=True) if n not in names][:best]
     lines = ["| variant | " + " | ".join(keys) + " | mean |", "|---|" + "---|" * (len(keys) + 1)]
     for name in names:
@@ -351,20 +362,26 @@ def variant_table(replay: dict, best: int = 8) -> str:
 
 def loco(replay: dict) -> str:
     """Leave-one-corpus-out over the dev splits: for each corpus, the variant with the best mean
-    answer accuracy on the OTHER corpora's dev splits (ties: the shorter answers), and what it and
-    the shipped choice score on the left-out one. Markdown."""
+    answer accuracy given a right top-1 on the OTHER corpora's dev splits among those whose answers
+    average at most `CAP` characters there (a sentence or two; ties: the shorter answers), and what
+    it and the shipped choice score on the left-out one. Markdown; cells: answer given a right
+    top-1 / over all answerable (mean characters)."""
     devs = {k.split("/")[0]: k for k in replay if k.split("/")[1].startswith("dev")}
-    lines = ["| left out | chosen on the others' dev | its answer there (chars) | current there (chars) |",
-             "|---|---|---|---|"]
+    lines = ["| left out | chosen on the others' dev | it there | current there | previous there |",
+             "|---|---|---|---|---|"]
+
+    def cell(v):
+        return f"{v['given_top1']:.3f} / {v['answer_sentence']:.3f} ({v['mean_chars']})"
+
     for held, key in devs.items():
         others = [k for n, k in devs.items() if n != held]
-        if not others:
+        short = [v for v in VARIANTS if np.mean([replay[k][v]["mean_chars"] for k in others]) <= CAP]
+        if not others or not short:
             continue
-        chosen = max(VARIANTS, key=lambda v: (np.mean([replay[k][v]["answer_sentence"] for k in others]),
-                                              -np.mean([replay[k][v]["mean_chars"] for k in others])))
-        got, now = replay[key][chosen], replay[key]["current"]
-        lines.append(f"| {held} | {chosen} | {got['answer_sentence']:.3f} ({got['mean_chars']}) | "
-                     f"{now['answer_sentence']:.3f} ({now['mean_chars']}) |")
+        chosen = max(short, key=lambda v: (np.mean([replay[k][v]["given_top1"] for k in others]),
+                                           -np.mean([replay[k][v]["mean_chars"] for k in others])))
+        lines.append(f"| {held} | {chosen} | {cell(replay[key][chosen])} | {cell(replay[key]['current'])} | "
+                     f"{cell(replay[key]['previous (main 6b002b0)'])} |")
     return "\n".join(lines)
 
 

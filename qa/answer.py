@@ -25,14 +25,20 @@ class SentenceChoice:
     of the question's words the answer holds. With `window`, a sentence is cited together with the
     sentences next to it that continue it (`continues`: a pronoun, a connective, lower case, or the
     one before ends with a colon), and with the next one whenever both together are at most
-    `join_chars` long (0: never; longer answers hold the evidence more often, bench/quality.md);
-    the citation stays one exact span of the passage."""
+    `join_chars` long (0: never) — both within one paragraph; with `across_breaks`, a lead-in
+    ending with a colon and a next sentence opening in lower case ("createdb: command not found"
+    then "then PostgreSQL was not installed properly.") are joined across a paragraph break too
+    (a blank line, a code block); with `phrases`, a sentence opening with a connective phrase
+    ("By comparison", "Generally speaking") continues the one before. The citation stays one exact
+    span of the passage."""
 
     top: int = 3
     rank_penalty: float = 0.15
-    word_bonus: float = 0.1
+    word_bonus: float = 0.2
     window: bool = True
-    join_chars: int = 0
+    join_chars: int = 350
+    across_breaks: bool = True
+    phrases: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,13 +60,26 @@ _CONTINUING = frozenset(
     "however but and or which otherwise instead here there".split()
 )
 _FIRST_WORD = re.compile(r"[\"'“‘(]?([^\W\d_]+)")
+# phrases that open a sentence answering the one before ("By comparison, the project has 608 times...")
+_CONTINUING_PHRASE = re.compile(
+    r"(by comparison|generally|as a result|in that case|in this case|for example|in other words|to achieve this|"
+    r"as the message|in short|for this reason|because of this)\b", re.I)
 
 
-def continues(text: str) -> bool:
+def continues(text: str, phrases: bool = True) -> bool:
     """Whether a sentence continues the one before it: it opens with a pronoun or a connective
-    ("It", "They", "Hence"...) or a lower-case word (not a list item, a number or code)."""
+    ("It", "They", "Hence"...), a connective phrase ("By comparison", "Generally speaking") or a
+    lower-case word (not a list item, a number or code); `phrases`: False leaves the phrases out."""
     first = _FIRST_WORD.match(text)
-    return bool(first) and (first.group(1)[0].islower() or first.group(1).lower() in _CONTINUING)
+    return bool(first) and (first.group(1)[0].islower() or first.group(1).lower() in _CONTINUING
+                            or (phrases and bool(_CONTINUING_PHRASE.match(text))))
+
+
+def opens_lower(text: str) -> bool:
+    """Whether a sentence opens with a lower-case word ("then PostgreSQL was not installed"):
+    it goes on with the sentence before it even after a paragraph break."""
+    first = _FIRST_WORD.match(text)
+    return bool(first) and first.group(1)[0].islower()
 
 
 def candidates(question: str, hits: list[Hit], sentences: list[list[tuple]],
@@ -76,11 +95,17 @@ def candidates(question: str, hits: list[Hit], sentences: list[list[tuple]],
 
         def joins(i: int, short: bool = False) -> bool:
             """Sentence i is cited with sentence i - 1: right after it in one paragraph, and it
-            continues it, or the one before ends with a colon, or (`short`) both fit in join_chars."""
+            continues it, or the one before ends with a colon, or (`short`) both fit in join_chars;
+            with `across_breaks`, after a paragraph break when the one before ends with a colon or
+            sentence i opens in lower case."""
             gap = hit.text[spans[i - 1][1] : spans[i][0]]
-            return (not gap.strip() and gap.count("\n") < 2
-                    and (continues(texts[i]) or texts[i - 1].endswith(":")
-                         or (short and spans[i][1] - spans[i - 1][0] <= choice.join_chars)))
+            if gap.strip():
+                return False
+            lead_in = texts[i - 1].endswith(":")
+            if choice.across_breaks and (lead_in or opens_lower(texts[i])):
+                return True
+            return gap.count("\n") < 2 and (continues(texts[i], choice.phrases) or lead_in
+                                              or (short and spans[i][1] - spans[i - 1][0] <= choice.join_chars))
 
         for i, (a, b, cos, *rest) in enumerate(sents):  # rest: the rank of the passage it came from
             place = rest[0] if rest else h

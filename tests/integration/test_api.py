@@ -51,7 +51,8 @@ def test_hit_fields_and_json_shape(settings, fake_embedder):
     for key in ("rank", "score", "text", "source", "section", "start_line", "end_line", "start_char", "end_char"):
         assert key in first
     assert first["source"] == "sub/boats.md" and first["section"] == "Boats of the harbour › Racing"
-    assert doc["answer"]["text"] == "Each August the boats race to the lighthouse and back."
+    assert doc["answer"]["text"] == ("Each August the boats race to the lighthouse and back. "
+                                     "The winner keeps a silver cup for a year.")  # with the next sentence
     assert asdict(answer.passages[0]) == first
 
 

@@ -124,14 +124,16 @@ def ask(page, question: str, replies_before: int | None = None):
 def test_answer_first_then_numbered_citations(chat, server):
     page, _, _ = chat
     reply = ask(page, "When are the roses watered?")
-    assert reply.locator(".qa-answer blockquote").inner_text() == "The roses are watered every morning at six."
+    assert reply.locator(".qa-answer blockquote").inner_text() == (  # with the next sentence of its paragraph
+        "The roses are watered every morning at six. In dry summers the gardeners also water the lavender, "
+        "which otherwise needs little care.")
     assert reply.locator(".qa-answer .qa-cite a").inner_text() == "garden.txt:L7"
     nums = reply.locator(".qa-card .qa-num").all_inner_texts()
     assert nums == ["[1]", "[2]", "[3]", "[4]", "[5]"]
     first = reply.locator(".qa-card").first
     assert first.locator(".qa-head a").inner_text() == "garden.txt:L7"
     assert first.locator(".qa-section").inner_text() == "Watering"
-    assert first.locator("mark").inner_text() == "The roses are watered every morning at six."
+    assert first.locator("mark").inner_text().startswith("The roses are watered every morning at six. In dry")
     assert reply.locator(".qa-answer").bounding_box()["y"] < first.bounding_box()["y"]  # answer first
     # The question is shown as asked, and the chat scrolled to it.
     assert page.locator("#qa-chat .qa-q").last.inner_text() == "When are the roses watered?"
@@ -154,7 +156,7 @@ def test_open_citation_shows_cited_lines_scrolled_into_view(chat, server):
     highlighted = viewer.locator(".line.hl")
     ids = [highlighted.nth(i).get_attribute("id") for i in range(highlighted.count())]
     assert ids == [f"L{n}" for n in range(hit.start_line, hit.end_line + 1)]
-    mark = viewer.locator("mark")
+    mark = viewer.locator("mark").first  # the answer goes on with the next line's short sentence
     assert mark.inner_text() == "The lantern room was painted green by keeper Tomas Berg in 1911."
     assert viewer.locator("#L252 mark").count() == 1
     sync_api.expect(mark).to_be_in_viewport()
@@ -162,7 +164,7 @@ def test_open_citation_shows_cited_lines_scrolled_into_view(chat, server):
     # The shareable URL (no fragment) opens the same view, scrolled by the page itself.
     again = viewer.context.new_page()
     again.goto(viewer.url.split("#")[0])
-    sync_api.expect(again.locator("mark")).to_be_in_viewport()
+    sync_api.expect(again.locator("mark").first).to_be_in_viewport()
     sync_api.expect(again.locator("#L1")).not_to_be_in_viewport()
     again.close()
 
@@ -311,7 +313,8 @@ def test_real_model_who_leads_the_ncri_in_the_browser(browser, request, default_
     context, page, recorder = _open(browser, request, url)
     try:
         reply = ask(page, "Who leads the NCRI?")
-        assert reply.locator(".qa-answer blockquote").inner_text() == "The president-elect of the NCRI is Mrs. Maryam Rajavi."
+        assert reply.locator(".qa-answer blockquote").inner_text().startswith(
+            "The president-elect of the NCRI is Mrs. Maryam Rajavi. Two of her sisters")
         first = reply.locator(".qa-card").first
         assert first.locator(".qa-num").inner_text() == "[1]"
         assert first.locator(".qa-head a").inner_text() == "iranian-resistance-pmoi-ncri.txt:L16"
@@ -361,7 +364,9 @@ def test_copy_buttons_and_why_this_passage(chat):
     assert why.locator(".qa-score").inner_text().startswith("score ")
     reply.locator(".qa-answer button.qa-copy", has_text="Copy as Markdown").click()
     copied = page.evaluate("() => window.qaLastCopied")
-    assert copied.startswith("> The roses are watered every morning at six.\n>\n> — [garden.txt:L7](" + url + "source?file=garden.txt")
+    assert copied.startswith("> The roses are watered every morning at six. In dry summers the gardeners also water the "
+                             "lavender, which otherwise needs little care.\n>\n> — [garden.txt:L7](" + url
+                             + "source?file=garden.txt")
     reply.locator(".qa-card").nth(1).locator("button.qa-copy", has_text="Copy").first.click()
     plain = page.evaluate("() => window.qaLastCopied")
     assert plain.startswith("“") and plain.endswith(")") and "\n" not in plain

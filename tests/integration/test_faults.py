@@ -591,6 +591,7 @@ def test_server_stays_up_on_a_damaged_index_and_says_what_to_do(settings, fake_e
         assert ok.status_code == 200 and "event_id" in ok.json()
         build_index(settings, embedder=fake_embedder, full=True)  # the fix the message names
         answer = client.predict("When are the roses watered?", 3, api_name="/ask")
-        assert answer["answer"]["text"] == "The roses are watered every morning at six."
+        assert answer["answer"]["text"] == ("The roses are watered every morning at six. In dry summers the "
+                                            "gardeners also water the lavender, which otherwise needs little care.")
     finally:
         demo.close()

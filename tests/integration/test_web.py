@@ -93,12 +93,13 @@ def test_ask_endpoint_returns_the_cli_json(server, client):
     assert result == json.loads(to_json(retriever.ask("When are the roses watered?", 3)))
     assert result["found"] is True
     assert result["answer"] == {
-        "text": "The roses are watered every morning at six.",
+        "text": ("The roses are watered every morning at six. In dry summers the gardeners also water the "
+                 "lavender, which otherwise needs little care."),  # with the next sentence of the paragraph
         "source": "garden.txt",
         "start_line": 7,
         "end_line": 7,
         "start_char": 196,
-        "end_char": 239,
+        "end_char": 328,
         "page": None,
         "locator": "",
         "source_changed": False,
@@ -109,7 +110,7 @@ def test_ask_endpoint_returns_the_cli_json(server, client):
     assert (top["source"], top["section"], top["start_line"], top["end_line"]) == ("garden.txt", "Watering", 7, 7)
     text = (settings.corpus_dir / "garden.txt").read_text(encoding="utf-8")
     assert top["text"] == text[top["start_char"] : top["end_char"]]
-    assert (top["sentence_start"], top["sentence_end"]) == (196, 239)
+    assert (top["sentence_start"], top["sentence_end"]) == (196, 328)  # the answer's span
 
 
 def test_only_ask_is_public(client):
@@ -190,13 +191,14 @@ def test_viewer_highlights_the_cited_lines(server):
     url, retriever, _ = server
     hit = retriever.ask("When are the roses watered?", 1).passages[0]
     link = web.source_url(hit)
-    assert link == "source?file=garden.txt&lines=7-7&mark=196-239#L7"
+    assert link == "source?file=garden.txt&lines=7-7&mark=196-328#L7"
     response = httpx.get(url + link.split("#")[0])
     assert response.status_code == 200
     page = response.text
     highlighted = re.findall(r'<div class="line hl" id="L(\d+)">', page)
     assert highlighted == ["7"]
-    assert "<mark>The roses are watered every morning at six.</mark>" in page
+    assert ("<mark>The roses are watered every morning at six. In dry summers the gardeners also water the "
+            "lavender, which otherwise needs little care.</mark>") in page
     assert 'id="L1"' in page and 'id="L11"' in page  # the whole file, every line anchored
     assert "default-src 'none'" in response.headers["content-security-policy"]
 
@@ -260,12 +262,12 @@ def test_reply_html_answer_first_then_numbered_linked_sources(server):
     answer = retriever.ask("When are the roses watered?", 3)
     reply = render_html(answer, link=web.source_url)
     assert reply.index('class="qa-answer"') < reply.index('class="qa-sources"')
-    assert "<blockquote>The roses are watered every morning at six&#46;</blockquote>" in reply
+    assert "<blockquote>The roses are watered every morning at six&#46; In dry summers" in reply
     assert re.findall(r'<span class="qa-num">\[(\d)\]</span>', reply) == ["1", "2", "3"]
     links = re.findall(r'<a class="qa-link" href="([^"]+)"', reply)
-    assert links[0] == "source?file=garden.txt&amp;lines=7-7&amp;mark=196-239#L7"  # the answer's citation
+    assert links[0] == "source?file=garden.txt&amp;lines=7-7&amp;mark=196-328#L7"  # the answer's citation
     assert len(links) == 4  # the answer plus one per source
-    assert "<mark>The roses are watered every morning at six&#46;</mark>" in reply
+    assert "<mark>The roses are watered every morning at six&#46; In dry summers" in reply
 
 
 def test_reply_html_not_found_collapses_the_closest_passages(server):

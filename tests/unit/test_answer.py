@@ -107,7 +107,9 @@ def retriever(settings, fake_embedder):
 def test_answer_sentence_is_an_exact_cited_span(retriever, corpus_dir):
     answer = retriever.ask("When are the roses watered every morning?", k=3)
     assert answer.found
-    assert answer.answer.text == "The roses are watered every morning at six."
+    # the sentence with the next one of its paragraph (both within SentenceChoice.join_chars)
+    assert answer.answer.text == ("The roses are watered every morning at six. In dry summers the gardeners also "
+                                  "water the lavender, which otherwise needs little care.")
     assert (answer.answer.source, answer.answer.start_line, answer.answer.end_line) == ("garden.txt", 7, 7)
     text = (corpus_dir / "garden.txt").read_text()
     assert text[answer.answer.start_char : answer.answer.end_char] == answer.answer.text
@@ -151,6 +153,8 @@ def _answer_text(hit: Hit, chosen) -> str:
     ("They built a power plant.", True), ("It respects elections.", True), ("Hence, one can expect it.", True),
     ("“This is why.”", True), ("apt-get install foo", True), ("The camp grew.", False), ("Maryam Rajavi leads.", False),
     ("- item two", False), ("1. Provides detection", False), ("$ sudo reboot", False), ("2050 is far.", False),
+    ("By comparison, the project has 608 times as much.", True), ("Generally speaking, any site works.", True),
+    ("Generations of users.", False),
 ])
 def test_continues_names_sentences_that_lean_on_the_one_before(text, expected):
     assert continues(text) is expected
@@ -173,8 +177,13 @@ def test_answer_window_adds_the_sentences_that_continue_the_chosen_one():
         answer.answer.start_char, answer.answer.end_char)
 
 
+def test_continues_leaves_the_connective_phrases_out_when_asked():
+    assert not continues("By comparison, the project has 608 times as much.", phrases=False)
+    assert continues("it is 1 by default.", phrases=False)
+
+
 def test_answer_window_stops_at_paragraphs_list_items_and_new_subjects():
-    hit = _at("Set the pin priority first.\n\nit is 1 by default.\n- they are listed here.\nThe next part is about mirrors.")
+    hit = _at("Set the pin priority first.\n\nIt is 1 by default.\n- they are listed here.\nThe next part is about mirrors.")
     sentences = [_scored(hit, 0.9, 0.2, 0.2, 0.1)]
     assert _answer_text(hit, choose_answer("pin priority", [hit], sentences)) == "Set the pin priority first."
     # a sentence ending with a colon is followed by what it announces
@@ -183,14 +192,41 @@ def test_answer_window_stops_at_paragraphs_list_items_and_new_subjects():
         "Mount the image in two steps:\n- Load nbd with modprobe.")
 
 
-def test_answer_window_joins_a_short_next_sentence_only_when_asked():
-    hit = _at("The roses are watered at six. Rain water is kept in tanks.")
-    sentences = [_scored(hit, 0.8, 0.1)]
-    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences)) == "The roses are watered at six."
-    wide = SentenceChoice(join_chars=len(hit.text))
-    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences, wide)) == hit.text
-    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences, SentenceChoice(join_chars=40))) == (
-        "The roses are watered at six.")
+def test_answer_window_joins_the_next_sentence_of_the_paragraph_up_to_join_chars():
+    hit = _at("The roses are watered at six. Rain water is kept in tanks.\n\nThe tanks are copper.")
+    sentences = [_scored(hit, 0.8, 0.1, 0.1)]
+    # by default (join_chars 350) the next sentence of the paragraph comes with it, never the next paragraph
+    assert _answer_text(hit, choose_answer("roses watered", [hit], sentences)) == (
+        "The roses are watered at six. Rain water is kept in tanks.")
+    for narrow in (SentenceChoice(join_chars=0), SentenceChoice(join_chars=40)):
+        assert _answer_text(hit, choose_answer("roses watered", [hit], sentences, narrow)) == (
+            "The roses are watered at six.")
+
+
+def test_answer_window_crosses_a_paragraph_break_after_a_lead_in_or_before_lower_case():
+    # a message quoted after a colon, and the explanation after it opening in lower case
+    hit = _at("If you see a message similar to:\n\ncreatedb: command not found\n\n"
+              "then PostgreSQL was not installed properly.  Either it was not installed at all.")
+    sentences = [_scored(hit, 0.1, 0.9, 0.3, 0.2)]
+    assert _answer_text(hit, choose_answer("createdb command not found", [hit], sentences)) == (
+        "If you see a message similar to:\n\ncreatedb: command not found\n\nthen PostgreSQL was not installed properly.")
+    apart = SentenceChoice(across_breaks=False)
+    assert _answer_text(hit, choose_answer("createdb command not found", [hit], sentences, apart)) == (
+        "createdb: command not found")
+    # a capitalised sentence after a blank line starts something new
+    hit = _at("Run the following commands before closing:\n\nPRAGMA optimize;\n\nThe constant can be adjusted.")
+    sentences = [_scored(hit, 0.9, 0.1, 0.1)]
+    assert _answer_text(hit, choose_answer("what to run before closing", [hit], sentences)) == (
+        "Run the following commands before closing:\n\nPRAGMA optimize;")
+
+
+def test_answer_window_takes_the_sentence_opening_with_a_connective_phrase():
+    hit = _at("The library has 151 KSLOC of C code.  By comparison, the project has 608 times as much test code.")
+    sentences = [_scored(hit, 0.9, 0.4)]
+    short = SentenceChoice(join_chars=0)
+    assert _answer_text(hit, choose_answer("how much test code", [hit], sentences, short)) == hit.text
+    assert _answer_text(hit, choose_answer("how much test code", [hit], sentences, replace(short, phrases=False))) == (
+        "The library has 151 KSLOC of C code.")
 
 
 def test_answer_is_chosen_among_the_top_passages_with_a_rank_penalty():
