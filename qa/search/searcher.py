@@ -49,14 +49,18 @@ class SentenceScores:
 
     Args:
         reader: the index (sentence vectors of other ids are read from it on demand);
-        query: the query vector; ids, cosines: sentence ids already scored (ascending) and their cosines.
+        query: the query vector; ids, cosines: sentence ids already scored (ascending) and their cosines;
+        offsets, counts: where the sentences of each passage scored start in `ids`, and how many it has.
     """
 
-    def __init__(self, reader: IndexReader, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray):
+    def __init__(self, reader: IndexReader, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray,
+                 offsets: np.ndarray | None = None, counts: np.ndarray | None = None):
         self._reader = reader
         self._query = query
         self._ids = ids
         self._cos = cosines
+        self._offsets = offsets
+        self._counts = counts
 
     def __getitem__(self, j) -> float:
         j = int(j)
@@ -65,6 +69,15 @@ class SentenceScores:
             return float(self._cos[at])
         vector = self._reader.sentence_vectors(np.array([j], dtype=np.int64))[0]
         return float(np.asarray(vector, dtype=np.float32) @ self._query)
+
+    def best_ids(self, positions) -> list[int]:
+        """The id of the best sentence (the first of equals) of the passages at `positions` among
+        those scored; -1 for a passage without sentences."""
+        out = []
+        for at in positions:
+            first, n = int(self._offsets[at]), int(self._counts[at])
+            out.append(int(self._ids[first + int(np.argmax(self._cos[first : first + n]))]) if n else -1)
+        return out
 
 
 _BLAS = None  # numpy's BLAS libraries (threadpoolctl), looked up at the first search; False: none found
@@ -138,24 +151,24 @@ class Searcher:
         """Best sentence cosine of each passage in `rows` (ascending; -1 where it has none),
         reading only their sentence vectors; those sentences' cosines; and the id of each
         passage's best sentence (the first of equals; -1 where it has none)."""
+        best, scores = self._best_sentences(query, rows)
+        return best, scores, np.array(scores.best_ids(range(len(rows))), dtype=np.int64)
+
+    def _best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores]:
+        """`best_sentences` without the best sentences' ids (`SentenceScores.best_ids` gives
+        those of the passages that need them)."""
         starts, counts = self.reader.sentence_range(rows)
         best = np.full(len(rows), -1.0, dtype=np.float32)
-        best_ids = np.full(len(rows), -1, dtype=np.int64)
         offsets = np.cumsum(counts) - counts  # where each passage's sentences start in `ids`
-        total = int(counts.sum())
+        total = int(offsets[-1] + counts[-1]) if len(rows) else 0
         ids = np.repeat(starts - offsets, counts) + np.arange(total)
         if total:
             cos = np.asarray(self.reader.sentence_vectors(ids), dtype=np.float32) @ query
+            has = counts > 0
+            best[has] = np.maximum.reduceat(cos, offsets[has])
         else:
             cos = np.zeros(0, np.float32)
-        has = counts > 0
-        if total:
-            best[has] = np.maximum.reduceat(cos, offsets[has])
-            segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
-            at_max = np.flatnonzero(cos == best[has][segment])
-            of = segment[at_max]  # ascending: the first sentence at the maximum of each passage starts a run
-            best_ids[has] = ids[at_max[np.flatnonzero(np.diff(of, prepend=-1))]]
-        return best, SentenceScores(self.reader, query, ids, cos), best_ids
+        return best, SentenceScores(self.reader, query, ids, cos, offsets, counts)
 
     def _passages(self, rows: list[int], read: dict) -> list:
         """The passages of `rows`, reading from the index only those not in `read` (row -> passage,
@@ -166,12 +179,13 @@ class Searcher:
         return [read[r] for r in rows]
 
     def _rerank(self, question: str, tokens: list[str], fused: np.ndarray, passage_cos: np.ndarray, sentence_cos,
-                rows=None, best_ids=None, *, read: dict) -> None:
+                rows=None, *, read: dict, prefetch: int = 0) -> None:
         """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place
         (`tokens`: the question's, from `tokenize`).
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
-        candidates of an approximate index, with `best_ids` their best sentences from
-        `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
+        candidates of an approximate index, `sentence_cos` their `SentenceScores`). Reads only
+        those passages' sentences (their cosines are already computed), and with them the top
+        `prefetch` passages before re-scoring (what the search shows next, in one read)."""
         p = self.params
         if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count
                                        or p.rerank_navigation):
@@ -181,14 +195,17 @@ class Searcher:
             return
         depth = min(p.rerank_depth, len(finite))
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
+        if prefetch > depth:  # re-scoring moves only the top `depth`: the shown ones are among these (or read later)
+            more = finite[np.argpartition(-fused[finite], prefetch - 1)[:prefetch]] if prefetch < len(finite) else finite
+            self._passages((rows[more] if rows is not None else more).tolist(), read)
         weights = self.reader.bm25_idf(set(tokens))
         kinds = answer_types(question)
-        top_rows = [int(rows[at]) if rows is not None else int(at) for at in top]
-        best = []
-        for at, i in zip(top, top_rows):
-            if best_ids is not None:
-                best.append(int(best_ids[at]))
-            else:  # the passage's best sentence by cosine (the first of equals)
+        top_rows = (rows[top] if rows is not None else top).tolist()
+        if rows is not None:  # SentenceScores of the candidates
+            best = sentence_cos.best_ids(top.tolist())
+        else:  # the passage's best sentence by cosine (the first of equals)
+            best = []
+            for i in top_rows:
                 first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
                 best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
         spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
@@ -214,17 +231,18 @@ class Searcher:
         already computed (evaluation encodes queries in batches)."""
         return self._score(question, sources, k, query_vector, {})
 
-    def _score(self, question: str, sources, k: int, query_vector, read: dict) -> ScoreParts:
-        """`score`, keeping in `read` the passages re-scoring read (row -> passage)."""
+    def _score(self, question: str, sources, k: int, query_vector, read: dict, prefetch: int = 0) -> ScoreParts:
+        """`score`, keeping in `read` the passages re-scoring read (row -> passage), and the top
+        `prefetch` before re-scoring with them."""
         query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
         allowed_sources = self.allowed_sources(sources)
         with one_blas_thread():
             if not self.exact:
-                return self._score_candidates(question, query, allowed_sources, k, read)
-            return self._score_all(question, query, allowed_sources, read)
+                return self._score_candidates(question, query, allowed_sources, k, read, prefetch)
+            return self._score_all(question, query, allowed_sources, read, prefetch)
 
     def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
-                   read: dict) -> ScoreParts:
+                   read: dict, prefetch: int = 0) -> ScoreParts:
         """`score` on an exact index: every passage and sentence."""
         p = self.params
         n = self._n
@@ -238,14 +256,14 @@ class Searcher:
         dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
-        self._rerank(question, tokens, fused, passage_cos, sent, read=read)
+        self._rerank(question, tokens, fused, passage_cos, sent, read=read, prefetch=prefetch)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
             dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
         )
 
     def _score_candidates(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
-                          k: int, read: dict) -> ScoreParts:
+                          k: int, read: dict, prefetch: int = 0) -> ScoreParts:
         """`score` on an approximate index: only candidates are scored. `parts.candidates`
         holds their passage rows (ascending); "dense", "bm25", "fused", the ranks and "allowed"
         are aligned with it rather than sized to the corpus (half a dozen corpus-sized arrays
@@ -261,7 +279,7 @@ class Searcher:
         passage_cos[from_ann] = ann_cos[first[from_ann]]
         if not from_ann.all():  # BM25 candidates the vector search did not return
             passage_cos[~from_ann] = self.reader.passage_vectors(rows[~from_ann]) @ query
-        best, sentence_cos, best_ids = self.best_sentences(query, rows)
+        best, sentence_cos = self._best_sentences(query, rows)
         dense = dense_scores(passage_cos, best, p)
         bm25 = self.reader.bm25_scores(tokens, rows)
         # Orders are positions in `rows`; rows ascend, so position breaks ties as the row would.
@@ -270,7 +288,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, best_ids, read=read)
+        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, read=read, prefetch=prefetch)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
@@ -289,10 +307,10 @@ class Searcher:
         of one place that overlap are shown as one result (`qa.search.merge`): more passages are read
         until `k` places are shown (or none is left)."""
         read: dict = {}  # passages read so far: re-scoring's top ones are shown too
-        parts = self._score(question, sources, k, None, read)
+        p = self.params
+        parts = self._score(question, sources, k, None, read, prefetch=k * (p.merge_max + 1) if p.merge else k)
         allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
-        p = self.params
         pool = k * (p.merge_max + 1) if p.merge else k
         while True:
             if parts.candidates is not None:  # approximate index: parts are aligned with the candidates
@@ -313,19 +331,21 @@ class Searcher:
         shown = [merged_passage([passages[g] for g in group]) for group in groups]
         if p.merge:
             shown = trim_shown(shown)
+        firsts = [at[group[0]] for group in groups]  # the best passage of each result: its scores
+        score, dense, bm25 = (parts.fused[firsts].tolist(), parts.dense[firsts].tolist(), parts.bm25[firsts].tolist())
+        dense_rank, bm25_rank = parts.dense_rank[firsts].tolist(), parts.bm25_rank[firsts].tolist()
         hits, behind = [], []
-        for rank, (group, passage) in enumerate(zip(groups, shown), start=1):
-            j = at[group[0]]
+        for h, (group, passage) in enumerate(zip(groups, shown)):
             behind.append(Shown(rows=tuple(order[g] for g in group), places=tuple(group)))
             hits.append(
                 Hit(
                     **passage.__dict__,
-                    rank=rank,
-                    score=round(float(parts.fused[j]), 6),
-                    dense=round(float(parts.dense[j]), 6),
-                    bm25=round(float(parts.bm25[j]), 6),
-                    dense_rank=int(parts.dense_rank[j]) or None,
-                    bm25_rank=int(parts.bm25_rank[j]) or None,
+                    rank=h + 1,
+                    score=round(score[h], 6),
+                    dense=round(dense[h], 6),
+                    bm25=round(bm25[h], 6),
+                    dense_rank=dense_rank[h] or None,
+                    bm25_rank=bm25_rank[h] or None,
                 )
             )
         return hits, parts, behind
