@@ -89,8 +89,8 @@ _STEMS_MAX = 200_000
 def tokenize_many(texts: Sequence[str], among: set[str] | None = None) -> list[set[str]]:
     """The set of `tokenize` tokens of each of `texts` (only those in `among` when given: a
     question's tokens). Each distinct word is stemmed once per process (re-scoring tokenizes the
-    best sentences of every search); with `among`, a text holds a token when it shares a word with
-    the words known to give it (a set operation, no loop over the text's words)."""
+    best sentences of every search); with `among`, only the words known to give those tokens are
+    looked up (a set intersection, no loop over the text's words)."""
     global _STEMS
     sets = [set(words(text)) for text in texts]
     distinct = set().union(*sets)
@@ -110,8 +110,8 @@ def tokenize_many(texts: Sequence[str], among: set[str] | None = None) -> list[s
         token_of.update(fresh)  # after words_of: a word seen in token_of is in words_of already
     if among is None:
         return [{t for w in ws if (t := token_of[w]) is not None} for ws in sets]
-    giving = [(t, words_of[t]) for t in among if t in words_of]
-    return [{t for t, ws_t in giving if not ws.isdisjoint(ws_t)} for ws in sets]
+    token_of_wanted = {w: t for t in among if t in words_of for w in words_of[t]}  # words giving a wanted token
+    return [{token_of_wanted[w] for w in ws.intersection(token_of_wanted)} for ws in sets]
 
 
 def bm25_text(passage: Passage) -> str:
