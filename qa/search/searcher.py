@@ -179,13 +179,12 @@ class Searcher:
         return [read[r] for r in rows]
 
     def _rerank(self, question: str, tokens: list[str], fused: np.ndarray, passage_cos: np.ndarray, sentence_cos,
-                rows=None, *, read: dict, prefetch: int = 0) -> None:
+                rows=None, *, read: dict) -> None:
         """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place
         (`tokens`: the question's, from `tokenize`).
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
         candidates of an approximate index, `sentence_cos` their `SentenceScores`). Reads only
-        those passages' sentences (their cosines are already computed), and with them the top
-        `prefetch` passages before re-scoring (what the search shows next, in one read)."""
+        those passages' sentences (their cosines are already computed)."""
         p = self.params
         if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_count
                                        or p.rerank_navigation):
@@ -195,9 +194,6 @@ class Searcher:
             return
         depth = min(p.rerank_depth, len(finite))
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
-        if prefetch > depth:  # re-scoring moves only the top `depth`: the shown ones are among these (or read later)
-            more = finite[np.argpartition(-fused[finite], prefetch - 1)[:prefetch]] if prefetch < len(finite) else finite
-            self._passages((rows[more] if rows is not None else more).tolist(), read)
         weights = self.reader.bm25_idf(set(tokens))
         kinds = answer_types(question)
         top_rows = (rows[top] if rows is not None else top).tolist()
@@ -231,18 +227,17 @@ class Searcher:
         already computed (evaluation encodes queries in batches)."""
         return self._score(question, sources, k, query_vector, {})
 
-    def _score(self, question: str, sources, k: int, query_vector, read: dict, prefetch: int = 0) -> ScoreParts:
-        """`score`, keeping in `read` the passages re-scoring read (row -> passage), and the top
-        `prefetch` before re-scoring with them."""
+    def _score(self, question: str, sources, k: int, query_vector, read: dict) -> ScoreParts:
+        """`score`, keeping in `read` the passages re-scoring read (row -> passage)."""
         query = self.embedder.encode_queries([question])[0] if query_vector is None else query_vector
         allowed_sources = self.allowed_sources(sources)
         with one_blas_thread():
             if not self.exact:
-                return self._score_candidates(question, query, allowed_sources, k, read, prefetch)
-            return self._score_all(question, query, allowed_sources, read, prefetch)
+                return self._score_candidates(question, query, allowed_sources, k, read)
+            return self._score_all(question, query, allowed_sources, read)
 
     def _score_all(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
-                   read: dict, prefetch: int = 0) -> ScoreParts:
+                   read: dict) -> ScoreParts:
         """`score` on an exact index: every passage and sentence."""
         p = self.params
         n = self._n
@@ -256,14 +251,14 @@ class Searcher:
         dense_order = dense_order[allowed[dense_order]].astype(np.int64)
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
         fused[~allowed] = -np.inf
-        self._rerank(question, tokens, fused, passage_cos, sent, read=read, prefetch=prefetch)
+        self._rerank(question, tokens, fused, passage_cos, sent, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sent, fused=fused,
             dense_rank=ranks_of(dense_order, n), bm25_rank=ranks_of(bm25_order, n), allowed=allowed,
         )
 
     def _score_candidates(self, question: str, query: np.ndarray, allowed_sources: set[str] | None,
-                          k: int, read: dict, prefetch: int = 0) -> ScoreParts:
+                          k: int, read: dict) -> ScoreParts:
         """`score` on an approximate index: only candidates are scored. `parts.candidates`
         holds their passage rows (ascending); "dense", "bm25", "fused", the ranks and "allowed"
         are aligned with it rather than sized to the corpus (half a dozen corpus-sized arrays
@@ -288,7 +283,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, read=read, prefetch=prefetch)
+        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
@@ -308,7 +303,7 @@ class Searcher:
         until `k` places are shown (or none is left)."""
         read: dict = {}  # passages read so far: re-scoring's top ones are shown too
         p = self.params
-        parts = self._score(question, sources, k, None, read, prefetch=k * (p.merge_max + 1) if p.merge else k)
+        parts = self._score(question, sources, k, None, read)
         allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
         pool = k * (p.merge_max + 1) if p.merge else k
@@ -320,11 +315,11 @@ class Searcher:
                 order = at = np.argsort(-parts.fused, kind="stable")[:pool]
             at = at[np.isfinite(parts.fused[at])].tolist()  # -inf (filtered out) sort last
             order = order[: len(at)].tolist()
-            passages = self._passages(order, read)
             if not p.merge:
+                passages = self._passages(order, read)
                 groups = [[g] for g in range(min(k, len(order)))]
                 break
-            groups = merge_ranked(passages, k, p.merge_max)
+            groups, passages = self._merge(order, k, read)
             if len(groups) >= k or len(at) < pool:  # enough results, or no passage left to add
                 break
             pool *= 2
@@ -349,6 +344,36 @@ class Searcher:
                 )
             )
         return hits, parts, behind
+
+    def _merge(self, order: list[int], k: int, read: dict) -> tuple[list[list[int]], list]:
+        """`merge_ranked` of the passages of `order` (rows, best first) and those passages (None
+        where not needed), reading only what the merge looks at when the reader tells the source
+        of a row (`source_numbers`): once `k` results are formed, a passage of another file than
+        theirs can neither join one nor start one, so it is skipped unread, as the merge would."""
+        most = self.params.merge_max
+        numbers = getattr(self.reader, "source_numbers", None)
+        if numbers is None:
+            passages = self._passages(order, read)
+            return merge_ranked(passages, k, most), passages
+        sources = numbers(np.asarray(order, dtype=np.int64)).tolist()
+        passages: list = [None] * len(order)
+        considered: list[int] = []  # positions handed to the merge, in rank order
+        groups: list[list[int]] = []
+        start = 0
+        while start < len(order):
+            if len(groups) < k:  # each passage starts at most one result: read as many as are missing
+                batch = list(range(start, min(len(order), start + k - len(groups))))
+                start = batch[-1] + 1
+            else:  # the k results are formed: only passages of their files can join them
+                theirs = {sources[g[0]] for g in groups}
+                batch = [i for i in range(start, len(order)) if sources[i] in theirs]
+                start = len(order)
+            for i, passage in zip(batch, self._passages([order[i] for i in batch], read)):
+                passages[i] = passage
+            considered += batch
+            merged = merge_ranked([passages[i] for i in considered], k, most)
+            groups = [[considered[j] for j in group] for group in merged]
+        return groups, passages
 
     def hit_sentences(self, rows, parts: ScoreParts, hits: Sequence[Hit] | None = None) -> list[list[tuple[int, int, float, int]]]:
         """For each hit (`rows`: what `search_with_scores` says is behind each, or plain passage
