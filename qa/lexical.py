@@ -57,25 +57,61 @@ def _question_stopwords() -> frozenset[str]:
     return frozenset(_bm25s_stopwords().STOPWORDS_EN_PLUS) | _stopwords()
 
 
+# ASCII bytes that are not word characters (\w: letters, digits, underscore) -> a space
+_NOT_WORD = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)).ljust(256, b" ")
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of `text`: `_TOKEN.findall(text.lower())`. ASCII text (most text)
+    is split by a byte table instead of the regular expression, 4-5x faster, same words."""
+    text = text.lower()
+    if text.isascii():
+        return text.encode("ascii").translate(_NOT_WORD).decode("ascii").split()
+    return _TOKEN.findall(text)
+
+
 def tokenize(text: str, content_only: bool = False) -> list[str]:
     """BM25 tokens: lower-cased words, stop words and 1-letter words dropped, Snowball-stemmed.
     The one tokenizer for indexing and querying. `content_only` drops the longer stop-word list
     too (what, who, were, does...): the words that carry a question's content."""
     stop = _question_stopwords() if content_only else _stopwords()
-    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(words)
+    kept = [w for w in words(text) if w not in stop and (len(w) > 1 or w.isdigit())]
+    return _stemmer().stemWords(kept)
+
+
+# What `tokenize_many` has stemmed in this process (a pure function's memo): word -> its token (None:
+# dropped), and token -> the words giving it. Replaced, not cleared, past _STEMS_MAX words, so a
+# thread holding the old pair still sees it whole; a word enters the first only once in the second.
+_STEMS: tuple[dict[str, str | None], dict[str, set[str]]] = ({}, {})
+_STEMS_MAX = 200_000
 
 
 def tokenize_many(texts: Sequence[str], among: set[str] | None = None) -> list[set[str]]:
     """The set of `tokenize` tokens of each of `texts` (only those in `among` when given: a
-    question's tokens), stemming each distinct word once."""
-    stop = _stopwords()
-    words = [set(_TOKEN.findall(text.lower())) for text in texts]
-    distinct = [w for w in set().union(*words) if w not in stop and (len(w) > 1 or w.isdigit())]
-    stem = dict(zip(distinct, _stemmer().stemWords(distinct)))
-    if among is not None:
-        stem = {w: s for w, s in stem.items() if s in among}
-    return [{stem[w] for w in ws.intersection(stem)} for ws in words]
+    question's tokens). Each distinct word is stemmed once per process (re-scoring tokenizes the
+    best sentences of every search); with `among`, only the words known to give those tokens are
+    looked up (a set intersection, no loop over the text's words)."""
+    global _STEMS
+    sets = [set(words(text)) for text in texts]
+    distinct = set().union(*sets)
+    token_of, words_of = memo = _STEMS
+    new = distinct.difference(token_of)
+    if new:
+        if len(token_of) + len(new) > _STEMS_MAX:
+            token_of, words_of = memo = _STEMS = ({}, {})
+            new = distinct
+        stop = _stopwords()
+        new = list(new)
+        kept = [w for w in new if w not in stop and (len(w) > 1 or w.isdigit())]
+        fresh = dict.fromkeys(new)
+        fresh.update(zip(kept, _stemmer().stemWords(kept)))
+        for w in kept:
+            words_of.setdefault(fresh[w], set()).add(w)
+        token_of.update(fresh)  # after words_of: a word seen in token_of is in words_of already
+    if among is None:
+        return [{t for w in ws if (t := token_of[w]) is not None} for ws in sets]
+    token_of_wanted = {w: t for t in among if t in words_of for w in words_of[t]}  # words giving a wanted token
+    return [{token_of_wanted[w] for w in ws.intersection(token_of_wanted)} for ws in sets]
 
 
 def bm25_text(passage: Passage) -> str:

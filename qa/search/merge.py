@@ -44,27 +44,31 @@ def merge_ranked(passages: Sequence[Passage], k: int, most: int = MAX_MERGED) ->
     more than half of its characters is dropped as a repeat; one that overlaps less starts its own
     group. Pure."""
     groups: list[list[int]] = []
-    spans: list[tuple[tuple, int, int]] = []  # (place, start, end) of each group's union
+    spans: list[list[int]] = []  # [start, end] of each group's union
+    of_place: dict[tuple, list[int]] = {}  # place -> its groups, in order (only those can be joined)
     for at, p in enumerate(passages):
         joined = False
-        here = _place(p)
-        for g, (place, start, end) in enumerate(spans):
-            if place != here or p.start_char > end or p.end_char < start:
+        here = (p.source, p.section, p.page, p.locator)
+        a, b = p.start_char, p.end_char
+        for g in of_place.get(here, ()):
+            span = spans[g]
+            start, end = span
+            if a > end or b < start:
                 continue
             if len(groups[g]) < most:
                 groups[g].append(at)
-                spans[g] = (place, min(start, p.start_char), max(end, p.end_char))
+                span[0], span[1] = min(start, a), max(end, b)
                 joined = True
                 break
-            inside = min(end, p.end_char) - max(start, p.start_char)
-            if inside * 2 > p.end_char - p.start_char:
+            if (min(end, b) - max(start, a)) * 2 > b - a:
                 joined = True  # mostly shown already: dropped
                 break
         if not joined:
             if len(groups) >= k:
                 continue
+            of_place.setdefault(here, []).append(len(groups))
             groups.append([at])
-            spans.append((here, p.start_char, p.end_char))
+            spans.append([a, b])
     return groups
 
 
@@ -93,15 +97,18 @@ def trim_shown(results: Sequence[Passage]) -> list:
     off the start or end of each later one (whole overlapping sentences, as passages overlap),
     still an exact span of the file; a result shown entirely already stays as it is. Pure."""
     out: list = []
+    of_place: dict[tuple, list] = {}  # place -> the results of it so far, in order
     for p in results:
-        for q in out:
-            if _place(q) != _place(p) or q.end_char <= p.start_char or p.end_char <= q.start_char:
+        here = _place(p)
+        for q in of_place.get(here, ()):
+            if q.end_char <= p.start_char or p.end_char <= q.start_char:
                 continue
             if q.start_char <= p.start_char < q.end_char < p.end_char:  # q shows p's beginning
                 p = _cut(p, q.end_char - p.start_char, len(p.text))
             elif p.start_char < q.start_char < p.end_char <= q.end_char:  # q shows p's end
                 p = _cut(p, 0, q.start_char - p.start_char)
         out.append(p)
+        of_place.setdefault(here, []).append(p)
     return out
 
 

@@ -52,14 +52,18 @@ class SentenceScores:
 
     Args:
         reader: the index (sentence vectors of other ids are read from it on demand);
-        query: the query vector; ids, cosines: sentence ids already scored (ascending) and their cosines.
+        query: the query vector; ids, cosines: sentence ids already scored (ascending) and their cosines;
+        offsets, counts: where the sentences of each passage scored start in `ids`, and how many it has.
     """
 
-    def __init__(self, reader: IndexReader, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray):
+    def __init__(self, reader: IndexReader, query: np.ndarray, ids: np.ndarray, cosines: np.ndarray,
+                 offsets: np.ndarray | None = None, counts: np.ndarray | None = None):
         self._reader = reader
         self._query = query
         self._ids = ids
         self._cos = cosines
+        self._offsets = offsets
+        self._counts = counts
 
     def __getitem__(self, j) -> float:
         j = int(j)
@@ -68,6 +72,15 @@ class SentenceScores:
             return float(self._cos[at])
         vector = self._reader.sentence_vectors(np.array([j], dtype=np.int64))[0]
         return float(np.asarray(vector, dtype=np.float32) @ self._query)
+
+    def best_ids(self, positions) -> list[int]:
+        """The id of the best sentence (the first of equals) of the passages at `positions` among
+        those scored; -1 for a passage without sentences."""
+        out = []
+        for at in positions:
+            first, n = int(self._offsets[at]), int(self._counts[at])
+            out.append(int(self._ids[first + int(np.argmax(self._cos[first : first + n]))]) if n else -1)
+        return out
 
 
 _BLAS = None  # numpy's BLAS libraries (threadpoolctl), looked up at the first search; False: none found
@@ -141,24 +154,24 @@ class Searcher:
         """Best sentence cosine of each passage in `rows` (ascending; -1 where it has none),
         reading only their sentence vectors; those sentences' cosines; and the id of each
         passage's best sentence (the first of equals; -1 where it has none)."""
+        best, scores = self._best_sentences(query, rows)
+        return best, scores, np.array(scores.best_ids(range(len(rows))), dtype=np.int64)
+
+    def _best_sentences(self, query: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, SentenceScores]:
+        """`best_sentences` without the best sentences' ids (`SentenceScores.best_ids` gives
+        those of the passages that need them)."""
         starts, counts = self.reader.sentence_range(rows)
         best = np.full(len(rows), -1.0, dtype=np.float32)
-        best_ids = np.full(len(rows), -1, dtype=np.int64)
         offsets = np.cumsum(counts) - counts  # where each passage's sentences start in `ids`
-        total = int(counts.sum())
+        total = int(offsets[-1] + counts[-1]) if len(rows) else 0
         ids = np.repeat(starts - offsets, counts) + np.arange(total)
         if total:
             cos = np.asarray(self.reader.sentence_vectors(ids), dtype=np.float32) @ query
+            has = counts > 0
+            best[has] = np.maximum.reduceat(cos, offsets[has])
         else:
             cos = np.zeros(0, np.float32)
-        has = counts > 0
-        if total:
-            best[has] = np.maximum.reduceat(cos, offsets[has])
-            segment = np.repeat(np.arange(int(has.sum())), counts[has])  # passage (among `has`) of each sentence
-            at_max = np.flatnonzero(cos == best[has][segment])
-            of = segment[at_max]  # ascending: the first sentence at the maximum of each passage starts a run
-            best_ids[has] = ids[at_max[np.flatnonzero(np.diff(of, prepend=-1))]]
-        return best, SentenceScores(self.reader, query, ids, cos), best_ids
+        return best, SentenceScores(self.reader, query, ids, cos, offsets, counts)
 
     def _passages(self, rows: list[int], read: dict) -> list:
         """The passages of `rows`, reading from the index only those not in `read` (row -> passage,
@@ -169,12 +182,12 @@ class Searcher:
         return [read[r] for r in rows]
 
     def _rerank(self, question: str, tokens: list[str], fused: np.ndarray, passage_cos: np.ndarray, sentence_cos,
-                rows=None, best_ids=None, *, read: dict) -> None:
+                rows=None, *, read: dict) -> None:
         """Add `rerank_bonus` to the fused score of the top `rerank_depth` passages, in place
         (`tokens`: the question's, from `tokenize`).
         `fused` and `passage_cos` are indexed by passage row, or aligned with `rows` (the
-        candidates of an approximate index, with `best_ids` their best sentences from
-        `best_sentences`). Reads only those passages' sentences (their cosines are already computed)."""
+        candidates of an approximate index, `sentence_cos` their `SentenceScores`). Reads only
+        those passages' sentences (their cosines are already computed)."""
         p = self.params
         if p.rerank_depth <= 0 or not (p.rerank_passage or p.rerank_words or p.rerank_when or p.rerank_navigation
                                        or p.rerank_doc_passage or p.rerank_doc_length):
@@ -186,12 +199,12 @@ class Searcher:
         top = finite[np.argpartition(-fused[finite], depth - 1)[:depth]] if depth < len(finite) else finite
         weights = self.reader.bm25_idf(set(tokens))
         kinds = answer_types(question)
-        top_rows = [int(rows[at]) if rows is not None else int(at) for at in top]
-        best = []
-        for at, i in zip(top, top_rows):
-            if best_ids is not None:
-                best.append(int(best_ids[at]))
-            else:  # the passage's best sentence by cosine (the first of equals)
+        top_rows = (rows[top] if rows is not None else top).tolist()
+        if rows is not None:  # SentenceScores of the candidates
+            best = sentence_cos.best_ids(top.tolist())
+        else:  # the passage's best sentence by cosine (the first of equals)
+            best = []
+            for i in top_rows:
                 first, stop = int(self._first_sentence[i]), int(self._first_sentence[i + 1])
                 best.append(first + int(np.argmax(sentence_cos[first:stop])) if stop > first else -1)
         spans = dict(zip((b for b in best if b >= 0), self.reader.sentence_spans([b for b in best if b >= 0])))
@@ -267,7 +280,7 @@ class Searcher:
         passage_cos[from_ann] = ann_cos[first[from_ann]]
         if not from_ann.all():  # BM25 candidates the vector search did not return
             passage_cos[~from_ann] = self.reader.passage_vectors(rows[~from_ann]) @ query
-        best, sentence_cos, best_ids = self.best_sentences(query, rows)
+        best, sentence_cos = self._best_sentences(query, rows)
         dense = dense_scores(passage_cos, best, p)
         bm25 = self.reader.bm25_scores(tokens, rows)
         # Orders are positions in `rows`; rows ascend, so position breaks ties as the row would.
@@ -276,7 +289,7 @@ class Searcher:
         in_pool = np.searchsorted(rows, pool)
         bm25_order = in_pool[np.lexsort((in_pool, -bm25[in_pool]))]
         fused = fuse(dense, bm25, dense_order, bm25_order, p)
-        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, best_ids, read=read)
+        self._rerank(question, tokens, fused, passage_cos, sentence_cos, rows, read=read)
         return ScoreParts(
             query=query, dense=dense, question_dense=dense, bm25=bm25, sentence=sentence_cos, fused=fused,
             dense_rank=ranks_of(dense_order, len(rows)), bm25_rank=ranks_of(bm25_order, len(rows)),
@@ -295,10 +308,10 @@ class Searcher:
         of one place that overlap are shown as one result (`qa.search.merge`): more passages are read
         until `k` places are shown (or none is left)."""
         read: dict = {}  # passages read so far: re-scoring's top ones are shown too
+        p = self.params
         parts = self._score(question, sources, k, None, read)
         allowed = int(parts.allowed.sum())
         k = max(0, min(k, allowed))
-        p = self.params
         pool = k * (p.merge_max + 1) if p.merge else k
         while True:
             if parts.candidates is not None:  # approximate index: parts are aligned with the candidates
@@ -308,33 +321,65 @@ class Searcher:
                 order = at = np.argsort(-parts.fused, kind="stable")[:pool]
             at = at[np.isfinite(parts.fused[at])].tolist()  # -inf (filtered out) sort last
             order = order[: len(at)].tolist()
-            passages = self._passages(order, read)
             if not p.merge:
+                passages = self._passages(order, read)
                 groups = [[g] for g in range(min(k, len(order)))]
                 break
-            groups = merge_ranked(passages, k, p.merge_max)
+            groups, passages = self._merge(order, k, read)
             if len(groups) >= k or len(at) < pool:  # enough results, or no passage left to add
                 break
             pool *= 2
         shown = [merged_passage([passages[g] for g in group]) for group in groups]
         if p.merge:
             shown = trim_shown(shown)
+        firsts = [at[group[0]] for group in groups]  # the best passage of each result: its scores
+        score, dense, bm25 = (parts.fused[firsts].tolist(), parts.dense[firsts].tolist(), parts.bm25[firsts].tolist())
+        dense_rank, bm25_rank = parts.dense_rank[firsts].tolist(), parts.bm25_rank[firsts].tolist()
         hits, behind = [], []
-        for rank, (group, passage) in enumerate(zip(groups, shown), start=1):
-            j = at[group[0]]
+        for h, (group, passage) in enumerate(zip(groups, shown)):
             behind.append(Shown(rows=tuple(order[g] for g in group), places=tuple(group)))
             hits.append(
                 Hit(
                     **passage.__dict__,
-                    rank=rank,
-                    score=round(float(parts.fused[j]), 6),
-                    dense=round(float(parts.dense[j]), 6),
-                    bm25=round(float(parts.bm25[j]), 6),
-                    dense_rank=int(parts.dense_rank[j]) or None,
-                    bm25_rank=int(parts.bm25_rank[j]) or None,
+                    rank=h + 1,
+                    score=round(score[h], 6),
+                    dense=round(dense[h], 6),
+                    bm25=round(bm25[h], 6),
+                    dense_rank=dense_rank[h] or None,
+                    bm25_rank=bm25_rank[h] or None,
                 )
             )
         return hits, parts, behind
+
+    def _merge(self, order: list[int], k: int, read: dict) -> tuple[list[list[int]], list]:
+        """`merge_ranked` of the passages of `order` (rows, best first) and those passages (None
+        where not needed), reading only what the merge looks at when the reader tells the source
+        of a row (`source_numbers`): once `k` results are formed, a passage of another file than
+        theirs can neither join one nor start one, so it is skipped unread, as the merge would."""
+        most = self.params.merge_max
+        numbers = getattr(self.reader, "source_numbers", None)
+        if numbers is None:
+            passages = self._passages(order, read)
+            return merge_ranked(passages, k, most), passages
+        sources = numbers(np.asarray(order, dtype=np.int64)).tolist()
+        passages: list = [None] * len(order)
+        considered: list[int] = []  # positions handed to the merge, in rank order
+        groups: list[list[int]] = []
+        start = 0
+        while start < len(order):
+            if len(groups) < k:  # each passage starts at most one result: read as many as are missing
+                batch = list(range(start, min(len(order), start + k - len(groups))))
+                start = batch[-1] + 1
+            else:  # the k results are formed: only passages of their files can join them
+                theirs = {sources[g[0]] for g in groups}
+                batch = [i for i in range(start, len(order)) if sources[i] in theirs]
+                start = len(order)
+            for i, passage in zip(batch, self._passages([order[i] for i in batch], read)):
+                passages[i] = passage
+            considered += batch
+            merged = merge_ranked([passages[i] for i in considered], k, most)
+            groups = [[considered[j] for j in group] for group in merged]
+        return groups, passages
 
     def hit_sentences(self, rows, parts: ScoreParts, hits: Sequence[Hit] | None = None) -> list[list[tuple[int, int, float, int]]]:
         """For each hit (`rows`: what `search_with_scores` says is behind each, or plain passage

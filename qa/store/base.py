@@ -145,7 +145,11 @@ class RowArrays:
         return starts, self._first_sentence[rows + 1] - starts
 
     def sentence_vectors(self, ids: np.ndarray | None):
-        return self._sentence_vectors if ids is None else self._sentence_vectors[np.asarray(ids, dtype=np.int64)]
+        vectors = self._sentence_vectors
+        if ids is None:
+            return vectors
+        ids = np.asarray(ids, dtype=np.int64)
+        return vectors.take(ids, axis=0) if type(vectors) is np.ndarray else vectors[ids]
 
     def bm25_scores(self, tokens: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
         if rows is not None:

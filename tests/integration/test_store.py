@@ -4,6 +4,7 @@ SQLite passage store and its queries."""
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 
 from qa import integrity
@@ -150,3 +151,16 @@ def test_a_generation_without_the_row_arrays_is_read_from_sqlite(built, fake_emb
     assert starts.tolist() == expected[1][0].tolist() and counts.tolist() == expected[1][1].tolist()
     hits = Retriever.load(built.index_dir, embedder=fake_embedder).search("boats on the lake", k=2)
     assert hits[0].source == "sub/boats.md"
+
+
+def test_sha256_file_is_the_sha256_of_the_bytes(tmp_path):
+    import hashlib
+
+    for size in (0, 1, 4096, (1 << 20) + 17, 3 << 20):  # empty, small, and over several 1 MiB reads
+        data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+        path = tmp_path / f"f{size}"
+        path.write_bytes(data)
+        assert integrity.sha256_file(path) == integrity.sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+    hashes = integrity.SourceHashes(tmp_path)
+    assert hashes.current("f1") == hashlib.sha256((tmp_path / "f1").read_bytes()).hexdigest()
+    assert hashes.current("missing") is None and hashes.current(".") is None  # a folder is no file

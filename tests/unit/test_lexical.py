@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.lexical import bm25_idf, bm25_scores, bm25_text, build_bm25, tokenize, tokenize_many
+from qa import lexical
+from qa.lexical import bm25_idf, bm25_scores, bm25_text, build_bm25, tokenize, tokenize_many, words
 from qa.schema import Passage
 
 
@@ -23,6 +24,31 @@ def test_tokenize_many_matches_tokenize():
     among = {"camp", "resid", "7", "attack", "albania"}
     assert tokenize_many(texts, among) == [set(tokenize(t)) & among for t in texts]
     assert tokenize_many(texts, among)[2] == {"camp", "resid"} and tokenize_many(texts, set()) == [set()] * 5
+
+
+def test_words_are_the_regex_words_of_the_lower_cased_text():
+    import random
+
+    rng = random.Random(7)
+    alphabet = "abXY_09 .,;:-'\"\n\t\x0b\x1c\x1f()[]\u00e9\u0130\u212a\u00df\u03a3\ufb01\u00bd\u00b2\u0660"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts += [chr(c) + "a" + chr(c) + " x" for c in range(0, 0x2000, 3)]  # every kind of character, ASCII or not
+    for text in texts:
+        assert words(text) == lexical._TOKEN.findall(text.lower()), repr(text)
+
+
+def test_tokenize_many_remembers_stems_and_forgets_them_whole(monkeypatch):
+    import random
+
+    rng = random.Random(3)
+    vocab = "camps camp residents resided attack attacking attacks 1988 i a the of Ünïcode naïve running ran".split()
+    texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 12))) for _ in range(200)]
+    among = {"camp", "resid", "attack", "run", "1988", "naïv"}
+    monkeypatch.setattr(lexical, "_STEMS_MAX", 8)  # the memo is replaced many times on the way
+    for start in range(0, 200, 5):
+        chunk = texts[start : start + 5]
+        assert tokenize_many(chunk) == [set(tokenize(t)) for t in chunk]
+        assert tokenize_many(chunk, among) == [set(tokenize(t)) & among for t in chunk]
 
 
 def test_bm25_idf_of_question_words():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from qa.chunking import chunk_document
 from qa.config import ChunkSettings
 from qa.search.merge import MAX_MERGED, merge_ranked, merged_passage
@@ -88,3 +90,46 @@ def test_trim_cuts_what_a_better_result_shows_and_stays_exact(tmp_path):
     assert out[2].end_char <= first.start_char and out[2].start_char == before.start_char
     for p in out:
         assert p.text == doc.text[p.start_char : p.end_char] and p.text == p.text.strip()
+
+
+class _Rows:
+    """A reader of ranked passages that can say each row's source from memory (or not)."""
+
+    def __init__(self, passages, numbers: bool):
+        self.list = passages
+        self.read = 0
+        if numbers:
+            names = {}
+            self.source_numbers = lambda rows: np.array([names.setdefault(passages[r].source, len(names)) for r in rows])
+
+    def passages(self, rows):
+        self.read += len(rows)
+        return [self.list[r] for r in rows]
+
+
+def test_merging_reads_only_what_it_looks_at_and_merges_as_over_all():
+    from qa.search import SearchParams, Searcher
+
+    rng = np.random.default_rng(5)
+    skipped = 0
+    for trial in range(300):
+        passages = []
+        for _ in range(int(rng.integers(0, 45))):  # few files, sections and overlapping spans: merges happen
+            start = int(rng.integers(0, 300))
+            passages.append(Passage(text="x" * 40, source=f"f{rng.integers(0, 6)}", section=f"s{rng.integers(0, 2)}",
+                                    start_line=1, end_line=1, start_char=start, end_char=start + 40))
+        k = int(rng.integers(0, 12))
+        order = list(rng.permutation(len(passages)))
+        for most in (1, 3):
+            expected = merge_ranked([passages[r] for r in order], k, most)
+            for numbers in (True, False):
+                searcher = object.__new__(Searcher)
+                searcher.reader, searcher.params = _Rows(passages, numbers), SearchParams(merge_max=most)
+                groups, got = searcher._merge(order, k, {})
+                assert groups == expected, (trial, numbers)
+                assert all(got[i] is passages[order[i]] for group in groups for i in group)
+                if not numbers:
+                    assert searcher.reader.read == len(order)
+                else:
+                    skipped += len(order) - searcher.reader.read
+    assert skipped > 1000  # passages of other files than the k results' were not read

@@ -493,8 +493,8 @@ def load_generation(gen: Path) -> "LocalReader":
         # candidates' rows read on demand, so a long-running server does not map gigabytes.
         if kind == "flat":
             sentence_vectors = integrity.load_npy(current)
-        elif kind == "hnsw":
-            sentence_vectors = integrity.load_npy(current, mmap=True)
+        elif kind == "hnsw":  # a plain array over the map: rows gathered by np.take, no memmap wrapping
+            sentence_vectors = integrity.load_npy(current, mmap=True).view(np.ndarray)
         else:
             sentence_vectors = VectorFile(current)
         current = gen / BM25_DIR

@@ -48,6 +48,10 @@ class LocalReader(RowArrays):
         wanted = np.array([name in sources for name in self._source_names] + [False], dtype=bool)
         return wanted[self._source_id] if len(self._source_id) else np.zeros(0, dtype=bool)
 
+    def source_numbers(self, rows: np.ndarray) -> np.ndarray:
+        """A number per source file of each passage row (equal numbers: the same file), from memory."""
+        return self._source_id[np.asarray(rows, dtype=np.int64)]
+
     def passages(self, rows: Sequence[int]) -> list[Passage]:
         return self._db.passages(rows)
 
